@@ -1,0 +1,64 @@
+# meshguard: an admission webhook and CLI that guard Istio meshes at deploy time.
+# `make help` lists the targets.
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+BIN := $(CURDIR)/bin
+export GOFLAGS ?= -buildvcs=false
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	$(GO) fmt ./...
+
+.PHONY: lint
+lint: ## Run go vet and check formatting.
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: update-golden
+update-golden: ## Regenerate golden files (expected findings, README rule table); review the diff.
+	UPDATE_GOLDEN=1 $(GO) test ./...
+	$(MAKE) docs
+
+.PHONY: docs
+docs: build ## Regenerate the README rule table from the catalog.
+	$(BIN)/meshguard rules list -o markdown > /tmp/meshguard-rules.md
+	python3 hack/replace-section.py README.md RULES-TABLE /tmp/meshguard-rules.md
+
+.PHONY: verify
+verify: lint build ## Check formatting, vet, and that generated docs are current.
+	$(BIN)/meshguard rules list -o markdown > /tmp/meshguard-rules.md
+	python3 hack/replace-section.py --check README.md RULES-TABLE /tmp/meshguard-rules.md
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/meshguard.
+	$(GO) build -o $(BIN)/meshguard ./cmd/meshguard
+
+##@ Test
+
+.PHONY: test
+test: verify ## Run every test (unit, catalog fixtures, CLI) after verify.
+	$(GO) test -count=1 ./...
+
+.PHONY: bench
+bench: ## Run the evaluator benchmarks (see BENCHMARKS.md).
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./rules/ | tee bench.out
+
+##@ Demo
+
+.PHONY: audit-example
+audit-example: build ## Audit the bundled Bookinfo example (the README's first command).
+	$(BIN)/meshguard audit -f examples/bookinfo/insecure --fail-on Critical || test $$? -eq 1

@@ -1,0 +1,160 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/meshguard/meshguard/rules"
+)
+
+// Located is a finding with the position of the object it is about.
+type Located struct {
+	rules.Finding
+	File  string `json:"file"`
+	Index int    `json:"index"`
+	Line  int    `json:"line"`
+}
+
+// Report is the outcome of an audit.
+type Report struct {
+	// Findings in input order (file, document), then by code.
+	Findings []Located `json:"findings"`
+	// Errors are documents that could not be parsed or evaluated.
+	Errors []InputError `json:"errors"`
+	// Objects is the number of objects read.
+	Objects int `json:"objects"`
+	// Evaluated is the number of objects at least one rule applies to.
+	Evaluated int `json:"evaluated"`
+	// Skipped counts objects of kinds no rule covers, by apiVersion/kind.
+	Skipped map[string]int `json:"skipped,omitempty"`
+}
+
+// Options tune an audit run.
+type Options struct {
+	// DefaultNamespace is the namespace of objects that name none. Default "default".
+	DefaultNamespace string
+	// PostInjection treats Pods as seen after sidecar injection (a live cluster).
+	// Manifests are pre-injection, so the default is false.
+	PostInjection bool
+	// Context adds cluster state beyond the documents (nil for none). Objects in
+	// the documents take precedence.
+	Context rules.Context
+}
+
+// Run evaluates every document. The context is built from the documents
+// themselves: namespaces and their labels, PeerAuthentications and
+// AuthorizationPolicies.
+func Run(ctx context.Context, ev rules.Evaluator, docs []Document, opts Options) *Report {
+	if opts.DefaultNamespace == "" {
+		opts.DefaultNamespace = "default"
+	}
+	snap := rules.NewSnapshot()
+	for _, d := range docs {
+		snap.Add(d.Object, opts.DefaultNamespace)
+	}
+	var c rules.Context = snap
+	if opts.Context != nil {
+		c = layered{snap, opts.Context}
+	}
+	rep := &Report{Objects: len(docs)}
+	for _, d := range docs {
+		gk := schema.GroupKind{Group: groupOf(d.Object), Kind: fmt.Sprint(d.Object["kind"])}
+		if !covered(ev, gk) {
+			if rep.Skipped == nil {
+				rep.Skipped = map[string]int{}
+			}
+			rep.Skipped[fmt.Sprintf("%v/%v", d.Object["apiVersion"], d.Object["kind"])]++
+			continue
+		}
+		rep.Evaluated++
+		fs, err := ev.Evaluate(ctx, &rules.Request{
+			Object:           d.Object,
+			DefaultNamespace: opts.DefaultNamespace,
+			PostInjection:    opts.PostInjection,
+			Context:          c,
+		})
+		if err != nil {
+			rep.Errors = append(rep.Errors, InputError{File: d.File, Index: d.Index, Line: d.Line, Err: err.Error()})
+			continue
+		}
+		sort.SliceStable(fs, func(i, j int) bool { return fs[i].Code < fs[j].Code })
+		for _, f := range fs {
+			rep.Findings = append(rep.Findings, Located{Finding: f, File: d.File, Index: d.Index, Line: d.Line})
+		}
+	}
+	return rep
+}
+
+// kindCoverer is implemented by evaluators that can tell which kinds they judge.
+type kindCoverer interface {
+	RulesFor(schema.GroupKind) []*rules.Rule
+}
+
+func covered(ev rules.Evaluator, gk schema.GroupKind) bool {
+	if kc, ok := ev.(kindCoverer); ok {
+		return len(kc.RulesFor(gk)) > 0
+	}
+	return true
+}
+
+func groupOf(obj rules.Object) string {
+	av, _ := obj["apiVersion"].(string)
+	for i := 0; i < len(av); i++ {
+		if av[i] == '/' {
+			return av[:i]
+		}
+	}
+	return ""
+}
+
+// MaxSeverity returns the highest severity among the findings (0 when none).
+func (r *Report) MaxSeverity() rules.Severity {
+	var m rules.Severity
+	for _, f := range r.Findings {
+		m = max(m, f.Severity)
+	}
+	return m
+}
+
+// Exit codes of `meshguard audit`.
+const (
+	ExitClean    = 0
+	ExitFindings = 1
+	ExitError    = 2
+)
+
+// ExitCode is 2 when some input could not be audited, 1 when a finding is at
+// or above failOn, and 0 otherwise.
+func (r *Report) ExitCode(failOn rules.Severity) int {
+	if len(r.Errors) > 0 {
+		return ExitError
+	}
+	if len(r.Findings) > 0 && r.MaxSeverity() >= failOn {
+		return ExitFindings
+	}
+	return ExitClean
+}
+
+// layered looks up the documents first, then an extra context.
+type layered struct {
+	first  *rules.Snapshot
+	second rules.Context
+}
+
+func (l layered) Namespace(name string) (rules.Namespace, bool) {
+	if ns, ok := l.first.Namespace(name); ok {
+		return ns, true
+	}
+	return l.second.Namespace(name)
+}
+
+func (l layered) PeerAuthentications(ns string) []rules.Object {
+	return append(append([]rules.Object(nil), l.first.PeerAuthentications(ns)...), l.second.PeerAuthentications(ns)...)
+}
+
+func (l layered) AuthorizationPolicies(ns string) []rules.Object {
+	return append(append([]rules.Object(nil), l.first.AuthorizationPolicies(ns)...), l.second.AuthorizationPolicies(ns)...)
+}

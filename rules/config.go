@@ -1,0 +1,201 @@
+package rules
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Namespace modes: how a namespace (or a pod) takes part in the mesh.
+const (
+	ModeSidecar = "sidecar"
+	ModeAmbient = "ambient"
+	ModeNone    = "none"
+	ModeUnknown = "unknown"
+)
+
+// Config is the mesh configuration that rules depend on and that is not in the
+// object under review. It is shared by `meshguard audit` and `meshguard serve`,
+// so the CLI and the webhook judge the same object the same way.
+// NewConfig returns the defaults; AddFlags binds them; Validate checks them.
+type Config struct {
+	// RootNamespace is Istio's meshConfig.rootNamespace. Default "istio-system".
+	RootNamespace string
+	// ClusterDomain is the cluster's DNS domain. Default "cluster.local".
+	ClusterDomain string
+	// ProxyImageRegistries are the registries (repository prefixes) from which an
+	// image named proxyv2 counts as Istio's proxy. Defaults: docker.io/istio and
+	// gcr.io/istio-release. Add the private mirror your nodes pull through
+	// (for example registry.example.com/istio); a mirror missing here turns every
+	// injected pod into a false positive.
+	ProxyImageRegistries []string
+	// ProxyUID and ProxyGID are the proxy's identity (1337). On OpenShift they
+	// are derived per namespace from its SCC annotations instead.
+	ProxyUID, ProxyGID int64
+	// InterceptionMode is the mesh default (meshConfig.defaultConfig.interceptionMode):
+	// REDIRECT (default) or TPROXY. Under TPROXY the proxy legitimately adds NET_ADMIN.
+	InterceptionMode string
+	// ProxyPrivileged mirrors the injector's global.proxy.privileged (default false):
+	// when true, privileged istio-init and istio-proxy containers match the injected shape.
+	ProxyPrivileged bool
+	// SystemNamespaces are never checked by workload and namespace rules (Istio never
+	// injects them). Default kube-system, kube-public, kube-node-lease, local-path-storage.
+	SystemNamespaces []string
+	// ControlPlaneNamespaces hold Istio's own components (istiod, gateways, CNI,
+	// ztunnel) and are exempt from workload and namespace rules, but not from the
+	// Istio configuration rules. Default istio-system, istio-ingress, istio-egress.
+	ControlPlaneNamespaces []string
+	// EnableNamespacesByDefault mirrors sidecarInjectorWebhook.enableNamespacesByDefault:
+	// unlabelled namespaces are injected. Default false.
+	EnableNamespacesByDefault bool
+	// DefaultNamespaceMode is the mode assumed for a namespace the context knows
+	// nothing about (not in the audited manifests): sidecar, ambient, none or
+	// unknown (default). Rules that depend on the mode are conservative when unknown.
+	DefaultNamespaceMode string
+	// EnvoyFilterNamespaces may hold EnvoyFilters besides the root namespace (MESH0040).
+	EnvoyFilterNamespaces []string
+	// AllowedExcludedInboundPorts are inbound ports an admin accepts being excluded
+	// from capture (metrics scraped by a non-mesh Prometheus); MESH0122 is Medium for them.
+	AllowedExcludedInboundPorts []string
+	// InjectorIncludeOutboundIPRanges and InjectorExcludeOutboundIPRanges are the
+	// install's global.proxy.includeIPRanges/excludeIPRanges, which the injector
+	// writes onto every injected pod; only deviations from them are findings.
+	InjectorIncludeOutboundIPRanges string
+	InjectorExcludeOutboundIPRanges string
+}
+
+// NewConfig returns a Config with the documented defaults.
+func NewConfig() *Config {
+	return &Config{
+		RootNamespace:                   "istio-system",
+		ClusterDomain:                   "cluster.local",
+		ProxyImageRegistries:            []string{"docker.io/istio", "gcr.io/istio-release"},
+		ProxyUID:                        1337,
+		ProxyGID:                        1337,
+		InterceptionMode:                "REDIRECT",
+		SystemNamespaces:                []string{"kube-system", "kube-public", "kube-node-lease", "local-path-storage"},
+		ControlPlaneNamespaces:          []string{"istio-system", "istio-ingress", "istio-egress"},
+		DefaultNamespaceMode:            ModeUnknown,
+		InjectorIncludeOutboundIPRanges: "*",
+	}
+}
+
+// AddFlags binds the configuration to command-line flags.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.RootNamespace, "root-namespace", c.RootNamespace, "Istio root namespace (meshConfig.rootNamespace)")
+	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "cluster DNS domain, used to recognise in-mesh hosts")
+	fs.StringSliceVar(&c.ProxyImageRegistries, "proxy-image-registry", c.ProxyImageRegistries, "registries whose proxyv2 image counts as Istio's proxy; repeat or comma-separate, and include your private mirror")
+	fs.Int64Var(&c.ProxyUID, "proxy-uid", c.ProxyUID, "UID of the Istio proxy, exempt from traffic capture")
+	fs.Int64Var(&c.ProxyGID, "proxy-gid", c.ProxyGID, "GID of the Istio proxy, exempt from traffic capture")
+	fs.StringVar(&c.InterceptionMode, "interception-mode", c.InterceptionMode, "mesh default interception mode: REDIRECT or TPROXY")
+	fs.BoolVar(&c.ProxyPrivileged, "proxy-privileged", c.ProxyPrivileged, "the install sets global.proxy.privileged=true (privileged Istio containers are expected)")
+	fs.StringSliceVar(&c.SystemNamespaces, "system-namespaces", c.SystemNamespaces, "namespaces Istio never injects; workload and namespace rules skip them")
+	fs.StringSliceVar(&c.ControlPlaneNamespaces, "control-plane-namespaces", c.ControlPlaneNamespaces, "namespaces of Istio's own components; workload and namespace rules skip them")
+	fs.BoolVar(&c.EnableNamespacesByDefault, "enable-namespaces-by-default", c.EnableNamespacesByDefault, "the injector injects unlabelled namespaces (sidecarInjectorWebhook.enableNamespacesByDefault)")
+	fs.StringVar(&c.DefaultNamespaceMode, "default-namespace-mode", c.DefaultNamespaceMode, "mesh mode assumed for namespaces not described by the input: sidecar, ambient, none or unknown")
+	fs.StringSliceVar(&c.EnvoyFilterNamespaces, "envoyfilter-namespaces", c.EnvoyFilterNamespaces, "namespaces besides the root namespace that may hold EnvoyFilters")
+	fs.StringSliceVar(&c.AllowedExcludedInboundPorts, "allowed-excluded-inbound-ports", c.AllowedExcludedInboundPorts, "inbound ports that may be excluded from capture at reduced severity")
+	fs.StringVar(&c.InjectorIncludeOutboundIPRanges, "injector-include-outbound-ip-ranges", c.InjectorIncludeOutboundIPRanges, "the install's global.proxy.includeIPRanges, written onto every injected pod")
+	fs.StringVar(&c.InjectorExcludeOutboundIPRanges, "injector-exclude-outbound-ip-ranges", c.InjectorExcludeOutboundIPRanges, "the install's global.proxy.excludeIPRanges, written onto every injected pod")
+}
+
+var registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.\-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._\-]*[a-z0-9])?)*$`)
+
+// Validate rejects a configuration that cannot be applied, naming the flag.
+func (c *Config) Validate() error {
+	if c.RootNamespace == "" {
+		return fmt.Errorf("--root-namespace: must not be empty")
+	}
+	if len(c.ProxyImageRegistries) == 0 {
+		return fmt.Errorf("--proxy-image-registry: at least one registry is required")
+	}
+	for _, r := range c.ProxyImageRegistries {
+		if !registryRE.MatchString(strings.TrimSuffix(r, "/")) {
+			return fmt.Errorf("--proxy-image-registry: %q is not a registry path such as registry.example.com/istio", r)
+		}
+	}
+	if c.ProxyUID < 0 || c.ProxyGID < 0 {
+		return fmt.Errorf("--proxy-uid/--proxy-gid: must not be negative")
+	}
+	switch c.InterceptionMode {
+	case "REDIRECT", "TPROXY":
+	default:
+		return fmt.Errorf("--interception-mode: %q is not REDIRECT or TPROXY", c.InterceptionMode)
+	}
+	switch c.DefaultNamespaceMode {
+	case ModeSidecar, ModeAmbient, ModeNone, ModeUnknown:
+	default:
+		return fmt.Errorf("--default-namespace-mode: %q is not sidecar, ambient, none or unknown", c.DefaultNamespaceMode)
+	}
+	return nil
+}
+
+// compiled is the configuration prepared once for evaluation.
+type compiledConfig struct {
+	*Config
+	proxyImage   *regexp.Regexp
+	system       map[string]bool
+	controlPlane map[string]bool
+	efAllowed    map[string]bool
+	portsAllowed map[string]bool
+}
+
+func (c *Config) compile() (*compiledConfig, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	regs := make([]string, 0, len(c.ProxyImageRegistries))
+	for _, r := range c.ProxyImageRegistries {
+		regs = append(regs, regexp.QuoteMeta(normalizeImageRepo(strings.TrimSuffix(r, "/"))))
+	}
+	sort.Strings(regs)
+	re, err := regexp.Compile(`^(` + strings.Join(regs, "|") + `)/proxyv2(:[^@/]+)?(@sha256:[a-f0-9]{64})?$`)
+	if err != nil {
+		return nil, fmt.Errorf("--proxy-image-registry: %w", err)
+	}
+	return &compiledConfig{
+		Config:       c,
+		proxyImage:   re,
+		system:       toSet(c.SystemNamespaces),
+		controlPlane: toSet(c.ControlPlaneNamespaces),
+		efAllowed:    toSet(c.EnvoyFilterNamespaces),
+		portsAllowed: toSet(c.AllowedExcludedInboundPorts),
+	}, nil
+}
+
+// normalizeImageRepo expands Docker Hub shorthands: "istio/proxyv2" and
+// "index.docker.io/istio/proxyv2" both mean "docker.io/istio/proxyv2".
+func normalizeImageRepo(ref string) string {
+	first, rest, found := strings.Cut(ref, "/")
+	if !found {
+		return "docker.io/library/" + ref
+	}
+	switch {
+	case first == "index.docker.io" || first == "registry-1.docker.io":
+		return "docker.io/" + rest
+	case first == "localhost" || strings.ContainsAny(first, ".:"):
+		return ref
+	default:
+		return "docker.io/" + ref
+	}
+}
+
+// isProxyImage reports whether image is an allowed Istio proxy image.
+func (c *compiledConfig) isProxyImage(image string) bool {
+	return c.proxyImage.MatchString(normalizeImageRepo(image))
+}
+
+func (c *compiledConfig) exemptNamespace(ns string) bool {
+	return c.system[ns] || c.controlPlane[ns]
+}
+
+func toSet(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[s] = true
+	}
+	return m
+}

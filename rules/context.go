@@ -1,0 +1,113 @@
+package rules
+
+// Namespace is what the rules know about a namespace.
+type Namespace struct {
+	Name        string
+	Labels      map[string]string
+	Annotations map[string]string
+	// Terminating is true once the namespace has a deletionTimestamp.
+	Terminating bool
+}
+
+// Context is the cluster state a rule may need beyond the object under review.
+// `meshguard audit` builds it from the manifests themselves (Snapshot); the
+// webhook serves it from informer caches. Implementations must be safe for
+// concurrent use and must not call the API server.
+type Context interface {
+	// Namespace returns the named namespace, if known.
+	Namespace(name string) (Namespace, bool)
+	// PeerAuthentications returns the PeerAuthentications in a namespace, oldest first.
+	PeerAuthentications(namespace string) []Object
+	// AuthorizationPolicies returns the AuthorizationPolicies in a namespace, oldest first.
+	AuthorizationPolicies(namespace string) []Object
+}
+
+// Object is a decoded Kubernetes object (JSON-compatible maps, float64 numbers).
+type Object = map[string]any
+
+// Snapshot is a Context held in memory. The zero value is empty and usable.
+// It is not safe for concurrent writes; build it, then share it read-only.
+type Snapshot struct {
+	namespaces map[string]Namespace
+	pas        map[string][]Object
+	aps        map[string][]Object
+}
+
+var _ Context = (*Snapshot)(nil)
+
+// NewSnapshot returns an empty Snapshot.
+func NewSnapshot() *Snapshot { return &Snapshot{} }
+
+// Add records an object if it is context (a Namespace, PeerAuthentication or
+// AuthorizationPolicy); other kinds are ignored. defaultNamespace is used for
+// namespaced objects that do not name their namespace.
+func (s *Snapshot) Add(obj Object, defaultNamespace string) {
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	group := apiGroup(apiVersion)
+	meta, _ := obj["metadata"].(map[string]any)
+	ns := str(meta, "namespace")
+	if ns == "" {
+		ns = defaultNamespace
+	}
+	switch {
+	case group == "" && kind == "Namespace":
+		if s.namespaces == nil {
+			s.namespaces = map[string]Namespace{}
+		}
+		name := str(meta, "name")
+		_, terminating := meta["deletionTimestamp"]
+		s.namespaces[name] = Namespace{
+			Name:        name,
+			Labels:      stringMap(meta["labels"]),
+			Annotations: stringMap(meta["annotations"]),
+			Terminating: terminating && meta["deletionTimestamp"] != nil,
+		}
+	case group == "security.istio.io" && kind == "PeerAuthentication":
+		if s.pas == nil {
+			s.pas = map[string][]Object{}
+		}
+		s.pas[ns] = append(s.pas[ns], obj)
+	case group == "security.istio.io" && kind == "AuthorizationPolicy":
+		if s.aps == nil {
+			s.aps = map[string][]Object{}
+		}
+		s.aps[ns] = append(s.aps[ns], obj)
+	}
+}
+
+// AddNamespace records a namespace directly.
+func (s *Snapshot) AddNamespace(ns Namespace) {
+	if s.namespaces == nil {
+		s.namespaces = map[string]Namespace{}
+	}
+	s.namespaces[ns.Name] = ns
+}
+
+// Namespace implements Context.
+func (s *Snapshot) Namespace(name string) (Namespace, bool) {
+	ns, ok := s.namespaces[name]
+	return ns, ok
+}
+
+// Namespaces returns every recorded namespace name.
+func (s *Snapshot) Namespaces() []string {
+	out := make([]string, 0, len(s.namespaces))
+	for n := range s.namespaces {
+		out = append(out, n)
+	}
+	return out
+}
+
+// PeerAuthentications implements Context.
+func (s *Snapshot) PeerAuthentications(namespace string) []Object { return s.pas[namespace] }
+
+// AuthorizationPolicies implements Context.
+func (s *Snapshot) AuthorizationPolicies(namespace string) []Object { return s.aps[namespace] }
+
+// emptyContext knows nothing.
+type emptyContext struct{}
+
+func (emptyContext) Namespace(string) (Namespace, bool)    { return Namespace{}, false }
+func (emptyContext) PeerAuthentications(string) []Object   { return nil }
+func (emptyContext) AuthorizationPolicies(string) []Object { return nil }

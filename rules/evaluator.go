@@ -1,0 +1,235 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jmespath-community/go-jmespath/pkg/binding"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Evaluator decides which rules an object violates. It is the seam the webhook
+// and the CLI depend on; implementations are safe for concurrent use.
+type Evaluator interface {
+	// Evaluate returns the findings for one object. An error means a rule could
+	// not be evaluated (for example a field of the wrong type): callers must
+	// treat it as a failure, never as an allow.
+	Evaluate(ctx context.Context, req *Request) ([]Finding, error)
+}
+
+// Request is one object to evaluate and what is known around it.
+type Request struct {
+	// Object is the object under review, decoded from JSON (float64 numbers).
+	// For a DELETE it is the object being deleted. Required.
+	Object Object
+	// OldObject is the previous version on UPDATE; nil otherwise.
+	OldObject Object
+	// Operation is CREATE (the default when empty), UPDATE or DELETE.
+	Operation string
+	// DefaultNamespace is the namespace of a namespaced object that does not
+	// name one. Default "default".
+	DefaultNamespace string
+	// PostInjection is true when Pods are seen after mutating admission (the
+	// webhook on Pod CREATE, or a live cluster), so a missing proxy is a finding.
+	// Manifests on disk are pre-injection.
+	PostInjection bool
+	// Context holds the other objects rules may consult. Nil means nothing is known.
+	Context Context
+}
+
+// Engine is the Evaluator over a compiled catalog. Build it once with New.
+type Engine struct {
+	cfg    *compiledConfig
+	byKind map[schema.GroupKind][]*Rule
+	rules  []*Rule
+}
+
+var _ Evaluator = (*Engine)(nil)
+
+// New builds an Engine over a catalog with the given configuration (nil means NewConfig()).
+func New(c *Catalog, cfg *Config) (*Engine, error) {
+	if c == nil {
+		return nil, fmt.Errorf("new evaluator: catalog is nil")
+	}
+	if cfg == nil {
+		cfg = NewConfig()
+	}
+	cc, err := cfg.compile()
+	if err != nil {
+		return nil, fmt.Errorf("new evaluator: %w", err)
+	}
+	e := &Engine{cfg: cc, byKind: map[schema.GroupKind][]*Rule{}, rules: c.rules}
+	for _, r := range c.rules {
+		for _, gk := range r.Kinds {
+			e.byKind[gk] = append(e.byKind[gk], r)
+		}
+	}
+	return e, nil
+}
+
+// RulesFor returns the rules that apply to a kind.
+func (e *Engine) RulesFor(gk schema.GroupKind) []*Rule { return e.byKind[gk] }
+
+// engine is the per-request view: configuration plus context.
+type engine struct {
+	cfg *compiledConfig
+	ctx Context
+}
+
+// ObjectRefOf returns the reference of a decoded object.
+func ObjectRefOf(obj Object, defaultNamespace string) ObjectRef {
+	meta, _ := obj["metadata"].(map[string]any)
+	ref := ObjectRef{
+		APIVersion: str(obj, "apiVersion"),
+		Kind:       str(obj, "kind"),
+		Namespace:  str(meta, "namespace"),
+		Name:       str(meta, "name"),
+	}
+	if ref.Name == "" {
+		if g := str(meta, "generateName"); g != "" {
+			ref.Name = g + "*"
+		}
+	}
+	if info, ok := LookupKind(schema.GroupKind{Group: apiGroup(ref.APIVersion), Kind: ref.Kind}); ok && info.Namespaced && ref.Namespace == "" {
+		ref.Namespace = defaultNamespace
+	}
+	return ref
+}
+
+// Evaluate implements Evaluator.
+func (e *Engine) Evaluate(_ context.Context, req *Request) ([]Finding, error) {
+	if req == nil || req.Object == nil {
+		return nil, fmt.Errorf("evaluate: no object")
+	}
+	obj := req.Object
+	apiVersion, ok1 := obj["apiVersion"].(string)
+	kind, ok2 := obj["kind"].(string)
+	if !ok1 || !ok2 || apiVersion == "" || kind == "" {
+		return nil, fmt.Errorf("evaluate: apiVersion and kind are required strings")
+	}
+	gk := schema.GroupKind{Group: apiGroup(apiVersion), Kind: kind}
+	rules := e.byKind[gk]
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	info, _ := LookupKind(gk)
+	if err := checkType(obj, "", "metadata", "object"); err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", kind, err)
+	}
+	defNS := req.DefaultNamespace
+	if defNS == "" {
+		defNS = "default"
+	}
+	ref := ObjectRefOf(obj, defNS)
+	ctxt := req.Context
+	if ctxt == nil {
+		ctxt = emptyContext{}
+	}
+	nsName := ref.Namespace
+	if !info.Namespaced {
+		nsName = ""
+		if kind == "Namespace" {
+			nsName = ref.Name
+		}
+	}
+	ns, nsKnown := ctxt.Namespace(nsName)
+	if !nsKnown {
+		ns = Namespace{Name: nsName}
+	}
+	if kind == "Namespace" {
+		// The object under review is the namespace itself.
+		meta, _ := obj["metadata"].(map[string]any)
+		ns = Namespace{Name: nsName, Labels: stringMap(meta["labels"]), Annotations: stringMap(meta["annotations"])}
+		nsKnown = true
+	}
+	st := &engine{cfg: e.cfg, ctx: ctxt}
+	facts, err := st.objectFacts(obj, info, req, ns, nsKnown)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: %w", ref, err)
+	}
+	op := req.Operation
+	if op == "" {
+		op = "CREATE"
+	}
+	bindings := binding.NewBindings().
+		Register("$facts", binding.NewBinding(facts)).
+		Register("$namespace", binding.NewBinding(st.namespaceBinding(ns, nsKnown))).
+		Register("$request", binding.NewBinding(map[string]any{"operation": op, "postInjection": req.PostInjection})).
+		Register("$mesh", binding.NewDelegate(func() (any, error) {
+			mode, known := st.meshMtls(ctxt, nil, false)
+			return map[string]any{"rootNamespace": e.cfg.RootNamespace, "mtlsMode": mode, "mtlsPolicy": known}, nil
+		}))
+	exemptNS := e.cfg.exemptNamespace(nsName)
+	var findings []Finding
+	for _, r := range rules {
+		if r.SkipControlPlane && exemptNS {
+			continue
+		}
+		f, err := r.evaluate(obj, bindings)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate %s: rule %s: %w", ref, r.Code, err)
+		}
+		if f != nil {
+			f.Object = ref
+			findings = append(findings, *f)
+		}
+	}
+	return findings, nil
+}
+
+// evaluate runs one rule's compiled policy rules and folds their violations
+// into at most one finding.
+func (r *Rule) evaluate(obj Object, bindings binding.Bindings) (*Finding, error) {
+	var msgs []string
+	var sev Severity // the highest severity among the violating policy rules
+	for _, cr := range r.compiled {
+		resp := cr.eval(obj, bindings)
+		if resp == nil {
+			continue
+		}
+		if resp.Error != nil {
+			return nil, fmt.Errorf("%s: %w", cr.name, resp.Error)
+		}
+		if len(resp.Violations) == 0 {
+			continue
+		}
+		for _, v := range resp.Violations {
+			m := v.Message
+			if i := strings.LastIndex(m, " (CHECK="); i >= 0 {
+				m = m[:i]
+			}
+			if strings.Contains(m, "ERR (") {
+				return nil, fmt.Errorf("%s: message template failed: %s", cr.name, m)
+			}
+			msgs = append(msgs, m)
+		}
+		// A policy rule may state its own severity as feedback (a constant or
+		// an expression); otherwise the rule's base severity applies.
+		ruleSev := r.Severity
+		if fb, ok := resp.Feedback["severity"]; ok {
+			if fb.Error != nil {
+				return nil, fmt.Errorf("%s: feedback severity: %w", cr.name, fb.Error)
+			}
+			s, _ := fb.Value.(string)
+			v, err := ParseSeverity(s)
+			if err != nil {
+				return nil, fmt.Errorf("%s: feedback severity: %w", cr.name, err)
+			}
+			ruleSev = v
+		}
+		sev = max(sev, ruleSev)
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	return &Finding{
+		Code:        r.Code,
+		Rule:        r.Name,
+		Title:       r.Title,
+		Severity:    sev,
+		Message:     strings.Join(msgs, "; "),
+		Why:         r.Why,
+		Remediation: r.Remediation,
+	}, nil
+}

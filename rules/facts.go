@@ -1,0 +1,190 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+)
+
+// envoyInternalPorts are "pod-internal only" proxy ports (RULES.md 1.4, MESH0200).
+var envoyInternalPorts = map[int64]string{15000: "Envoy admin", 15001: "outbound capture", 15002: "failure detection", 15004: "debug", 15006: "inbound capture", 15053: "DNS proxy"}
+
+// objectFacts computes the $facts binding for an object of a known kind.
+func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespace, nsKnown bool) (map[string]any, error) {
+	nsName := ns.Name
+	switch {
+	case info.HasPod():
+		return e.workloadFacts(obj, info, req, ns, nsKnown)
+	case info.Group == "" && info.Kind == "Namespace":
+		return e.namespaceFacts(obj, req)
+	case info.Group == "" && info.Kind == "Service":
+		return serviceFacts(obj)
+	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":
+		return networkPolicyFacts(obj)
+	case info.Group == "security.istio.io" && info.Kind == "PeerAuthentication":
+		return e.peerAuthenticationFacts(obj, nsName)
+	case info.Group == "security.istio.io" && info.Kind == "AuthorizationPolicy":
+		return e.authorizationPolicyFacts(obj, nsName)
+	case info.Group == "security.istio.io" && info.Kind == "RequestAuthentication":
+		return e.requestAuthenticationFacts(obj, nsName)
+	case info.Group == "networking.istio.io" && info.Kind == "DestinationRule":
+		return e.destinationRuleFacts(obj, nsName)
+	case info.Group == "networking.istio.io" && info.Kind == "EnvoyFilter":
+		return map[string]any{"allowedNamespace": nsName == e.cfg.RootNamespace || e.cfg.efAllowed[nsName]}, nil
+	}
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return nil, err
+	}
+	return map[string]any{}, nil
+}
+
+func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error) {
+	meta := mapAt(obj, "metadata")
+	if err := checkType(meta, "metadata", "labels", "object"); err != nil {
+		return nil, err
+	}
+	cur := Namespace{Name: str(meta, "name"), Labels: stringMap(meta["labels"])}
+	facts := map[string]any{
+		"mode":       namespaceMode(cur, e.cfg),
+		"oldMode":    nil,
+		"labels":     stringAnyMap(cur.Labels),
+		"enrollment": enrollmentText(cur.Labels),
+	}
+	if req.OldObject != nil {
+		oldMeta := mapAt(req.OldObject, "metadata")
+		old := Namespace{Name: str(oldMeta, "name"), Labels: stringMap(oldMeta["labels"])}
+		facts["oldMode"] = namespaceMode(old, e.cfg)
+		facts["oldEnrollment"] = enrollmentText(old.Labels)
+	}
+	return facts, nil
+}
+
+// enrollmentText describes a namespace's enrollment labels for messages.
+func enrollmentText(labels map[string]string) string {
+	var parts []string
+	for _, k := range []string{labelInjection, labelRev, labelDataplaneMode} {
+		if v, ok := labels[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%s", k, v))
+		}
+	}
+	if len(parts) == 0 {
+		return "no enrollment label"
+	}
+	s := parts[0]
+	for _, p := range parts[1:] {
+		s += ", " + p
+	}
+	return s
+}
+
+func serviceFacts(obj Object) (map[string]any, error) {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return nil, err
+	}
+	spec := mapAt(obj, "spec")
+	if err := checkType(spec, "spec", "ports", "array"); err != nil {
+		return nil, err
+	}
+	typ := str(spec, "type")
+	external := typ == "LoadBalancer" || typ == "NodePort" || len(listAt(spec, "externalIPs")) > 0
+	var internal []any
+	for i, p := range listAt(spec, "ports") {
+		pm, ok := p.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("spec.ports[%d]: expected object, got %s", i, jsonType(p))
+		}
+		port, _ := intAt(pm, "port")
+		target := port
+		if t, ok := intAt(pm, "targetPort"); ok {
+			target = t
+		} else if _, named := pm["targetPort"].(string); named {
+			continue // a named target port needs the pods to resolve
+		}
+		if what, bad := envoyInternalPorts[target]; bad {
+			internal = append(internal, map[string]any{
+				"port": float64(port), "target": float64(target),
+				"text": fmt.Sprintf("port %d targets %d (%s)", port, target, what),
+			})
+		}
+	}
+	return map[string]any{"external": external, "envoyInternalPorts": nonNil(internal)}, nil
+}
+
+func networkPolicyFacts(obj Object) (map[string]any, error) {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return nil, err
+	}
+	spec := mapAt(obj, "spec")
+	for _, f := range []string{"ingress", "egress", "policyTypes"} {
+		if err := checkType(spec, "spec", f, "array"); err != nil {
+			return nil, err
+		}
+	}
+	ingressOn, egressOn := true, len(listAt(spec, "egress")) > 0
+	if types := listAt(spec, "policyTypes"); len(types) > 0 {
+		ingressOn, egressOn = false, false
+		for _, t := range types {
+			switch t {
+			case "Ingress":
+				ingressOn = true
+			case "Egress":
+				egressOn = true
+			}
+		}
+	}
+	allowAll := func(dir, peers string, on bool) ([]any, error) {
+		var out []any
+		if !on {
+			return []any{}, nil
+		}
+		for i, r := range listAt(spec, dir) {
+			rm, ok := r.(map[string]any)
+			if !ok && r != nil {
+				return nil, fmt.Errorf("spec.%s[%d]: expected object, got %s", dir, i, jsonType(r))
+			}
+			if len(listAt(rm, peers)) == 0 && len(listAt(rm, "ports")) == 0 {
+				out = append(out, fmt.Sprintf("spec.%s[%d]", dir, i))
+			}
+		}
+		return nonNil(out), nil
+	}
+	in, err := allowAll("ingress", "from", ingressOn)
+	if err != nil {
+		return nil, err
+	}
+	out, err := allowAll("egress", "to", egressOn)
+	if err != nil {
+		return nil, err
+	}
+	sel := mapAt(spec, "podSelector")
+	return map[string]any{
+		"ingressAllowAll": in,
+		"egressAllowAll":  out,
+		"selectsAllPods":  len(mapAt(sel, "matchLabels")) == 0 && len(listAt(sel, "matchExpressions")) == 0,
+	}, nil
+}
+
+// namespaceBinding is the $namespace binding: what is known about the object's namespace.
+func (e *engine) namespaceBinding(ns Namespace, known bool) map[string]any {
+	mode := ModeUnknown
+	if known {
+		mode = namespaceMode(ns, e.cfg)
+	} else if e.cfg.DefaultNamespaceMode != ModeUnknown {
+		mode = e.cfg.DefaultNamespaceMode
+	}
+	return map[string]any{
+		"name":   ns.Name,
+		"known":  known,
+		"mode":   mode,
+		"labels": stringAnyMap(ns.Labels),
+		"exempt": e.cfg.exemptNamespace(ns.Name),
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,553 @@
+package rules
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Istio's well-known names (RULES.md 1.4, 1.5).
+const (
+	labelInjection     = "istio-injection"
+	labelRev           = "istio.io/rev"
+	labelDataplaneMode = "istio.io/dataplane-mode"
+	keySidecarInject   = "sidecar.istio.io/inject"
+
+	annInterceptionMode = "sidecar.istio.io/interceptionMode"
+	annProxyConfig      = "proxy.istio.io/config"
+	annInclInPorts      = "traffic.sidecar.istio.io/includeInboundPorts"
+	annExclInPorts      = "traffic.sidecar.istio.io/excludeInboundPorts"
+	annInclOutRanges    = "traffic.sidecar.istio.io/includeOutboundIPRanges"
+	annExclOutRanges    = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
+	annExclOutPorts     = "traffic.sidecar.istio.io/excludeOutboundPorts"
+	annMirror           = "kubernetes.io/config.mirror"
+
+	annSCCUIDRange      = "openshift.io/sa.scc.uid-range"
+	annSCCSupplementals = "openshift.io/sa.scc.supplemental-groups"
+)
+
+// istioPorts are the proxy's own ports (RULES.md 1.4), flagged when bound on the host.
+var istioPorts = map[int64]bool{15000: true, 15001: true, 15004: true, 15006: true, 15008: true, 15020: true, 15021: true, 15053: true, 15090: true}
+
+// implicitExcludedInbound are excluded from inbound capture by the injector itself.
+var implicitExcludedInbound = map[string]bool{"15090": true, "15021": true, "15020": true}
+
+// namespaceMode is the data plane a namespace's labels enroll it in, following
+// the injector's webhook selectors: istio-injection beats istio.io/rev, any
+// istio-injection value but "enabled" turns injection off for the namespace,
+// and a sidecar beats ambient.
+func namespaceMode(ns Namespace, cfg *compiledConfig) string {
+	l := ns.Labels
+	ambient := l[labelDataplaneMode] == "ambient"
+	if v, ok := l[labelInjection]; ok {
+		if v == "enabled" {
+			return ModeSidecar
+		}
+		if ambient {
+			return ModeAmbient
+		}
+		return ModeNone
+	}
+	if l[labelRev] != "" {
+		return ModeSidecar
+	}
+	if ambient {
+		return ModeAmbient
+	}
+	if cfg.EnableNamespacesByDefault && !cfg.system[ns.Name] {
+		return ModeSidecar
+	}
+	return ModeNone
+}
+
+// injectionValue is the pod's effective sidecar.istio.io/inject value: the label
+// beats the annotation, and only "true" and "false" count.
+func injectionValue(labels, annotations map[string]string) (value, source string) {
+	if v, ok := labels[keySidecarInject]; ok {
+		if v == "true" || v == "false" {
+			return v, "label"
+		}
+		return "", "label"
+	}
+	if v, ok := annotations[keySidecarInject]; ok && (v == "true" || v == "false") {
+		return v, "annotation"
+	}
+	return "", ""
+}
+
+// podMode decides whether a pod with these labels, in a namespace of the given
+// labels, gets a sidecar, is captured by ambient, or is outside the mesh.
+func podMode(ns Namespace, nsKnown bool, labels, annotations map[string]string, hostNetwork bool, cfg *compiledConfig) string {
+	if hostNetwork {
+		return ModeNone
+	}
+	if !nsKnown {
+		if cfg.DefaultNamespaceMode == ModeUnknown {
+			// The pod's own labels can still enroll it.
+			inj, src := injectionValue(labels, annotations)
+			if labels[labelRev] != "" && inj != "false" || inj == "true" && src == "label" {
+				return ModeSidecar
+			}
+			if labels[labelDataplaneMode] == "ambient" {
+				return ModeAmbient
+			}
+			return ModeUnknown
+		}
+		ns = Namespace{Name: ns.Name, Labels: syntheticLabels(cfg.DefaultNamespaceMode)}
+	}
+	inj, src := injectionValue(labels, annotations)
+	nsl := ns.Labels
+	_, hasLegacy := nsl[labelInjection]
+	sidecar := false
+	switch {
+	case hasLegacy:
+		sidecar = nsl[labelInjection] == "enabled" && inj != "false"
+	case nsl[labelRev] != "":
+		sidecar = inj != "false"
+	default:
+		switch {
+		case labels[labelRev] != "" && inj != "false":
+			sidecar = true
+		case inj == "true" && src == "label":
+			sidecar = true
+		case cfg.EnableNamespacesByDefault && !cfg.system[ns.Name] && labels[labelRev] == "" && src != "label":
+			sidecar = inj != "false"
+		}
+	}
+	if sidecar {
+		return ModeSidecar
+	}
+	if labels[labelDataplaneMode] == "ambient" {
+		return ModeAmbient
+	}
+	if nsl[labelDataplaneMode] == "ambient" && labels[labelDataplaneMode] != "none" {
+		return ModeAmbient
+	}
+	return ModeNone
+}
+
+func syntheticLabels(mode string) map[string]string {
+	switch mode {
+	case ModeSidecar:
+		return map[string]string{labelInjection: "enabled"}
+	case ModeAmbient:
+		return map[string]string{labelDataplaneMode: "ambient"}
+	}
+	return nil
+}
+
+// proxyIDs returns the proxy UID and GID for a namespace: 1337 (configurable), or
+// on OpenShift the top of the namespace's SCC UID range and of the first
+// supplemental-groups block, as Istio's injector computes them.
+func proxyIDs(ns Namespace, cfg *compiledConfig) (uid, gid int64) {
+	uid, gid = cfg.ProxyUID, cfg.ProxyGID
+	if v, ok := parseSCCBlockMax(ns.Annotations[annSCCUIDRange]); ok {
+		uid = v
+		gid = v
+	}
+	if v, ok := parseSCCBlockMax(ns.Annotations[annSCCSupplementals]); ok {
+		gid = v
+	}
+	return uid, gid
+}
+
+// parseSCCBlockMax parses the first block of "start/size" or "start-end" and
+// returns its largest ID.
+func parseSCCBlockMax(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	first, _, _ := strings.Cut(s, ",")
+	first = strings.TrimSpace(first)
+	if a, b, ok := strings.Cut(first, "/"); ok {
+		start, err1 := strconv.ParseInt(a, 10, 64)
+		size, err2 := strconv.ParseInt(b, 10, 64)
+		if err1 != nil || err2 != nil || size < 1 {
+			return 0, false
+		}
+		return start + size - 1, true
+	}
+	if a, b, ok := strings.Cut(first, "-"); ok {
+		start, err1 := strconv.ParseInt(a, 10, 64)
+		end, err2 := strconv.ParseInt(b, 10, 64)
+		if err1 != nil || err2 != nil || end < start {
+			return 0, false
+		}
+		return end, true
+	}
+	return 0, false
+}
+
+// normalizeCap upper-cases a capability name and strips a leading CAP_, as
+// container runtimes do.
+func normalizeCap(raw string) string {
+	c := strings.ToUpper(strings.TrimSpace(raw))
+	return strings.TrimPrefix(c, "CAP_")
+}
+
+var containerLists = []struct{ field, word string }{
+	{"initContainers", "init container"},
+	{"containers", "container"},
+	{"ephemeralContainers", "ephemeral container"},
+}
+
+// workloadFacts computes the facts of a pod or pod template.
+func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Namespace, nsKnown bool) (map[string]any, error) {
+	tmplPath := info.PodTemplate
+	var meta, spec map[string]any
+	metaPath, specPath := "metadata", "spec"
+	if len(tmplPath) == 0 {
+		meta = mapAt(obj, "metadata")
+		spec = mapAt(obj, "spec")
+	} else {
+		// Validate every step of the template path: a wrong type is an error, absence is not.
+		cur := obj
+		for i, p := range tmplPath {
+			if err := checkType(cur, joinPath(tmplPath[:i]), p, "object"); err != nil {
+				return nil, err
+			}
+			cur = mapAt(cur, p)
+		}
+		tmpl := cur
+		base := joinPath(tmplPath)
+		if err := checkType(tmpl, base, "metadata", "object"); err != nil {
+			return nil, err
+		}
+		if err := checkType(tmpl, base, "spec", "object"); err != nil {
+			return nil, err
+		}
+		meta = mapAt(tmpl, "metadata")
+		spec = mapAt(tmpl, "spec")
+		metaPath, specPath = base+".metadata", base+".spec"
+	}
+	if err := checkType(meta, metaPath, "labels", "object"); err != nil {
+		return nil, err
+	}
+	if err := checkType(meta, metaPath, "annotations", "object"); err != nil {
+		return nil, err
+	}
+	labels := stringMap(meta["labels"])
+	annotations := stringMap(meta["annotations"])
+	isPod := len(tmplPath) == 0
+	postInjection := isPod && req.PostInjection
+
+	for _, f := range []struct{ key, typ string }{
+		{"hostNetwork", "boolean"}, {"hostPID", "boolean"}, {"hostIPC", "boolean"}, {"securityContext", "object"},
+		{"containers", "array"}, {"initContainers", "array"}, {"ephemeralContainers", "array"}, {"shareProcessNamespace", "boolean"},
+	} {
+		if err := checkType(spec, specPath, f.key, f.typ); err != nil {
+			return nil, err
+		}
+	}
+	podSC := mapAt(spec, "securityContext")
+	for _, k := range []string{"runAsUser", "runAsGroup"} {
+		if err := checkType(podSC, specPath+".securityContext", k, "integer"); err != nil {
+			return nil, err
+		}
+	}
+	hostNetwork := boolAt(spec, "hostNetwork")
+	mode := podMode(ns, nsKnown, labels, annotations, hostNetwork, e.cfg)
+	nsMode := ModeUnknown
+	if nsKnown {
+		nsMode = namespaceMode(ns, e.cfg)
+	} else if e.cfg.DefaultNamespaceMode != ModeUnknown {
+		nsMode = e.cfg.DefaultNamespaceMode
+	}
+	uid, gid := proxyIDs(ns, e.cfg)
+
+	interception := annotations[annInterceptionMode]
+	proxyCfgInterception := ""
+	if pc, ok := annotations[annProxyConfig]; ok && pc != "" {
+		var parsed struct {
+			InterceptionMode string `json:"interceptionMode"`
+		}
+		if err := yaml.Unmarshal([]byte(pc), &parsed); err != nil {
+			return nil, fmt.Errorf("%s.annotations[%s]: not valid YAML: %w", metaPath, annProxyConfig, err)
+		}
+		proxyCfgInterception = parsed.InterceptionMode
+	}
+	tproxy := interception == "TPROXY" || (interception == "" && (proxyCfgInterception == "TPROXY" || proxyCfgInterception == "" && e.cfg.InterceptionMode == "TPROXY"))
+
+	podRunAsUser, podHasUser := intAt(podSC, "runAsUser")
+	podRunAsGroup, podHasGroup := intAt(podSC, "runAsGroup")
+
+	var containers, capAdds, hostPorts []any
+	hasProxy, proxyImageBad := false, false
+	for _, cl := range containerLists {
+		for i, raw := range listAt(spec, cl.field) {
+			c, ok := raw.(map[string]any)
+			cpath := fmt.Sprintf("%s.%s[%d]", specPath, cl.field, i)
+			if !ok {
+				return nil, fmt.Errorf("%s: expected object, got %s", cpath, jsonType(raw))
+			}
+			for _, f := range []struct{ key, typ string }{{"name", "string"}, {"image", "string"}, {"securityContext", "object"}, {"args", "array"}, {"ports", "array"}} {
+				if err := checkType(c, cpath, f.key, f.typ); err != nil {
+					return nil, err
+				}
+			}
+			sc := mapAt(c, "securityContext")
+			for _, f := range []struct{ key, typ string }{{"runAsUser", "integer"}, {"runAsGroup", "integer"}, {"privileged", "boolean"}, {"capabilities", "object"}} {
+				if err := checkType(sc, cpath+".securityContext", f.key, f.typ); err != nil {
+					return nil, err
+				}
+			}
+			caps := mapAt(sc, "capabilities")
+			if err := checkType(caps, cpath+".securityContext.capabilities", "add", "array"); err != nil {
+				return nil, err
+			}
+			name := str(c, "name")
+			image := str(c, "image")
+			ref := cl.word + " " + quote(name)
+			privileged := boolAt(sc, "privileged")
+
+			var added []string
+			for j, a := range listAt(caps, "add") {
+				s, ok := a.(string)
+				if !ok {
+					return nil, fmt.Errorf("%s.securityContext.capabilities.add[%d]: expected string, got %s", cpath, j, jsonType(a))
+				}
+				added = append(added, s)
+			}
+
+			// Istio's own containers, recognised by name, image and exact injected shape (RULES.md 1.6).
+			istioName := cl.field != "ephemeralContainers" && (name == "istio-init" || name == "istio-validation" || name == "istio-proxy")
+			imageAllowed := e.cfg.isProxyImage(image) || name == "istio-proxy" && (image == "auto" || image == "" && !postInjection)
+			var problems []string
+			if istioName {
+				if !imageAllowed {
+					problems = append(problems, fmt.Sprintf("image %s is not an allowed Istio proxy image", quote(image)))
+				}
+				allowedCaps := map[string]bool{}
+				switch name {
+				case "istio-init":
+					if cl.field != "initContainers" {
+						problems = append(problems, "is not an init container")
+					}
+					args := listAt(c, "args")
+					if len(args) == 0 || args[0] != "istio-iptables" {
+						problems = append(problems, `does not run "istio-iptables"`)
+					}
+					allowedCaps["NET_ADMIN"], allowedCaps["NET_RAW"] = true, true
+				case "istio-validation":
+					if cl.field != "initContainers" {
+						problems = append(problems, "is not an init container")
+					}
+				case "istio-proxy":
+					native := cl.field == "initContainers" && str(c, "restartPolicy") == "Always"
+					if cl.field != "containers" && !native {
+						problems = append(problems, "is an init container without restartPolicy Always")
+					}
+					allowedCaps["NET_BIND_SERVICE"] = true
+					if tproxy {
+						allowedCaps["NET_ADMIN"] = true
+					}
+				}
+				for _, a := range added {
+					if !allowedCaps[normalizeCap(a)] {
+						problems = append(problems, fmt.Sprintf("adds capability %s beyond the injected shape", quote(a)))
+					}
+				}
+				if privileged && !e.cfg.ProxyPrivileged {
+					problems = append(problems, "is privileged while the install does not set global.proxy.privileged")
+				}
+			}
+			exempt := istioName && len(problems) == 0
+			if name == "istio-proxy" && (cl.field == "containers" || cl.field == "initContainers" && str(c, "restartPolicy") == "Always") {
+				hasProxy = true
+				if !e.cfg.isProxyImage(image) {
+					proxyImageBad = true
+				}
+			}
+
+			runAsUser, hasUser := intAt(sc, "runAsUser")
+			userFrom := "container"
+			if !hasUser && podHasUser {
+				runAsUser, hasUser, userFrom = podRunAsUser, true, "pod"
+			}
+			runAsGroup, hasGroup := intAt(sc, "runAsGroup")
+			groupFrom := "container"
+			if !hasGroup && podHasGroup {
+				runAsGroup, hasGroup, groupFrom = podRunAsGroup, true, "pod"
+			}
+			var uidV, gidV any
+			uidText, gidText := "", ""
+			if hasUser {
+				uidV = float64(runAsUser)
+				uidText = fmt.Sprintf("%s runs as UID %d", ref, runAsUser)
+				if userFrom == "pod" {
+					uidText += " (inherited from the pod securityContext)"
+				}
+			}
+			if hasGroup {
+				gidV = float64(runAsGroup)
+				gidText = fmt.Sprintf("%s runs with GID %d", ref, runAsGroup)
+				if groupFrom == "pod" {
+					gidText += " (inherited from the pod securityContext)"
+				}
+			}
+			infraText := ""
+			if len(problems) > 0 {
+				infraText = fmt.Sprintf("%s is named like Istio's but %s", ref, strings.Join(problems, ", "))
+			}
+			cf := map[string]any{
+				"name": name, "list": cl.field, "ref": ref, "path": cpath, "image": image,
+				"istioName": istioName, "imageAllowed": imageAllowed, "exempt": exempt, "infraText": infraText,
+				"runAsUser": uidV, "runAsGroup": gidV, "uidText": uidText, "gidText": gidText,
+				"privileged": privileged, "privText": ref + " is privileged",
+			}
+			containers = append(containers, cf)
+			for _, a := range added {
+				n := normalizeCap(a)
+				capAdds = append(capAdds, map[string]any{
+					"container": name, "ref": ref, "raw": a, "cap": n, "exempt": exempt,
+					"canonical": a == n,
+					"text":      fmt.Sprintf("%s adds capability %s", ref, quote(a)),
+				})
+			}
+			for j, p := range listAt(c, "ports") {
+				pm, ok := p.(map[string]any)
+				if !ok {
+					return nil, fmt.Errorf("%s.ports[%d]: expected object, got %s", cpath, j, jsonType(p))
+				}
+				hp, ok := intAt(pm, "hostPort")
+				if !ok || hp == 0 {
+					continue
+				}
+				cp, _ := intAt(pm, "containerPort")
+				hostPorts = append(hostPorts, map[string]any{
+					"ref": ref, "hostPort": float64(hp), "containerPort": float64(cp),
+					"istioPort": istioPorts[hp] || istioPorts[cp],
+					"text":      fmt.Sprintf("%s binds host port %d (container port %d)", ref, hp, cp),
+				})
+			}
+		}
+	}
+
+	injValue, injSource := injectionValue(labels, annotations)
+	optOutText := ""
+	if injValue == "false" {
+		optOutText = fmt.Sprintf("%s %s is \"false\"", injSource, keySidecarInject)
+	}
+
+	return map[string]any{
+		"kind":          info.Kind,
+		"isPod":         isPod,
+		"postInjection": postInjection,
+		"metadataPath":  metaPath,
+		"specPath":      specPath,
+		"labels":        stringAnyMap(labels),
+		"annotations":   stringAnyMap(annotations),
+		"mode":          mode,
+		"namespaceMode": nsMode,
+		"proxyUID":      float64(uid),
+		"proxyGID":      float64(gid),
+		"injection": map[string]any{
+			"value": injValue, "source": injSource, "optOut": injValue == "false", "text": optOutText,
+		},
+		"ambientOptOut": labels[labelDataplaneMode] == "none",
+		"hostNetwork":   hostNetwork,
+		"hostPID":       boolAt(spec, "hostPID"),
+		"hostIPC":       boolAt(spec, "hostIPC"),
+		"mirror":        annotations[annMirror] != "",
+		"hasProxy":      hasProxy,
+		"proxyImageBad": proxyImageBad,
+		"containers":    nonNil(containers),
+		"capAdds":       nonNil(capAdds),
+		"hostPorts":     nonNil(hostPorts),
+		"capture":       e.captureFacts(annotations, postInjection, interception, proxyCfgInterception),
+	}, nil
+}
+
+// captureFacts reads the traffic-capture annotations. On an injected Pod the
+// injector writes the install defaults onto every pod, so only deviations from
+// them count.
+func (e *engine) captureFacts(ann map[string]string, postInjection bool, interception, proxyCfgInterception string) map[string]any {
+	out := map[string]any{
+		"interceptionMode":            interception,
+		"proxyConfigInterceptionMode": proxyCfgInterception,
+	}
+	if v, ok := ann[annInclInPorts]; ok && strings.TrimSpace(v) != "*" {
+		out["includeInboundPorts"] = v
+	}
+	var excl []any
+	allAllowed := true
+	for _, p := range splitList(ann[annExclInPorts]) {
+		if implicitExcludedInbound[p] {
+			continue
+		}
+		excl = append(excl, p)
+		if !e.cfg.portsAllowed[p] {
+			allAllowed = false
+		}
+	}
+	out["excludeInboundPorts"] = nonNil(excl)
+	out["excludeInboundPortsAllowed"] = allAllowed
+	if v, ok := ann[annInclOutRanges]; ok && strings.TrimSpace(v) != "*" {
+		if !(postInjection && sameList(v, e.cfg.InjectorIncludeOutboundIPRanges)) {
+			out["includeOutboundIPRanges"] = v
+		}
+	}
+	defaults := toSet(splitList(e.cfg.InjectorExcludeOutboundIPRanges))
+	var ranges []any
+	wide := false
+	for _, r := range splitList(ann[annExclOutRanges]) {
+		if postInjection && defaults[r] {
+			continue
+		}
+		ranges = append(ranges, r)
+		if p, err := netip.ParsePrefix(r); err == nil && (p.Bits() < 8 || p.Addr().Is6() && p.Bits() < 16) {
+			wide = true
+		}
+		if r == "*" {
+			wide = true
+		}
+	}
+	out["excludeOutboundIPRanges"] = nonNil(ranges)
+	out["excludeOutboundIPRangesWide"] = wide
+	out["excludeOutboundPorts"] = nonNil(anySlice(splitList(ann[annExclOutPorts])))
+	return out
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func sameList(a, b string) bool {
+	la, lb := splitList(a), splitList(b)
+	sort.Strings(la)
+	sort.Strings(lb)
+	return strings.Join(la, ",") == strings.Join(lb, ",")
+}
+
+func anySlice(s []string) []any {
+	out := make([]any, 0, len(s))
+	for _, v := range s {
+		out = append(out, v)
+	}
+	return out
+}
+
+func nonNil(s []any) []any {
+	if s == nil {
+		return []any{}
+	}
+	return s
+}
+
+func stringAnyMap(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
