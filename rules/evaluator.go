@@ -97,8 +97,21 @@ func ObjectRefOf(obj Object, defaultNamespace string) ObjectRef {
 	return ref
 }
 
-// Evaluate implements Evaluator.
-func (e *Engine) Evaluate(_ context.Context, req *Request) ([]Finding, error) {
+// prepared is an object ready for its rules: its reference, kind and bindings.
+type prepared struct {
+	ref       ObjectRef
+	info      KindInfo
+	rules     []*Rule
+	exemptNS  bool
+	facts     map[string]any
+	namespace map[string]any
+	request   map[string]any
+	st        *engine
+}
+
+// prepare decodes what the rules need from a request. It returns nil when no
+// rule applies to the object's kind.
+func (e *Engine) prepare(req *Request) (*prepared, error) {
 	if req == nil || req.Object == nil {
 		return nil, fmt.Errorf("evaluate: no object")
 	}
@@ -152,26 +165,54 @@ func (e *Engine) Evaluate(_ context.Context, req *Request) ([]Finding, error) {
 	if op == "" {
 		op = "CREATE"
 	}
+	return &prepared{
+		ref:       ref,
+		info:      info,
+		rules:     rules,
+		exemptNS:  e.cfg.exemptNamespace(nsName),
+		facts:     facts,
+		namespace: st.namespaceBinding(ns, nsKnown),
+		request:   map[string]any{"operation": op, "postInjection": req.PostInjection},
+		st:        st,
+	}, nil
+}
+
+func (e *Engine) meshBinding(st *engine) map[string]any {
+	mode, known := st.meshMtls(st.ctx, nil, false)
+	return map[string]any{"rootNamespace": e.cfg.RootNamespace, "mtlsMode": mode, "mtlsPolicy": known}
+}
+
+// bindingsMap returns the bindings by name, as jsonengine.Request.Bindings takes them.
+func (e *Engine) bindingsMap(obj Object, _ KindInfo, req *Request) (map[string]any, error) {
+	p, err := e.prepare(req)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return map[string]any{"facts": p.facts, "namespace": p.namespace, "request": p.request, "mesh": e.meshBinding(p.st)}, nil
+}
+
+// Evaluate implements Evaluator.
+func (e *Engine) Evaluate(_ context.Context, req *Request) ([]Finding, error) {
+	p, err := e.prepare(req)
+	if err != nil || p == nil {
+		return nil, err
+	}
 	bindings := binding.NewBindings().
-		Register("$facts", binding.NewBinding(facts)).
-		Register("$namespace", binding.NewBinding(st.namespaceBinding(ns, nsKnown))).
-		Register("$request", binding.NewBinding(map[string]any{"operation": op, "postInjection": req.PostInjection})).
-		Register("$mesh", binding.NewDelegate(func() (any, error) {
-			mode, known := st.meshMtls(ctxt, nil, false)
-			return map[string]any{"rootNamespace": e.cfg.RootNamespace, "mtlsMode": mode, "mtlsPolicy": known}, nil
-		}))
-	exemptNS := e.cfg.exemptNamespace(nsName)
+		Register("$facts", binding.NewBinding(p.facts)).
+		Register("$namespace", binding.NewBinding(p.namespace)).
+		Register("$request", binding.NewBinding(p.request)).
+		Register("$mesh", binding.NewDelegate(func() (any, error) { return e.meshBinding(p.st), nil }))
 	var findings []Finding
-	for _, r := range rules {
-		if r.SkipControlPlane && exemptNS {
+	for _, r := range p.rules {
+		if r.SkipControlPlane && p.exemptNS {
 			continue
 		}
-		f, err := r.evaluate(obj, bindings)
+		f, err := r.evaluate(req.Object, bindings)
 		if err != nil {
-			return nil, fmt.Errorf("evaluate %s: rule %s: %w", ref, r.Code, err)
+			return nil, fmt.Errorf("evaluate %s: rule %s: %w", p.ref, r.Code, err)
 		}
 		if f != nil {
-			f.Object = ref
+			f.Object = p.ref
 			findings = append(findings, *f)
 		}
 	}

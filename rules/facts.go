@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // envoyInternalPorts are "pod-internal only" proxy ports (RULES.md 1.4, MESH0200).
@@ -63,6 +64,9 @@ func enrollmentText(labels map[string]string) string {
 	var parts []string
 	for _, k := range []string{labelInjection, labelRev, labelDataplaneMode} {
 		if v, ok := labels[k]; ok {
+			if v == "" {
+				v = `""`
+			}
 			parts = append(parts, fmt.Sprintf("%s=%s", k, v))
 		}
 	}
@@ -84,8 +88,21 @@ func serviceFacts(obj Object) (map[string]any, error) {
 	if err := checkType(spec, "spec", "ports", "array"); err != nil {
 		return nil, err
 	}
+	if err := checkType(spec, "spec", "externalIPs", "array"); err != nil {
+		return nil, err
+	}
 	typ := str(spec, "type")
-	external := typ == "LoadBalancer" || typ == "NodePort" || len(listAt(spec, "externalIPs")) > 0
+	exposure := ""
+	switch {
+	case typ == "LoadBalancer" || typ == "NodePort":
+		exposure = "type " + typ
+	case len(listAt(spec, "externalIPs")) > 0:
+		var ips []string
+		for _, ip := range listAt(spec, "externalIPs") {
+			ips = append(ips, fmt.Sprint(ip))
+		}
+		exposure = "externalIPs " + strings.Join(ips, ", ")
+	}
 	var internal []any
 	for i, p := range listAt(spec, "ports") {
 		pm, ok := p.(map[string]any)
@@ -93,10 +110,11 @@ func serviceFacts(obj Object) (map[string]any, error) {
 			return nil, fmt.Errorf("spec.ports[%d]: expected object, got %s", i, jsonType(p))
 		}
 		port, _ := intAt(pm, "port")
+		// The API server defaults an absent, 0 or "" targetPort to port.
 		target := port
-		if t, ok := intAt(pm, "targetPort"); ok {
+		if t, ok := intAt(pm, "targetPort"); ok && t != 0 {
 			target = t
-		} else if _, named := pm["targetPort"].(string); named {
+		} else if name, named := pm["targetPort"].(string); named && name != "" {
 			continue // a named target port needs the pods to resolve
 		}
 		if what, bad := envoyInternalPorts[target]; bad {
@@ -106,7 +124,7 @@ func serviceFacts(obj Object) (map[string]any, error) {
 			})
 		}
 	}
-	return map[string]any{"external": external, "envoyInternalPorts": nonNil(internal)}, nil
+	return map[string]any{"external": exposure != "", "exposure": exposure, "envoyInternalPorts": nonNil(internal)}, nil
 }
 
 func networkPolicyFacts(obj Object) (map[string]any, error) {
@@ -133,15 +151,17 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 	}
 	allowAll := func(dir, peers string, on bool) ([]any, error) {
 		var out []any
-		if !on {
-			return []any{}, nil
-		}
 		for i, r := range listAt(spec, dir) {
 			rm, ok := r.(map[string]any)
 			if !ok && r != nil {
 				return nil, fmt.Errorf("spec.%s[%d]: expected object, got %s", dir, i, jsonType(r))
 			}
-			if len(listAt(rm, peers)) == 0 && len(listAt(rm, "ports")) == 0 {
+			for _, f := range []string{peers, "ports"} {
+				if err := checkType(rm, fmt.Sprintf("spec.%s[%d]", dir, i), f, "array"); err != nil {
+					return nil, err
+				}
+			}
+			if on && len(listAt(rm, peers)) == 0 && len(listAt(rm, "ports")) == 0 {
 				out = append(out, fmt.Sprintf("spec.%s[%d]", dir, i))
 			}
 		}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strings"
 )
@@ -33,7 +34,9 @@ func objKey(o Object) (string, string) {
 }
 
 // oldest returns the policy Istio picks when several apply at one level: the
-// oldest by creationTimestamp, then by name.
+// oldest by creationTimestamp, then by name. An object without a
+// creationTimestamp (a manifest not yet applied) counts as the newest: it will
+// be created after every stored object.
 func oldest(objs []Object) Object {
 	if len(objs) == 0 {
 		return nil
@@ -43,7 +46,7 @@ func oldest(objs []Object) Object {
 		ti := str(mapAt(sorted[i], "metadata"), "creationTimestamp")
 		tj := str(mapAt(sorted[j], "metadata"), "creationTimestamp")
 		if ti != tj {
-			return ti < tj
+			return tj == "" || ti != "" && ti < tj
 		}
 		_, ni := objKey(sorted[i])
 		_, nj := objKey(sorted[j])
@@ -140,7 +143,10 @@ func (e *engine) peerAuthenticationFacts(obj Object, ns string) (map[string]any,
 		}
 		m := str(pm, "mode")
 		if m == mtlsPermissive || m == mtlsDisable {
-			ports = append(ports, map[string]any{"port": k, "mode": m, "text": fmt.Sprintf("port %s is %s", k, m)})
+			ports = append(ports, map[string]any{
+				"port": k, "mode": m, "allowed": e.cfg.portsAllowed[k],
+				"text": fmt.Sprintf("port %s is %s", k, m),
+			})
 		}
 	}
 	return map[string]any{
@@ -151,7 +157,22 @@ func (e *engine) peerAuthenticationFacts(obj Object, ns string) (map[string]any,
 		"meshMode":      meshMode,
 		"meshPolicy":    meshKnown,
 		"weakPorts":     nonNil(ports),
+		"selector":      labelsText(selectorLabels(spec)),
 	}, nil
+}
+
+// labelsText renders selector labels as "k=v,k2=v2", sorted by key.
+func labelsText(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + labels[k]
+	}
+	return strings.Join(parts, ",")
 }
 
 // inMeshHost reports whether a DestinationRule host names in-mesh services
@@ -164,6 +185,9 @@ func inMeshHost(host, namespace, clusterDomain string) (inMesh, meshWildcard boo
 		return true, true
 	case "":
 		return false, false
+	}
+	if net.ParseIP(h) != nil {
+		return false, false // an address is never resolved as a short name
 	}
 	if !strings.Contains(h, ".") {
 		return true, false
@@ -207,8 +231,17 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			if t == nil {
 				return
 			}
+			// A tls block without a mode is DISABLE (the enum's zero value), and
+			// Istio then uses it as is instead of auto-mTLS.
+			mode, effective, text := str(t, "mode"), str(t, "mode"), ""
+			if mode == "" {
+				effective, text = "DISABLE", at+" omits mode (DISABLE)"
+			} else {
+				text = at + " sets mode " + mode
+			}
 			tls = append(tls, map[string]any{
-				"at": at, "mode": str(t, "mode"), "insecureSkipVerify": boolAt(t, "insecureSkipVerify"),
+				"at": at, "mode": mode, "effectiveMode": effective, "text": text,
+				"insecureSkipVerify": boolAt(t, "insecureSkipVerify"),
 			})
 		}
 		add(mapAt(tp, "tls"), where+".tls")
@@ -312,17 +345,25 @@ func operationUnconstrained(op map[string]any) bool {
 	return true
 }
 
-// ruleMatchesAny reports whether an AuthorizationPolicy rule matches every request.
+// ruleMatchesAny reports whether an AuthorizationPolicy rule matches every
+// request. A rule matches when at least one of its sources, at least one of its
+// operations and all of its conditions match (authorization_policy.proto), so
+// one unconstrained entry in from (or to) is enough.
 func ruleMatchesAny(rule map[string]any) bool {
-	for _, f := range listAt(rule, "from") {
-		if !sourceUnconstrained(mapAt(asMap(f), "source")) {
-			return false
+	anyEntry := func(field, inner string, unconstrained func(map[string]any) bool) bool {
+		list := listAt(rule, field)
+		if len(list) == 0 {
+			return true
 		}
+		for _, x := range list {
+			if unconstrained(mapAt(asMap(x), inner)) {
+				return true
+			}
+		}
+		return false
 	}
-	for _, t := range listAt(rule, "to") {
-		if !operationUnconstrained(mapAt(asMap(t), "operation")) {
-			return false
-		}
+	if !anyEntry("from", "source", sourceUnconstrained) || !anyEntry("to", "operation", operationUnconstrained) {
+		return false
 	}
 	for _, w := range listAt(rule, "when") {
 		if len(listAt(asMap(w), "values")) > 0 {
@@ -380,6 +421,7 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	return map[string]any{
 		"action":        apAction(spec),
 		"scope":         apScope(spec, ns, e.cfg.RootNamespace),
+		"target":        policyTarget(spec, ns, e.cfg.RootNamespace),
 		"matchAllRules": nonNil(allowAll),
 	}, nil
 }
@@ -400,8 +442,19 @@ func covers(ap, ra map[string]string) bool {
 	return true
 }
 
+// tokenAttributes are the condition keys that exist only for a request carrying
+// a validated JWT.
+func tokenAttribute(key string) bool {
+	switch key {
+	case "request.auth.principal", "request.auth.audiences", "request.auth.presenter":
+		return true
+	}
+	return strings.HasPrefix(key, "request.auth.claims[")
+}
+
 // ruleRequiresToken reports whether an ALLOW rule admits only requests with a
-// request principal.
+// request principal: every source requires one, or a condition on a JWT
+// attribute must hold.
 func ruleRequiresToken(rule map[string]any) bool {
 	from := listAt(rule, "from")
 	if len(from) > 0 {
@@ -416,66 +469,156 @@ func ruleRequiresToken(rule map[string]any) bool {
 		}
 	}
 	for _, w := range listAt(rule, "when") {
-		k := str(asMap(w), "key")
-		if (k == "request.auth.principal" || strings.HasPrefix(k, "request.auth.claims[")) && len(listAt(asMap(w), "values")) > 0 {
+		if tokenAttribute(str(asMap(w), "key")) && len(listAt(asMap(w), "values")) > 0 {
 			return true
 		}
 	}
 	return false
 }
 
+// denyRejectsTokenless reports whether a DENY policy has a rule sourced from
+// notRequestPrincipals: ["*"], which rejects requests without a token.
+func denyRejectsTokenless(spec map[string]any) bool {
+	for _, r := range listAt(spec, "rules") {
+		for _, f := range listAt(asMap(r), "from") {
+			for _, p := range listAt(mapAt(asMap(f), "source"), "notRequestPrincipals") {
+				if p == "*" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// overlaps reports whether two selectors may select a common pod: no label is
+// required with two different values.
+func overlaps(a, b map[string]string) bool {
+	for k, v := range a {
+		if bv, ok := b[k]; ok && bv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// targetRefKeys returns a policy's targetRefs (and deprecated targetRef) as
+// "group/Kind/name" keys.
+func targetRefKeys(spec map[string]any) map[string]bool {
+	refs := listAt(spec, "targetRefs")
+	if r := mapAt(spec, "targetRef"); len(r) > 0 {
+		refs = append(append([]any(nil), refs...), r)
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	out := map[string]bool{}
+	for _, r := range refs {
+		m := asMap(r)
+		out[str(m, "group")+"/"+str(m, "kind")+"/"+str(m, "name")] = true
+	}
+	return out
+}
+
+// policyTarget describes what a security policy (selector or targetRefs)
+// applies to, for messages: a root-namespace selector matches in every namespace.
+func policyTarget(spec map[string]any, ns, root string) string {
+	labels, targets := selectorLabels(spec), targetRefKeys(spec)
+	switch {
+	case targets != nil:
+		var names []string
+		for _, k := range sortedSet(targets) {
+			parts := strings.SplitN(k, "/", 3)
+			names = append(names, parts[1]+"/"+parts[2])
+		}
+		return "targetRefs " + strings.Join(names, ", ")
+	case len(labels) > 0 && ns == root:
+		return "workloads " + labelsText(labels) + " in every namespace"
+	case len(labels) > 0:
+		return "workloads " + labelsText(labels)
+	case ns == root:
+		return "every workload in the mesh"
+	}
+	return fmt.Sprintf("every workload in namespace %q", ns)
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // requestAuthenticationFacts decides whether some authorization policy makes the
 // token mandatory for the workloads a RequestAuthentication selects (MESH0030).
+// Policies in dry-run are not enforced and do not count. A root-namespace
+// policy with a selector applies to matching workloads in every namespace.
 func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]any, error) {
 	if err := checkType(obj, "", "spec", "object"); err != nil {
 		return nil, err
 	}
 	spec := mapAt(obj, "spec")
+	root := e.cfg.RootNamespace
 	raLabels := selectorLabels(spec)
-	raTargeted := len(listAt(spec, "targetRefs")) > 0
+	raTargets := targetRefKeys(spec)
 	var policies []Object
 	policies = append(policies, e.ctx.AuthorizationPolicies(ns)...)
-	if ns != e.cfg.RootNamespace {
-		policies = append(policies, e.ctx.AuthorizationPolicies(e.cfg.RootNamespace)...)
+	if ns != root {
+		policies = append(policies, e.ctx.AuthorizationPolicies(root)...)
 	}
-	allowCovering, allowAllRequire, denyRequires := 0, true, false
+	allowCovering, denyRequires := 0, false
+	tokenless := []any{}
 	for _, ap := range policies {
+		if str(mapAt(ap, "metadata", "annotations"), "istio.io/dry-run") == "true" {
+			continue
+		}
 		aspec := mapAt(ap, "spec")
-		apNS, _ := objKey(ap)
+		apNS, apName := objKey(ap)
 		if apNS == "" {
 			apNS = ns
 		}
-		if apNS == e.cfg.RootNamespace && ns != e.cfg.RootNamespace && hasSelector(aspec, "selector") {
-			continue // a root-namespace policy with a selector applies only in the root namespace
+		apLabels, apTargets := selectorLabels(aspec), targetRefKeys(aspec)
+		var coversAll, mayApply bool
+		switch {
+		case apTargets != nil:
+			// Attached to named resources of its own namespace only.
+			coversAll, mayApply = apNS == ns && raTargets != nil, apNS == ns && raTargets != nil
+			for k := range raTargets {
+				if !apTargets[k] {
+					coversAll = false
+				}
+			}
+		case raTargets != nil:
+			coversAll = len(apLabels) == 0
+			mayApply = coversAll
+		default:
+			coversAll, mayApply = covers(apLabels, raLabels), overlaps(apLabels, raLabels)
 		}
-		if len(listAt(aspec, "targetRefs")) > 0 && !raTargeted {
-			continue
-		}
-		if !covers(selectorLabels(aspec), raLabels) {
+		if !mayApply {
 			continue
 		}
 		switch apAction(aspec) {
 		case "ALLOW":
-			allowCovering++
-			for _, r := range listAt(aspec, "rules") {
+			if coversAll {
+				allowCovering++
+			}
+			for i, r := range listAt(aspec, "rules") {
 				if !ruleRequiresToken(asMap(r)) {
-					allowAllRequire = false
+					tokenless = append(tokenless, fmt.Sprintf("ALLOW policy %q spec.rules[%d]", apNS+"/"+apName, i))
 				}
 			}
 		case "DENY":
-			for _, r := range listAt(aspec, "rules") {
-				for _, f := range listAt(asMap(r), "from") {
-					for _, p := range listAt(mapAt(asMap(f), "source"), "notRequestPrincipals") {
-						if p == "*" {
-							denyRequires = true
-						}
-					}
-				}
+			if coversAll && denyRejectsTokenless(aspec) {
+				denyRequires = true
 			}
 		}
 	}
 	return map[string]any{
-		"tokenRequired":         denyRequires || allowCovering > 0 && allowAllRequire,
+		"tokenRequired":         denyRequires || allowCovering > 0 && len(tokenless) == 0,
 		"allowPoliciesCovering": float64(allowCovering),
+		"tokenlessAllowRules":   tokenless,
+		"target":                policyTarget(spec, ns, root),
 	}, nil
 }

@@ -38,9 +38,14 @@ var implicitExcludedInbound = map[string]bool{"15090": true, "15021": true, "150
 
 // namespaceMode is the data plane a namespace's labels enroll it in, following
 // the injector's webhook selectors: istio-injection beats istio.io/rev, any
-// istio-injection value but "enabled" turns injection off for the namespace,
-// and a sidecar beats ambient.
+// istio-injection value but "enabled" turns injection off for the namespace, an
+// istio.io/rev label (even an empty one, which names no revision) shuts out the
+// object-selector and enableNamespacesByDefault paths, and a sidecar beats
+// ambient. The system namespaces are never injected (inject.go IgnoredNamespaces).
 func namespaceMode(ns Namespace, cfg *compiledConfig) string {
+	if cfg.system[ns.Name] {
+		return ModeNone
+	}
 	l := ns.Labels
 	ambient := l[labelDataplaneMode] == "ambient"
 	if v, ok := l[labelInjection]; ok {
@@ -52,44 +57,71 @@ func namespaceMode(ns Namespace, cfg *compiledConfig) string {
 		}
 		return ModeNone
 	}
-	if l[labelRev] != "" {
+	rev, hasRev := l[labelRev]
+	if rev != "" {
 		return ModeSidecar
 	}
 	if ambient {
 		return ModeAmbient
 	}
-	if cfg.EnableNamespacesByDefault && !cfg.system[ns.Name] {
+	if cfg.EnableNamespacesByDefault && !hasRev {
 		return ModeSidecar
 	}
 	return ModeNone
 }
 
-// injectionValue is the pod's effective sidecar.istio.io/inject value: the label
-// beats the annotation, and only "true" and "false" count.
-func injectionValue(labels, annotations map[string]string) (value, source string) {
+// injectionValue is the pod's effective sidecar.istio.io/inject setting as the
+// injector's injectRequired reads it: the label beats the annotation (a label
+// that is present wins even when empty), the value is compared case-insensitively
+// as a YAML boolean, "y", "yes", "true" and "on" mean "true", an empty value
+// means the namespace default (value ""), and every other value ("false",
+// "False", "no", "off", "disabled", ...) means "false". raw is the value as written.
+func injectionValue(labels, annotations map[string]string) (value, source, raw string) {
 	if v, ok := labels[keySidecarInject]; ok {
-		if v == "true" || v == "false" {
-			return v, "label"
-		}
-		return "", "label"
+		return injectionDecision(v), "label", v
 	}
-	if v, ok := annotations[keySidecarInject]; ok && (v == "true" || v == "false") {
-		return v, "annotation"
+	if v, ok := annotations[keySidecarInject]; ok {
+		return injectionDecision(v), "annotation", v
 	}
-	return "", ""
+	return "", "", ""
+}
+
+func injectionDecision(v string) string {
+	switch strings.ToLower(v) {
+	case "":
+		return ""
+	case "y", "yes", "true", "on":
+		return "true"
+	}
+	return "false"
 }
 
 // podMode decides whether a pod with these labels, in a namespace of the given
 // labels, gets a sidecar, is captured by ambient, or is outside the mesh.
+//
+// Sidecar injection needs one of the injector's webhooks to match (selectors on
+// exact label strings) and then injectRequired to agree (injectionValue):
+//   - namespace istio-injection=enabled, pod label inject not "false";
+//   - namespace istio.io/rev=<rev> without istio-injection, pod label inject not "false";
+//   - namespace without either label: pod label istio.io/rev=<rev>, or pod label
+//     inject exactly "true" without a pod istio.io/rev label;
+//   - with enableNamespacesByDefault, a namespace without either label and a pod
+//     without either label.
+//
+// hostNetwork pods and the system namespaces are never injected nor captured.
 func podMode(ns Namespace, nsKnown bool, labels, annotations map[string]string, hostNetwork bool, cfg *compiledConfig) string {
-	if hostNetwork {
+	if hostNetwork || cfg.system[ns.Name] {
 		return ModeNone
 	}
+	inj, _, _ := injectionValue(labels, annotations)
+	podRev, hasPodRev := labels[labelRev]
+	injectLabel, hasInjectLabel := labels[keySidecarInject]
+	// The pod's own labels select the injector in a namespace without enrollment labels.
+	objectSelected := podRev != "" && inj != "false" || !hasPodRev && injectLabel == "true"
 	if !nsKnown {
 		if cfg.DefaultNamespaceMode == ModeUnknown {
 			// The pod's own labels can still enroll it.
-			inj, src := injectionValue(labels, annotations)
-			if labels[labelRev] != "" && inj != "false" || inj == "true" && src == "label" {
+			if objectSelected {
 				return ModeSidecar
 			}
 			if labels[labelDataplaneMode] == "ambient" {
@@ -99,24 +131,18 @@ func podMode(ns Namespace, nsKnown bool, labels, annotations map[string]string, 
 		}
 		ns = Namespace{Name: ns.Name, Labels: syntheticLabels(cfg.DefaultNamespaceMode)}
 	}
-	inj, src := injectionValue(labels, annotations)
 	nsl := ns.Labels
-	_, hasLegacy := nsl[labelInjection]
+	legacy, hasLegacy := nsl[labelInjection]
+	nsRev, hasNsRev := nsl[labelRev]
 	sidecar := false
 	switch {
 	case hasLegacy:
-		sidecar = nsl[labelInjection] == "enabled" && inj != "false"
-	case nsl[labelRev] != "":
-		sidecar = inj != "false"
+		sidecar = legacy == "enabled" && inj != "false"
+	case hasNsRev:
+		sidecar = nsRev != "" && inj != "false"
 	default:
-		switch {
-		case labels[labelRev] != "" && inj != "false":
-			sidecar = true
-		case inj == "true" && src == "label":
-			sidecar = true
-		case cfg.EnableNamespacesByDefault && !cfg.system[ns.Name] && labels[labelRev] == "" && src != "label":
-			sidecar = inj != "false"
-		}
+		sidecar = objectSelected ||
+			cfg.EnableNamespacesByDefault && !hasPodRev && !hasInjectLabel && inj != "false"
 	}
 	if sidecar {
 		return ModeSidecar
@@ -271,6 +297,10 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		proxyCfgInterception = parsed.InterceptionMode
 	}
 	tproxy := interception == "TPROXY" || (interception == "" && (proxyCfgInterception == "TPROXY" || proxyCfgInterception == "" && e.cfg.InterceptionMode == "TPROXY"))
+	if tproxy {
+		// Under TPROXY the injector ignores the OpenShift range: iptables exempts the default IDs.
+		uid, gid = e.cfg.ProxyUID, e.cfg.ProxyGID
+	}
 
 	podRunAsUser, podHasUser := intAt(podSC, "runAsUser")
 	podRunAsGroup, podHasGroup := intAt(podSC, "runAsGroup")
@@ -284,7 +314,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			if !ok {
 				return nil, fmt.Errorf("%s: expected object, got %s", cpath, jsonType(raw))
 			}
-			for _, f := range []struct{ key, typ string }{{"name", "string"}, {"image", "string"}, {"securityContext", "object"}, {"args", "array"}, {"ports", "array"}} {
+			for _, f := range []struct{ key, typ string }{{"name", "string"}, {"image", "string"}, {"securityContext", "object"}, {"args", "array"}, {"command", "array"}, {"ports", "array"}} {
 				if err := checkType(c, cpath, f.key, f.typ); err != nil {
 					return nil, err
 				}
@@ -321,33 +351,40 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				if !imageAllowed {
 					problems = append(problems, fmt.Sprintf("image %s is not an allowed Istio proxy image", quote(image)))
 				}
+				// The injector never sets command: the image's entrypoint (pilot-agent) must run.
+				if len(listAt(c, "command")) > 0 {
+					problems = append(problems, "overrides the image command")
+				}
+				args := listAt(c, "args")
 				allowedCaps := map[string]bool{}
 				switch name {
-				case "istio-init":
+				case "istio-init", "istio-validation":
 					if cl.field != "initContainers" {
 						problems = append(problems, "is not an init container")
 					}
-					args := listAt(c, "args")
 					if len(args) == 0 || args[0] != "istio-iptables" {
 						problems = append(problems, `does not run "istio-iptables"`)
 					}
-					allowedCaps["NET_ADMIN"], allowedCaps["NET_RAW"] = true, true
-				case "istio-validation":
-					if cl.field != "initContainers" {
-						problems = append(problems, "is not an init container")
+					if name == "istio-init" {
+						allowedCaps["NET_ADMIN"], allowedCaps["NET_RAW"] = true, true
 					}
 				case "istio-proxy":
 					native := cl.field == "initContainers" && str(c, "restartPolicy") == "Always"
 					if cl.field != "containers" && !native {
 						problems = append(problems, "is an init container without restartPolicy Always")
 					}
+					// Absent args are filled in by the injector (image: auto, or an override container).
+					if len(args) > 0 && args[0] != "proxy" {
+						problems = append(problems, `does not run "proxy"`)
+					}
 					allowedCaps["NET_BIND_SERVICE"] = true
 					if tproxy {
 						allowedCaps["NET_ADMIN"] = true
 					}
 				}
+				// The injector writes canonical names, so the raw string must match.
 				for _, a := range added {
-					if !allowedCaps[normalizeCap(a)] {
+					if !allowedCaps[a] {
 						problems = append(problems, fmt.Sprintf("adds capability %s beyond the injected shape", quote(a)))
 					}
 				}
@@ -391,7 +428,11 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			}
 			infraText := ""
 			if len(problems) > 0 {
-				infraText = fmt.Sprintf("%s is named like Istio's but %s", ref, strings.Join(problems, ", "))
+				list := strings.Join(problems, ", ")
+				if n := len(problems); n > 1 {
+					list = strings.Join(problems[:n-1], ", ") + " and " + problems[n-1]
+				}
+				infraText = fmt.Sprintf("%s is named like Istio's but %s", ref, list)
 			}
 			cf := map[string]any{
 				"name": name, "list": cl.field, "ref": ref, "path": cpath, "image": image,
@@ -427,10 +468,10 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 	}
 
-	injValue, injSource := injectionValue(labels, annotations)
+	injValue, injSource, injRaw := injectionValue(labels, annotations)
 	optOutText := ""
 	if injValue == "false" {
-		optOutText = fmt.Sprintf("%s %s is \"false\"", injSource, keySidecarInject)
+		optOutText = fmt.Sprintf("%s %s is %s", injSource, keySidecarInject, quote(injRaw))
 	}
 
 	return map[string]any{
@@ -446,7 +487,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"proxyUID":      float64(uid),
 		"proxyGID":      float64(gid),
 		"injection": map[string]any{
-			"value": injValue, "source": injSource, "optOut": injValue == "false", "text": optOutText,
+			"value": injValue, "source": injSource, "raw": injRaw, "optOut": injValue == "false", "text": optOutText,
 		},
 		"ambientOptOut": labels[labelDataplaneMode] == "none",
 		"hostNetwork":   hostNetwork,
@@ -493,7 +534,7 @@ func (e *engine) captureFacts(ann map[string]string, postInjection bool, interce
 	}
 	defaults := toSet(splitList(e.cfg.InjectorExcludeOutboundIPRanges))
 	var ranges []any
-	wide := false
+	wide, linkLocal := false, true
 	for _, r := range splitList(ann[annExclOutRanges]) {
 		if postInjection && defaults[r] {
 			continue
@@ -505,11 +546,37 @@ func (e *engine) captureFacts(ann map[string]string, postInjection bool, interce
 		if r == "*" {
 			wide = true
 		}
+		if !isLinkLocalRange(r) {
+			linkLocal = false
+		}
 	}
 	out["excludeOutboundIPRanges"] = nonNil(ranges)
 	out["excludeOutboundIPRangesWide"] = wide
+	out["excludeOutboundIPRangesLinkLocal"] = linkLocal && len(ranges) > 0
 	out["excludeOutboundPorts"] = nonNil(anySlice(splitList(ann[annExclOutPorts])))
 	return out
+}
+
+var linkLocalPrefixes = []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("fe80::/10")}
+
+// isLinkLocalRange reports whether a CIDR (or a bare address) lies within the
+// link-local ranges, where no mesh pod can be (the cloud metadata server is
+// 169.254.169.254).
+func isLinkLocalRange(r string) bool {
+	p, err := netip.ParsePrefix(r)
+	if err != nil {
+		a, aerr := netip.ParseAddr(r)
+		if aerr != nil {
+			return false
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	for _, ll := range linkLocalPrefixes {
+		if p.Bits() >= ll.Bits() && ll.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 func splitList(s string) []string {
