@@ -34,57 +34,96 @@ type Document struct {
 
 // InputError is a document that could not be read or evaluated.
 type InputError struct {
-	File  string `json:"file"`
-	Index int    `json:"index,omitempty"`
-	Line  int    `json:"line,omitempty"`
-	Err   string `json:"error"`
+	// File is the path ("-" for stdin).
+	File string `json:"file"`
+	// Index is the 1-based YAML document in the file; 0 when the whole file failed.
+	Index int `json:"index,omitempty"`
+	// Line is the 1-based line of the error, or of the document; 0 when unknown.
+	Line int `json:"line,omitempty"`
+	// Object is the object ("Kind/namespace/name") when it was read but could
+	// not be evaluated; empty for parse errors.
+	Object string `json:"object,omitempty"`
+	// Err says what is wrong.
+	Err string `json:"error"`
+
+	notObject bool // the document has no kind: not a Kubernetes object
 }
 
-func (e InputError) Error() string {
+// Error renders "file: document 2 (line 14): message".
+func (e InputError) Error() string { return e.Location() + ": " + e.Err }
+
+// Location renders "file: document 2 (line 14)" and the object, if known.
+func (e InputError) Location() string {
 	loc := e.File
+	if loc == "-" {
+		loc = "stdin"
+	}
 	if e.Index > 0 {
 		loc += fmt.Sprintf(": document %d", e.Index)
 	}
 	if e.Line > 0 {
 		loc += fmt.Sprintf(" (line %d)", e.Line)
 	}
-	return loc + ": " + e.Err
+	if e.Object != "" {
+		loc += ": " + e.Object
+	}
+	return loc
 }
 
 // manifestExts are the file extensions read when walking a directory.
 var manifestExts = map[string]bool{".yaml": true, ".yml": true, ".json": true}
 
+// Input is what Read found.
+type Input struct {
+	// Documents are the objects read, in input order.
+	Documents []Document
+	// Errors are documents that could not be read or parsed.
+	Errors []InputError
+	// Ignored are documents found while walking a directory that are not
+	// Kubernetes objects (no kind: Helm's Chart.yaml and values.yaml, tool
+	// configuration). They are reported, not audited. In a file named
+	// explicitly or on stdin the same document is an error.
+	Ignored []InputError
+}
+
 // Read reads every path: a file, a directory (walked recursively for .yaml,
-// .yml and .json files, in lexical order) or "-" for stdin. A path that does not
+// .yml and .json files in lexical order, skipping hidden files and
+// directories such as .git and .github) or "-" for stdin. A path that does not
 // exist is an error; a document that cannot be parsed is returned as an
 // InputError and the others are still returned.
-func Read(paths []string, stdin io.Reader) ([]Document, []InputError, error) {
-	var docs []Document
-	var errs []InputError
+func Read(paths []string, stdin io.Reader) (*Input, error) {
+	in := &Input{}
 	stdinUsed := false
 	for _, p := range paths {
 		if p == "-" {
 			if stdinUsed {
-				return nil, nil, fmt.Errorf("-f -: stdin can be read only once")
+				return nil, fmt.Errorf("-f -: stdin can be read only once")
 			}
 			stdinUsed = true
 			data, err := io.ReadAll(stdin)
 			if err != nil {
-				return nil, nil, fmt.Errorf("read stdin: %w", err)
+				return nil, fmt.Errorf("read stdin: %w", err)
 			}
 			d, e := Parse("-", data)
-			docs, errs = append(docs, d...), append(errs, e...)
+			in.Documents, in.Errors = append(in.Documents, d...), append(in.Errors, e...)
 			continue
 		}
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, nil, fmt.Errorf("-f %s: %w", p, err)
+			return nil, fmt.Errorf("-f %s: %w", p, err)
 		}
 		var files []string
-		if st.IsDir() {
+		walked := st.IsDir()
+		if walked {
 			err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 				if err != nil {
 					return err
+				}
+				if path != p && strings.HasPrefix(d.Name(), ".") {
+					if d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
 				}
 				if !d.IsDir() && manifestExts[strings.ToLower(filepath.Ext(path))] {
 					files = append(files, path)
@@ -92,7 +131,7 @@ func Read(paths []string, stdin io.Reader) ([]Document, []InputError, error) {
 				return nil
 			})
 			if err != nil {
-				return nil, nil, fmt.Errorf("-f %s: %w", p, err)
+				return nil, fmt.Errorf("-f %s: %w", p, err)
 			}
 			sort.Strings(files)
 		} else {
@@ -101,14 +140,21 @@ func Read(paths []string, stdin io.Reader) ([]Document, []InputError, error) {
 		for _, f := range files {
 			data, err := os.ReadFile(f)
 			if err != nil {
-				errs = append(errs, InputError{File: f, Err: err.Error()})
+				in.Errors = append(in.Errors, InputError{File: f, Err: err.Error()})
 				continue
 			}
-			d, e := Parse(f, data)
-			docs, errs = append(docs, d...), append(errs, e...)
+			d, errs := Parse(f, data)
+			in.Documents = append(in.Documents, d...)
+			for _, e := range errs {
+				if walked && e.notObject {
+					in.Ignored = append(in.Ignored, e)
+				} else {
+					in.Errors = append(in.Errors, e)
+				}
+			}
 		}
 	}
-	return docs, errs, nil
+	return in, nil
 }
 
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
@@ -167,8 +213,9 @@ func Parse(file string, data []byte) ([]Document, []InputError) {
 			continue
 		}
 		var v any
+		line := firstContentLine(c)
 		if err := json.Unmarshal(js, &v); err != nil {
-			errs = append(errs, InputError{File: file, Index: c.index, Line: c.line, Err: err.Error()})
+			errs = append(errs, InputError{File: file, Index: c.index, Line: line, Err: err.Error()})
 			continue
 		}
 		if v == nil {
@@ -176,10 +223,9 @@ func Parse(file string, data []byte) ([]Document, []InputError) {
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
-			errs = append(errs, InputError{File: file, Index: c.index, Line: c.line, Err: fmt.Sprintf("expected a Kubernetes object, got a %s", kindOfJSON(v))})
+			errs = append(errs, InputError{File: file, Index: c.index, Line: line, Err: fmt.Sprintf("expected a Kubernetes object, got a %s", kindOfJSON(v))})
 			continue
 		}
-		line := firstContentLine(c)
 		kind, _ := obj["kind"].(string)
 		if items, isList := obj["items"].([]any); isList && strings.HasSuffix(kind, "List") {
 			lines := itemLines(c)
@@ -202,7 +248,8 @@ func Parse(file string, data []byte) ([]Document, []InputError) {
 			continue
 		}
 		if err := checkObject(obj); err != nil {
-			errs = append(errs, InputError{File: file, Index: c.index, Line: line, Err: err.Error()})
+			_, hasKind := obj["kind"].(string)
+			errs = append(errs, InputError{File: file, Index: c.index, Line: line, Err: err.Error(), notObject: !hasKind})
 			continue
 		}
 		docs = append(docs, Document{File: file, Index: c.index, Line: line, Object: obj})

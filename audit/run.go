@@ -28,8 +28,42 @@ type Report struct {
 	Objects int `json:"objects"`
 	// Evaluated is the number of objects at least one rule applies to.
 	Evaluated int `json:"evaluated"`
+	// Ignored are documents in walked directories that are not Kubernetes
+	// objects (see Input.Ignored); they are listed, not audited.
+	Ignored []InputError `json:"ignored,omitempty"`
 	// Skipped counts objects of kinds no rule covers, by apiVersion/kind.
 	Skipped map[string]int `json:"skipped,omitempty"`
+	// Results lists every object read, in input order, with what happened to
+	// it; the writers use it to report objects without findings (JUnit) and
+	// skipped kinds per file.
+	Results []ObjectResult `json:"-"`
+}
+
+// Status says what an audit did with one object.
+type Status string
+
+// Statuses of an ObjectResult.
+const (
+	// StatusEvaluated: at least one rule applies and the evaluation succeeded.
+	StatusEvaluated Status = "evaluated"
+	// StatusSkipped: no rule covers the object's kind.
+	StatusSkipped Status = "skipped"
+	// StatusError: the evaluation failed; the error is in Report.Errors.
+	StatusError Status = "error"
+)
+
+// ObjectResult is one object read by an audit and its position.
+type ObjectResult struct {
+	// Object identifies the object (its namespace defaulted as for findings).
+	Object rules.ObjectRef
+	// File, Index and Line locate the object as in Document.
+	File  string
+	Index int
+	Line  int
+	// Status says whether the object was evaluated, skipped or failed.
+	Status Status
+	// Findings is the number of findings for the object.
+	Findings int
 }
 
 // Options tune an audit run.
@@ -62,11 +96,14 @@ func Run(ctx context.Context, ev rules.Evaluator, docs []Document, opts Options)
 	rep := &Report{Objects: len(docs)}
 	for _, d := range docs {
 		gk := schema.GroupKind{Group: groupOf(d.Object), Kind: fmt.Sprint(d.Object["kind"])}
+		res := ObjectResult{Object: rules.ObjectRefOf(d.Object, opts.DefaultNamespace), File: d.File, Index: d.Index, Line: d.Line}
 		if !covered(ev, gk) {
 			if rep.Skipped == nil {
 				rep.Skipped = map[string]int{}
 			}
 			rep.Skipped[fmt.Sprintf("%v/%v", d.Object["apiVersion"], d.Object["kind"])]++
+			res.Status = StatusSkipped
+			rep.Results = append(rep.Results, res)
 			continue
 		}
 		rep.Evaluated++
@@ -77,9 +114,13 @@ func Run(ctx context.Context, ev rules.Evaluator, docs []Document, opts Options)
 			Context:          c,
 		})
 		if err != nil {
-			rep.Errors = append(rep.Errors, InputError{File: d.File, Index: d.Index, Line: d.Line, Err: err.Error()})
+			rep.Errors = append(rep.Errors, InputError{File: d.File, Index: d.Index, Line: d.Line, Object: res.Object.String(), Err: err.Error()})
+			res.Status = StatusError
+			rep.Results = append(rep.Results, res)
 			continue
 		}
+		res.Status, res.Findings = StatusEvaluated, len(fs)
+		rep.Results = append(rep.Results, res)
 		sort.SliceStable(fs, func(i, j int) bool { return fs[i].Code < fs[j].Code })
 		for _, f := range fs {
 			rep.Findings = append(rep.Findings, Located{Finding: f, File: d.File, Index: d.Index, Line: d.Line})

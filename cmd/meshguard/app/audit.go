@@ -1,0 +1,166 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/rules"
+)
+
+// AuditOptions are the flags of `meshguard audit`.
+type AuditOptions struct {
+	// Filenames are files, directories (read recursively for .yaml, .yml and
+	// .json) or "-" for stdin (-f, --filename; repeatable). Required.
+	Filenames []string
+	// Output is the report format (-o, --output): text, json, sarif or junit. Default text.
+	Output audit.Format
+	// OutputFile receives the report instead of stdout (--output-file); the
+	// summary then goes to stderr. Default: stdout.
+	OutputFile string
+	// FailOn is the lowest severity that fails the audit with exit code 1
+	// (--fail-on). Default High: what the webhook would deny.
+	FailOn rules.Severity
+	// DefaultNamespace is the namespace of objects that name none (-n, --namespace). Default "default".
+	DefaultNamespace string
+	// PostInjection treats Pods as already injected, as in the output of
+	// `kubectl get pods -o yaml` (--post-injection). Default false: manifests
+	// are seen before injection.
+	PostInjection bool
+	// Rules is the mesh configuration shared with the webhook (root namespace,
+	// proxy image registries, default namespace mode, ...). Default rules.NewConfig().
+	Rules *rules.Config
+}
+
+// NewAuditOptions returns the defaults of `meshguard audit`.
+func NewAuditOptions() *AuditOptions {
+	return &AuditOptions{
+		Output:           audit.FormatText,
+		FailOn:           rules.SeverityHigh,
+		DefaultNamespace: "default",
+		Rules:            rules.NewConfig(),
+	}
+}
+
+// AddFlags binds the options to flags.
+func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringArrayVarP(&o.Filenames, "filename", "f", o.Filenames, "file, directory (recursive: .yaml, .yml, .json) or - for stdin; repeatable; required")
+	fs.VarP(formatValue{&o.Output}, "output", "o", "report format: text, json, sarif or junit")
+	fs.StringVar(&o.OutputFile, "output-file", o.OutputFile, "write the report to this file instead of stdout (the summary goes to stderr)")
+	fs.Var(severityValue{&o.FailOn}, "fail-on", "exit 1 when a finding is at or above this severity: Info, Low, Medium, High or Critical")
+	fs.StringVarP(&o.DefaultNamespace, "namespace", "n", o.DefaultNamespace, "namespace of objects that do not name one")
+	fs.BoolVar(&o.PostInjection, "post-injection", o.PostInjection, "treat Pods as already injected (for example the output of kubectl get pods -o yaml); manifests are pre-injection")
+	o.Rules.AddFlags(fs)
+}
+
+// Validate rejects options that cannot be used, naming the flag.
+func (o *AuditOptions) Validate() error {
+	if len(o.Filenames) == 0 {
+		return fmt.Errorf("-f/--filename: required: name a file, a directory or - for stdin")
+	}
+	for _, f := range o.Filenames {
+		if strings.TrimSpace(f) == "" {
+			return fmt.Errorf("-f/--filename: must not be empty")
+		}
+	}
+	if _, err := audit.ParseFormat(string(o.Output)); err != nil {
+		return fmt.Errorf("-o/--output: %w", err)
+	}
+	if o.FailOn < rules.SeverityInfo || o.FailOn > rules.SeverityCritical {
+		return fmt.Errorf("--fail-on: %s is not a severity", o.FailOn)
+	}
+	if errs := validation.IsDNS1123Label(o.DefaultNamespace); len(errs) > 0 {
+		return fmt.Errorf("-n/--namespace: %q is not a namespace name: %s", o.DefaultNamespace, strings.Join(errs, "; "))
+	}
+	if err := o.Rules.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// AuditFunc runs an audit with validated options.
+type AuditFunc func(ctx context.Context, s Streams, o *AuditOptions) error
+
+// NewAuditCommand builds `meshguard audit`; run is called with the parsed and
+// validated options (RunAudit in production, a fake in flag tests).
+func NewAuditCommand(s Streams, run AuditFunc) *cobra.Command {
+	o := NewAuditOptions()
+	cmd := &cobra.Command{
+		Use:   "audit -f FILE|DIR|- [flags]",
+		Short: "Audit manifests against the rules, as the webhook would judge them",
+		Long: `Audit Kubernetes manifests against meshguard's rules, offline.
+
+The context a rule needs (namespaces and their labels, the mesh-wide PeerAuthentication,
+AuthorizationPolicies) is built from the manifests themselves. Objects of kinds no rule covers
+are counted as skipped in the summary. A document that cannot be parsed is reported with its
+file, document index and line; the other documents are still audited.
+
+Exit codes: 0 no finding at or above --fail-on, 1 findings at or above --fail-on,
+2 usage errors or input that could not be read, parsed or evaluated.`,
+		Example: `  meshguard audit -f deploy/
+  helm template charts/shop | meshguard audit -f - --fail-on Medium
+  kubectl get pods -A -o yaml | meshguard audit -f - --post-injection
+  meshguard audit -f deploy/ -o sarif --output-file meshguard.sarif`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), s, o)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// RunAudit reads the inputs, evaluates every object with the embedded catalog
+// and writes the report. It returns an *ExitError with code 1 when a finding
+// is at or above o.FailOn and code 2 when some input could not be audited.
+func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
+	}
+	ev, err := rules.New(cat, o.Rules)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	in, err := audit.Read(o.Filenames, s.In)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	rep := audit.Run(ctx, ev, in.Documents, audit.Options{DefaultNamespace: o.DefaultNamespace, PostInjection: o.PostInjection})
+	rep.Errors = append(in.Errors, rep.Errors...)
+	rep.Ignored = in.Ignored
+
+	wo := audit.WriteOptions{FailOn: o.FailOn, Catalog: cat, ToolVersion: version()}
+	var buf bytes.Buffer
+	if err := audit.Write(&buf, o.Output, rep, wo); err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	if o.OutputFile != "" {
+		if err := os.WriteFile(o.OutputFile, buf.Bytes(), 0o644); err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--output-file: %w", err)}
+		}
+	} else if _, err := s.Out.Write(buf.Bytes()); err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("write report: %w", err)}
+	}
+	if o.OutputFile != "" || o.Output != audit.FormatText {
+		// The report went to a file or is for a machine: say what happened on stderr.
+		fmt.Fprintf(s.Err, "meshguard audit: %s\n", rep.Summarize(o.FailOn))
+		for _, e := range rep.Errors {
+			fmt.Fprintf(s.Err, "  error: %s\n", e.Error())
+		}
+	}
+	if code := rep.ExitCode(o.FailOn); code != ExitOK {
+		return &ExitError{Code: code}
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/meshguard/meshguard/rules"
+)
+
+// RulesListOptions are the flags of `meshguard rules list`.
+type RulesListOptions struct {
+	// Output is text (a table), json or markdown (-o, --output). Default text.
+	// The markdown table is the README's rule table.
+	Output string
+}
+
+// NewRulesListOptions returns the defaults of `meshguard rules list`.
+func NewRulesListOptions() *RulesListOptions { return &RulesListOptions{Output: "text"} }
+
+// AddFlags binds the options to flags.
+func (o *RulesListOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.Output, "output", "o", o.Output, "format: text, json or markdown (the README rule table)")
+}
+
+// Validate rejects an unknown format, naming the flag.
+func (o *RulesListOptions) Validate() error {
+	switch o.Output {
+	case "text", "json", "markdown":
+		return nil
+	}
+	return fmt.Errorf("-o/--output: unknown format %q (want text, json or markdown)", o.Output)
+}
+
+// RulesListFunc lists the rules with validated options.
+type RulesListFunc func(ctx context.Context, s Streams, o *RulesListOptions) error
+
+// RulesExplainFunc explains the rule with the given code (or slug).
+type RulesExplainFunc func(ctx context.Context, s Streams, code string) error
+
+// NewRulesCommand builds `meshguard rules` with `list` and `explain`.
+func NewRulesCommand(s Streams, list RulesListFunc, explain RulesExplainFunc) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "List and explain the rules in the catalog",
+	}
+	o := NewRulesListOptions()
+	listCmd := &cobra.Command{
+		Use:   "list",
+		Short: "List every rule: code, slug, severity, kinds and title",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return list(cmd.Context(), s, o)
+		},
+	}
+	o.AddFlags(listCmd.Flags())
+	explainCmd := &cobra.Command{
+		Use:     "explain CODE",
+		Short:   "Explain a rule: title, severity, kinds, why it matters and how to fix it",
+		Example: "  meshguard rules explain MESH0150",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%q takes exactly one rule code (for example MESH0150), got %d arguments", cmd.CommandPath(), len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return explain(cmd.Context(), s, args[0])
+		},
+	}
+	cmd.AddCommand(listCmd, explainCmd)
+	return cmd
+}
+
+// ruleKind is a kind a rule applies to, with every version the API server serves.
+type ruleKind struct {
+	Group    string   `json:"group"`
+	Kind     string   `json:"kind"`
+	Versions []string `json:"versions"`
+}
+
+// ruleDoc is a rule as `rules list -o json` prints it.
+type ruleDoc struct {
+	Code             string         `json:"code"`
+	Rule             string         `json:"rule"`
+	Title            string         `json:"title"`
+	Severity         rules.Severity `json:"severity"`
+	Kinds            []ruleKind     `json:"kinds"`
+	SkipControlPlane bool           `json:"skipControlPlane"`
+	Why              string         `json:"why"`
+	Remediation      string         `json:"remediation"`
+}
+
+func kindsOf(r *rules.Rule) []ruleKind {
+	out := make([]ruleKind, 0, len(r.Kinds))
+	for _, gk := range r.Kinds {
+		k := ruleKind{Group: gk.Group, Kind: gk.Kind}
+		if info, ok := rules.LookupKind(gk); ok {
+			k.Versions = info.Versions
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// kindsSummary names a rule's kinds briefly: "workloads" for every kind that
+// carries a pod template, then the other kinds by name.
+func kindsSummary(r *rules.Rule) string {
+	have := map[schema.GroupKind]bool{}
+	for _, gk := range r.Kinds {
+		have[gk] = true
+	}
+	workloads := map[schema.GroupKind]bool{}
+	all := true
+	for _, k := range rules.PodTemplateKinds() {
+		workloads[k.GroupKind()] = true
+		all = all && have[k.GroupKind()]
+	}
+	var names []string
+	if all {
+		names = append(names, "workloads")
+	}
+	for _, gk := range r.Kinds {
+		if all && workloads[gk] {
+			continue
+		}
+		names = append(names, gk.Kind)
+	}
+	return strings.Join(names, ", ")
+}
+
+// RunRulesList prints the embedded catalog, ordered by code.
+func RunRulesList(_ context.Context, s Streams, o *RulesListOptions) error {
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
+	}
+	if err := writeRules(s.Out, cat, o.Output); err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("rules list: %w", err)}
+	}
+	return nil
+}
+
+func writeRules(w io.Writer, cat *rules.Catalog, format string) error {
+	switch format {
+	case "json":
+		docs := make([]ruleDoc, 0, len(cat.Rules()))
+		for _, r := range cat.Rules() {
+			docs = append(docs, ruleDoc{Code: r.Code, Rule: r.Name, Title: r.Title, Severity: r.Severity, Kinds: kindsOf(r),
+				SkipControlPlane: r.SkipControlPlane, Why: r.Why, Remediation: r.Remediation})
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(docs)
+	case "markdown":
+		var b strings.Builder
+		b.WriteString("| Code | Rule | Severity | Kinds | Title |\n")
+		b.WriteString("|---|---|---|---|---|\n")
+		for _, r := range cat.Rules() {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.Code, mdCell(r.Name), r.Severity, mdCell(kindsSummary(r)), mdCell(r.Title))
+		}
+		_, err := io.WriteString(w, b.String())
+		return err
+	default:
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CODE\tRULE\tSEVERITY\tKINDS\tTITLE")
+		for _, r := range cat.Rules() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Code, r.Name, r.Severity, kindsSummary(r), r.Title)
+		}
+		return tw.Flush()
+	}
+}
+
+// mdCell escapes text for a Markdown table cell.
+func mdCell(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// RunRulesExplain prints one rule of the embedded catalog, found by code
+// (case-insensitive) or slug.
+func RunRulesExplain(_ context.Context, s Streams, code string) error {
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
+	}
+	r, ok := findRule(cat, code)
+	if !ok {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("rules explain: unknown rule %q; `meshguard rules list` shows every code", code)}
+	}
+	if err := explainRule(s.Out, r); err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("rules explain: %w", err)}
+	}
+	return nil
+}
+
+func findRule(cat *rules.Catalog, code string) (*rules.Rule, bool) {
+	code = strings.TrimSpace(code)
+	if r, ok := cat.Rule(code); ok {
+		return r, true
+	}
+	for _, r := range cat.Rules() {
+		if r.Name == code || r.Dir == code {
+			return r, true
+		}
+	}
+	return nil, false
+}
+
+func explainRule(w io.Writer, r *rules.Rule) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: %s\n\n", r.Code, r.Name, r.Title)
+	fmt.Fprintf(&b, "Severity: %s\n", r.Severity)
+	b.WriteString("Kinds:\n")
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	for _, k := range kindsOf(r) {
+		name, versions := k.Kind, make([]string, 0, len(k.Versions))
+		for _, v := range k.Versions {
+			if k.Group != "" {
+				v = k.Group + "/" + v
+			}
+			versions = append(versions, v)
+		}
+		if k.Group != "" {
+			name = k.Group + "/" + k.Kind
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", name, strings.Join(versions, ", "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.SkipControlPlane {
+		b.WriteString("Not applied in system and control-plane namespaces (--system-namespaces, --control-plane-namespaces).\n")
+	}
+	b.WriteString("\nWhy:\n")
+	b.WriteString(wrap(r.Why, "  ", 100))
+	b.WriteString("\nRemediation:\n")
+	b.WriteString(wrap(r.Remediation, "  ", 100))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// wrap fills text into lines of at most width columns, each with indent.
+func wrap(text, indent string, width int) string {
+	var b strings.Builder
+	line := indent
+	for _, word := range strings.Fields(text) {
+		if line != indent && len(line)+1+len(word) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if line != indent {
+			line += " "
+		}
+		line += word
+	}
+	if line != indent {
+		b.WriteString(line + "\n")
+	}
+	return b.String()
+}
