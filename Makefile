@@ -35,13 +35,13 @@ update-golden: ## Regenerate golden files (expected findings, README rule table)
 
 .PHONY: docs
 docs: build ## Regenerate the README rule table from the catalog.
-	$(BIN)/meshguard rules list -o markdown > /tmp/meshguard-rules.md
-	python3 hack/replace-section.py README.md RULES-TABLE /tmp/meshguard-rules.md
+	$(BIN)/meshguard rules list -o markdown > $(BIN)/rules-table.md
+	python3 hack/replace-section.py README.md RULES-TABLE $(BIN)/rules-table.md
 
 .PHONY: verify
 verify: lint build ## Check formatting, vet, and that generated docs are current.
-	$(BIN)/meshguard rules list -o markdown > /tmp/meshguard-rules.md
-	python3 hack/replace-section.py --check README.md RULES-TABLE /tmp/meshguard-rules.md
+	$(BIN)/meshguard rules list -o markdown > $(BIN)/rules-table.md
+	python3 hack/replace-section.py --check README.md RULES-TABLE $(BIN)/rules-table.md
 
 ##@ Build
 
