@@ -17,6 +17,9 @@ import (
 // UPDATE_GOLDEN=1 go test ./rules/ (or make update-golden).
 var updateGolden = os.Getenv("UPDATE_GOLDEN") == "1"
 
+// fixtureAdminGroup makes the requester of a fixture AdmissionReview a meshguard admin.
+const fixtureAdminGroup = "meshguard-admins"
+
 func newEngine(t testing.TB) (*rules.Catalog, *rules.Engine) {
 	t.Helper()
 	c, err := rules.DefaultCatalog()
@@ -69,6 +72,17 @@ func fixtureFindings(t *testing.T, e *rules.Engine, file, code string) []string 
 			}
 			req.DefaultNamespace, _ = r["namespace"].(string)
 			req.PostInjection = req.Object != nil && req.Object["kind"] == "Pod" && req.Operation == "CREATE"
+			if ui, ok := r["userInfo"].(map[string]any); ok {
+				req.User = &rules.User{}
+				req.User.Username, _ = ui["username"].(string)
+				groups, _ := ui["groups"].([]any)
+				for _, g := range groups {
+					if s, ok := g.(string); ok {
+						req.User.Groups = append(req.User.Groups, s)
+						req.User.Admin = req.User.Admin || s == fixtureAdminGroup
+					}
+				}
+			}
 		}
 		fs, err := e.Evaluate(context.Background(), req)
 		if err != nil {

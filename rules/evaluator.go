@@ -36,6 +36,18 @@ type Request struct {
 	PostInjection bool
 	// Context holds the other objects rules may consult. Nil means nothing is known.
 	Context Context
+	// User is who makes the request, when known (the webhook); nil offline.
+	User *User
+}
+
+// User is the requester of an admission request.
+type User struct {
+	// Username and Groups come from the AdmissionRequest's userInfo.
+	Username string
+	Groups   []string
+	// Admin is true when the user is one of the configured admin identities,
+	// who may change meshguard's own labels and exemptions.
+	Admin bool
 }
 
 // Engine is the Evaluator over a compiled catalog. Build it once with New.
@@ -172,9 +184,19 @@ func (e *Engine) prepare(req *Request) (*prepared, error) {
 		exemptNS:  e.cfg.exemptNamespace(nsName),
 		facts:     facts,
 		namespace: st.namespaceBinding(ns, nsKnown),
-		request:   map[string]any{"operation": op, "postInjection": req.PostInjection},
+		request:   requestBinding(op, req),
 		st:        st,
 	}, nil
+}
+
+// requestBinding is the $request binding: operation, postInjection and user
+// ({known, username, admin}; known is false offline, where nobody is asking).
+func requestBinding(op string, req *Request) map[string]any {
+	user := map[string]any{"known": false, "username": "", "admin": false}
+	if req.User != nil {
+		user = map[string]any{"known": true, "username": req.User.Username, "admin": req.User.Admin}
+	}
+	return map[string]any{"operation": op, "postInjection": req.PostInjection, "user": user}
 }
 
 func (e *Engine) meshBinding(st *engine) map[string]any {

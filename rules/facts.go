@@ -50,13 +50,51 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 		"labels":     stringAnyMap(cur.Labels),
 		"enrollment": enrollmentText(cur.Labels),
 	}
+	var oldLabels, oldAnn map[string]string
 	if req.OldObject != nil {
 		oldMeta := mapAt(req.OldObject, "metadata")
 		old := Namespace{Name: str(oldMeta, "name"), Labels: stringMap(oldMeta["labels"])}
 		facts["oldMode"] = namespaceMode(old, e.cfg)
 		facts["oldEnrollment"] = enrollmentText(old.Labels)
+		oldLabels, oldAnn = old.Labels, stringMap(oldMeta["annotations"])
 	}
+	changes := guardKeyChanges("label", oldLabels, cur.Labels)
+	changes = append(changes, guardKeyChanges("annotation", oldAnn, stringMap(meta["annotations"]))...)
+	facts["guardChanges"] = nonNil(changes)
 	return facts, nil
+}
+
+// guardPrefix marks meshguard's own labels and annotations.
+const guardPrefix = "meshguard.io/"
+
+// guardKeyChanges describes every meshguard.io/ key added, changed or removed
+// between two maps.
+func guardKeyChanges(what string, old, cur map[string]string) []any {
+	var keys []string
+	seen := map[string]bool{}
+	for _, m := range []map[string]string{old, cur} {
+		for k := range m {
+			if strings.HasPrefix(k, guardPrefix) && !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	var out []any
+	for _, k := range keys {
+		ov, had := old[k]
+		nv, has := cur[k]
+		switch {
+		case had && !has:
+			out = append(out, fmt.Sprintf("removes %s %s=%s", what, k, quote(ov)))
+		case !had && has:
+			out = append(out, fmt.Sprintf("sets %s %s=%s", what, k, quote(nv)))
+		case ov != nv:
+			out = append(out, fmt.Sprintf("changes %s %s from %s to %s", what, k, quote(ov), quote(nv)))
+		}
+	}
+	return out
 }
 
 // enrollmentText describes a namespace's enrollment labels for messages.

@@ -307,6 +307,9 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 
 	var containers, capAdds, hostPorts []any
 	hasProxy, proxyImageBad := false, false
+	// proxyOnly: every container is Istio's own exempt istio-proxy (a gateway
+	// or waypoint pod), so the pod has no application traffic to capture.
+	proxyOnly := len(listAt(spec, "containers")) > 0
 	for _, cl := range containerLists {
 		for i, raw := range listAt(spec, cl.field) {
 			c, ok := raw.(map[string]any)
@@ -393,6 +396,9 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				}
 			}
 			exempt := istioName && len(problems) == 0
+			if !exempt || name != "istio-proxy" {
+				proxyOnly = false
+			}
 			if name == "istio-proxy" && (cl.field == "containers" || cl.field == "initContainers" && str(c, "restartPolicy") == "Always") {
 				hasProxy = true
 				if !e.cfg.isProxyImage(image) {
@@ -495,6 +501,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"hostIPC":       boolAt(spec, "hostIPC"),
 		"mirror":        annotations[annMirror] != "",
 		"hasProxy":      hasProxy,
+		"proxyOnly":     proxyOnly,
 		"proxyImageBad": proxyImageBad,
 		"containers":    nonNil(containers),
 		"capAdds":       nonNil(capAdds),

@@ -89,6 +89,8 @@ manifests, for CI and audits.`,
 	cmd.AddCommand(
 		NewAuditCommand(s, RunAudit),
 		NewRulesCommand(s, RunRulesList, RunRulesExplain),
+		NewServeCommand(s, RunServe),
+		NewWebhookConfigCommand(s),
 		NewVersionCommand(s),
 	)
 	return cmd

@@ -1,0 +1,108 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap/zapcore"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/meshguard/meshguard/webhook"
+)
+
+// ServeOptions are the flags of `meshguard serve`.
+type ServeOptions struct {
+	Webhook *webhook.Options
+	Kube    KubeOptions
+	// LogLevel is debug, info (default) or error.
+	LogLevel string
+}
+
+// NewServeOptions returns the defaults.
+func NewServeOptions() *ServeOptions {
+	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info"}
+}
+
+// AddFlags binds the flags.
+func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
+	w := o.Webhook
+	fs.StringVar(&w.Host, "host", w.Host, "address the webhook server binds (empty: every interface)")
+	fs.IntVar(&w.Port, "port", w.Port, "HTTPS port of the webhook server")
+	fs.StringVar(&w.CertDir, "cert-dir", w.CertDir, "directory with the serving certificate and key, reloaded when they change (TLS only; no plaintext mode)")
+	fs.StringVar(&w.CertName, "cert-name", w.CertName, "certificate file name in --cert-dir")
+	fs.StringVar(&w.KeyName, "key-name", w.KeyName, "key file name in --cert-dir")
+	fs.BoolVar(&w.EnableHTTP2, "enable-http2", w.EnableHTTP2, "serve HTTP/2 (off by default because of the HTTP/2 Rapid Reset advisories; the API server uses HTTP/1.1)")
+	fs.StringVar(&w.MetricsAddr, "metrics-bind-address", w.MetricsAddr, `address of the Prometheus metrics endpoint ("0" disables it)`)
+	fs.StringVar(&w.HealthAddr, "health-probe-bind-address", w.HealthAddr, "address of /healthz and /readyz")
+	fs.StringVar(&w.PolicyFile, "policy", w.PolicyFile, "admin policy file: mode, namespace modes, object exemptions, admins, exemptions (default: enforce)")
+	fs.StringVar(&w.EnrollLabel, "enroll-namespaces", w.EnrollLabel, "label the mutating webhook adds to new namespaces, e.g. istio-injection=enabled (default: no enrollment)")
+	fs.DurationVar(&w.GracefulShutdown, "graceful-shutdown-timeout", w.GracefulShutdown, "how long in-flight requests may finish on shutdown")
+	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info or error (logs are JSON)")
+	o.Kube.AddFlags(fs)
+	w.Rules.AddFlags(fs)
+}
+
+// Validate checks the options.
+func (o *ServeOptions) Validate() error {
+	switch o.LogLevel {
+	case "debug", "info", "error":
+	default:
+		return fmt.Errorf("--log-level: %q is not debug, info or error", o.LogLevel)
+	}
+	return o.Webhook.Validate()
+}
+
+// ServeFunc runs the server; tests substitute it to check flag parsing.
+type ServeFunc func(ctx context.Context, s Streams, o *ServeOptions) error
+
+// NewServeCommand builds `meshguard serve`.
+func NewServeCommand(s Streams, run ServeFunc) *cobra.Command {
+	o := NewServeOptions()
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "Run the admission webhook",
+		Long: `Run meshguard's admission webhook: a validating webhook that decides every create and update
+of the kinds the rule catalog covers, and (with --enroll-namespaces) a mutating webhook that enrolls
+new namespaces in the mesh. It serves HTTPS only, from --cert-dir, and reloads the certificate when it
+changes. /readyz turns ready once the context caches have synced and the certificate is loaded.`,
+		Example: `  meshguard serve --cert-dir /var/run/meshguard/certs --policy /etc/meshguard/policy.yaml
+  meshguard serve --kubeconfig ~/.kube/config --cert-dir ./certs --port 9443 --enroll-namespaces istio-injection=enabled`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), s, o)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// RunServe starts the webhook and blocks until ctx is done.
+func RunServe(ctx context.Context, s Streams, o *ServeOptions) error {
+	level := zapcore.InfoLevel
+	switch o.LogLevel {
+	case "debug":
+		level = zapcore.DebugLevel
+	case "error":
+		level = zapcore.ErrorLevel
+	}
+	logger := ctrlzap.New(ctrlzap.WriteTo(s.Err), ctrlzap.JSONEncoder(), ctrlzap.Level(level))
+	ctrllog.SetLogger(logger)
+	cfg, err := o.Kube.RESTConfig()
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	srv, err := webhook.NewServer(cfg, o.Webhook, logger)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	if err := srv.Start(ctrllog.IntoContext(ctx, logger)); err != nil {
+		return &ExitError{Code: 1, Err: fmt.Errorf("serve: %w", err)}
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package webhook
+
+import (
+	"sort"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshguard/meshguard/rules"
+)
+
+// ConfigOptions shape the webhook configurations meshguard registers.
+type ConfigOptions struct {
+	// Name of both configurations. Default "meshguard".
+	Name string
+	// Service reaches the webhook inside the cluster; URL is used when Service is nil.
+	Service *admissionregistrationv1.ServiceReference
+	URL     string
+	// CABundle is the PEM CA that signed the serving certificate.
+	CABundle []byte
+	// FailurePolicy is Fail (default: a guard that is down blocks instead of
+	// letting weakening changes through) or Ignore.
+	FailurePolicy admissionregistrationv1.FailurePolicyType
+	// TimeoutSeconds per call. Default 5.
+	TimeoutSeconds int32
+	// ExcludeNamespaces are never sent to the workload webhook (the system
+	// namespaces and meshguard's own), matched by kubernetes.io/metadata.name.
+	ExcludeNamespaces []string
+	// Enroll registers the namespace-enrollment mutating webhook.
+	Enroll bool
+}
+
+func (o *ConfigOptions) defaults() {
+	if o.Name == "" {
+		o.Name = "meshguard"
+	}
+	if o.FailurePolicy == "" {
+		o.FailurePolicy = admissionregistrationv1.Fail
+	}
+	if o.TimeoutSeconds == 0 {
+		o.TimeoutSeconds = 5
+	}
+}
+
+func (o *ConfigOptions) clientConfig(path string) admissionregistrationv1.WebhookClientConfig {
+	cc := admissionregistrationv1.WebhookClientConfig{CABundle: o.CABundle}
+	if o.Service != nil {
+		s := *o.Service
+		s.Path = &path
+		cc.Service = &s
+	} else {
+		u := o.URL + path
+		cc.URL = &u
+	}
+	return cc
+}
+
+// ValidatingConfiguration returns the ValidatingWebhookConfiguration for every
+// kind the catalog covers, in every served version, plus pods/ephemeralcontainers
+// (so `kubectl debug` cannot add a privileged container to a meshed pod). Istio
+// configuration is judged in every namespace (istio-system is the root
+// namespace); workloads, Services, NetworkPolicies and Namespaces skip the
+// excluded namespaces.
+func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregistrationv1.ValidatingWebhookConfiguration {
+	o.defaults()
+	var workload, istio []admissionregistrationv1.RuleWithOperations
+	byGroup := map[string]map[string][]string{} // group -> resource -> versions
+	istioGroups := map[string]bool{}
+	for _, k := range cat.Kinds() {
+		if byGroup[k.Group] == nil {
+			byGroup[k.Group] = map[string][]string{}
+		}
+		byGroup[k.Group][k.Resource] = k.Versions
+		if k.Group != "" && k.Group != "apps" && k.Group != "batch" && k.Group != "networking.k8s.io" {
+			istioGroups[k.Group] = true
+		}
+		if k.Kind == "Pod" {
+			byGroup[k.Group]["pods/ephemeralcontainers"] = k.Versions
+		}
+	}
+	groups := make([]string, 0, len(byGroup))
+	for g := range byGroup {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
+	scope := admissionregistrationv1.AllScopes
+	for _, g := range groups {
+		// One rule per distinct version set keeps the registration exact.
+		byVersions := map[string][]string{}
+		verOf := map[string][]string{}
+		for res, vers := range byGroup[g] {
+			key := joinSorted(vers)
+			byVersions[key] = append(byVersions[key], res)
+			verOf[key] = vers
+		}
+		keys := make([]string, 0, len(byVersions))
+		for k := range byVersions {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, key := range keys {
+			res := byVersions[key]
+			sort.Strings(res)
+			vers := append([]string(nil), verOf[key]...)
+			sort.Strings(vers)
+			r := admissionregistrationv1.RuleWithOperations{
+				Operations: ops,
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{g}, APIVersions: vers, Resources: res, Scope: &scope},
+			}
+			if istioGroups[g] {
+				istio = append(istio, r)
+			} else {
+				workload = append(workload, r)
+			}
+		}
+	}
+	none := admissionregistrationv1.SideEffectClassNone
+	equivalent := admissionregistrationv1.Equivalent
+	fp := o.FailurePolicy
+	timeout := o.TimeoutSeconds
+	exclude := &metav1.LabelSelector{}
+	if len(o.ExcludeNamespaces) > 0 {
+		ex := append([]string(nil), o.ExcludeNamespaces...)
+		sort.Strings(ex)
+		exclude.MatchExpressions = []metav1.LabelSelectorRequirement{{
+			Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: ex,
+		}}
+	}
+	hook := func(name string, rs []admissionregistrationv1.RuleWithOperations, sel *metav1.LabelSelector) admissionregistrationv1.ValidatingWebhook {
+		return admissionregistrationv1.ValidatingWebhook{
+			Name:                    name,
+			ClientConfig:            o.clientConfig(ValidatePath),
+			Rules:                   rs,
+			FailurePolicy:           &fp,
+			MatchPolicy:             &equivalent,
+			NamespaceSelector:       sel,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			AdmissionReviewVersions: []string{"v1"},
+		}
+	}
+	return &admissionregistrationv1.ValidatingWebhookConfiguration{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: map[string]string{"app.kubernetes.io/name": "meshguard"}},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{
+			hook("workloads.meshguard.io", workload, exclude),
+			hook("istio-config.meshguard.io", istio, &metav1.LabelSelector{}),
+		},
+	}
+}
+
+// MutatingConfiguration returns the namespace-enrollment webhook configuration.
+func MutatingConfiguration(o ConfigOptions) *admissionregistrationv1.MutatingWebhookConfiguration {
+	o.defaults()
+	none := admissionregistrationv1.SideEffectClassNone
+	equivalent := admissionregistrationv1.Equivalent
+	// Enrollment is a convenience: a guard that is down must not block namespace creation.
+	fp := admissionregistrationv1.Ignore
+	timeout := o.TimeoutSeconds
+	never := admissionregistrationv1.NeverReinvocationPolicy
+	scope := admissionregistrationv1.ClusterScope
+	sel := &metav1.LabelSelector{}
+	if len(o.ExcludeNamespaces) > 0 {
+		ex := append([]string(nil), o.ExcludeNamespaces...)
+		sort.Strings(ex)
+		sel.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn, Values: ex}}
+	}
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: map[string]string{"app.kubernetes.io/name": "meshguard"}},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:         "enroll-namespaces.meshguard.io",
+			ClientConfig: o.clientConfig(MutatePath),
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"namespaces"}, Scope: &scope},
+			}},
+			FailurePolicy:           &fp,
+			MatchPolicy:             &equivalent,
+			NamespaceSelector:       sel,
+			SideEffects:             &none,
+			TimeoutSeconds:          &timeout,
+			ReinvocationPolicy:      &never,
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}
+}
+
+func joinSorted(s []string) string {
+	c := append([]string(nil), s...)
+	sort.Strings(c)
+	out := ""
+	for i, v := range c {
+		if i > 0 {
+			out += ","
+		}
+		out += v
+	}
+	return out
+}

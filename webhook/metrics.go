@@ -1,0 +1,52 @@
+package webhook
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the webhook's Prometheus metrics. Register them once with
+// Register (the server registers them on controller-runtime's registry).
+type Metrics struct {
+	Requests    *prometheus.CounterVec
+	Duration    *prometheus.HistogramVec
+	Findings    *prometheus.CounterVec
+	Expired     *prometheus.CounterVec
+	CacheSynced prometheus.Gauge
+}
+
+// NewMetrics creates the metrics, unregistered.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_admission_requests_total",
+			Help: "Admission requests decided, by kind, operation, decision (allow, warn, deny, error), mode and dry run.",
+		}, []string{"kind", "operation", "decision", "mode", "dry_run"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "meshguard_admission_duration_seconds",
+			Help:    "Time to decide an admission request, from decoding to response, by kind and operation.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25},
+		}, []string{"kind", "operation"}),
+		Findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_findings_total",
+			Help: "Findings at admission, by rule code and action (deny, warn, audit, exempt).",
+		}, []string{"code", "action"}),
+		Expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_exemption_expired_total",
+			Help: "Findings that an expired exemption would have covered, by exemption.",
+		}, []string{"exemption"}),
+		CacheSynced: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshguard_cache_synced",
+			Help: "1 once the context caches (namespaces, Istio policies, webhook configurations) have synced.",
+		}),
+	}
+}
+
+// Register adds the metrics to a registerer.
+func (m *Metrics) Register(r prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Findings, m.Expired, m.CacheSynced} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

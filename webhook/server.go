@@ -1,0 +1,249 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/meshguard/meshguard/rules"
+)
+
+// Paths served by the webhook server.
+const (
+	ValidatePath = "/validate"
+	MutatePath   = "/mutate-namespace"
+)
+
+// Options configure `meshguard serve`. NewOptions sets the defaults.
+type Options struct {
+	// Host is the webhook server's bind address; empty binds every interface.
+	Host string
+	// Port is the HTTPS port of the webhook server. Default 9443.
+	Port int
+	// CertDir holds tls.crt and tls.key; they are reloaded when they change.
+	// Required: there is no plaintext mode.
+	CertDir string
+	// CertName and KeyName are the file names in CertDir. Default tls.crt, tls.key.
+	CertName, KeyName string
+	// EnableHTTP2 serves HTTP/2. Default false (HTTP/2 Rapid Reset advisories);
+	// the API server speaks HTTP/1.1 to webhooks.
+	EnableHTTP2 bool
+	// MetricsAddr serves Prometheus metrics; "0" disables. Default ":8080".
+	MetricsAddr string
+	// HealthAddr serves /healthz and /readyz. Default ":8081".
+	HealthAddr string
+	// PolicyFile is the admin policy (modes, exemptions, admins); empty uses DefaultPolicy.
+	PolicyFile string
+	// EnrollLabel is "key=value" added to new namespaces by the mutating webhook
+	// (for example istio-injection=enabled, istio.io/rev=1-24, or
+	// istio.io/dataplane-mode=ambient). Empty disables enrollment. Default empty.
+	EnrollLabel string
+	// GracefulShutdown bounds how long in-flight requests may finish. Default 15s.
+	GracefulShutdown time.Duration
+	// Rules is the mesh configuration shared with `meshguard audit`.
+	Rules *rules.Config
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		Port:             9443,
+		CertDir:          "/var/run/meshguard/certs",
+		CertName:         "tls.crt",
+		KeyName:          "tls.key",
+		MetricsAddr:      ":8080",
+		HealthAddr:       ":8081",
+		GracefulShutdown: 15 * time.Second,
+		Rules:            rules.NewConfig(),
+	}
+}
+
+// Validate rejects unusable options, naming the flag.
+func (o *Options) Validate() error {
+	if o.CertDir == "" {
+		return errors.New("--cert-dir: required (meshguard serves TLS only)")
+	}
+	if o.Port <= 0 || o.Port > 65535 {
+		return fmt.Errorf("--port: %d is not a TCP port", o.Port)
+	}
+	if o.EnrollLabel != "" {
+		if _, _, err := parseEnrollLabel(o.EnrollLabel); err != nil {
+			return fmt.Errorf("--enroll-namespaces: %w", err)
+		}
+	}
+	if o.Rules == nil {
+		return errors.New("rules configuration: required")
+	}
+	return o.Rules.Validate()
+}
+
+// Server is a configured, not yet started, meshguard webhook.
+type Server struct {
+	Manager   manager.Manager
+	Validator *Validator
+	Metrics   *Metrics
+	context   *cacheContext
+}
+
+// NewServer wires the webhook server, caches, metrics and health checks.
+func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		return nil, fmt.Errorf("load rule catalog: %w", err)
+	}
+	ev, err := rules.New(cat, o.Rules)
+	if err != nil {
+		return nil, err
+	}
+	pol := DefaultPolicy()
+	if o.PolicyFile != "" {
+		if pol, err = LoadPolicy(o.PolicyFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := pol.Validate(cat); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) {
+		c.MinVersion = tls.VersionTLS12
+		if !o.EnableHTTP2 {
+			c.NextProtos = []string{"http/1.1"}
+		}
+	}}
+	whs := crwebhook.NewServer(crwebhook.Options{
+		Host: o.Host, Port: o.Port, CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName, TLSOpts: tlsOpts,
+	})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Logger:                  log,
+		WebhookServer:           whs,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.HealthAddr,
+		GracefulShutdownTimeout: &o.GracefulShutdown,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+
+	cc := &cacheContext{reader: mgr.GetCache()}
+	cc.istio, err = istioInstalled(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !cc.istio {
+		log.Info("Istio security CRDs are not installed: PeerAuthentication and AuthorizationPolicy context is empty")
+	}
+	// Start the informers the context reads before serving, so the first
+	// request does not create them.
+	informers := []func(context.Context) error{func(ctx context.Context) error {
+		_, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{})
+		return err
+	}}
+	if cc.istio {
+		for _, kind := range []string{"PeerAuthentication", "AuthorizationPolicy"} {
+			item := &unstructured.Unstructured{}
+			item.SetGroupVersionKind(gvkPeerAuthentication.GroupVersion().WithKind(kind))
+			informers = append(informers, func(ctx context.Context) error {
+				_, err := mgr.GetCache().GetInformer(ctx, item)
+				return err
+			})
+		}
+	}
+	m := NewMetrics()
+	if err := m.Register(metrics.Registry); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		for _, f := range informers {
+			if err := f(ctx); err != nil {
+				return fmt.Errorf("start context informer: %w", err)
+			}
+		}
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("context caches did not sync")
+		}
+		cc.synced.Store(true)
+		m.CacheSynced.Set(1)
+		log.Info("context caches synced")
+		<-ctx.Done()
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+
+	v := NewValidator(ev, cc, pol, m)
+	whs.Register(ValidatePath, &crwebhook.Admission{Handler: v, RecoverPanic: ptrTrue()})
+	if o.EnrollLabel != "" {
+		k, val, _ := parseEnrollLabel(o.EnrollLabel)
+		mut := &NamespaceEnroller{Key: k, Value: val, Exclude: append(append([]string{}, o.Rules.SystemNamespaces...), o.Rules.ControlPlaneNamespaces...)}
+		whs.Register(MutatePath, &crwebhook.Admission{Handler: mut, RecoverPanic: ptrTrue()})
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("webhook-tls", whs.StartedChecker()); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("context-caches", func(*http.Request) error {
+		if !cc.synced.Load() {
+			return errors.New("context caches have not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return &Server{Manager: mgr, Validator: v, Metrics: m, context: cc}, nil
+}
+
+// Start runs the server until ctx is done, then shuts down gracefully.
+func (s *Server) Start(ctx context.Context) error { return s.Manager.Start(ctx) }
+
+func ptrTrue() *bool { b := true; return &b }
+
+// istioInstalled reports whether the Istio security API is served.
+func istioInstalled(cfg *rest.Config) (bool, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return false, fmt.Errorf("discovery: %w", err)
+	}
+	res, err := dc.ServerResourcesForGroupVersion("security.istio.io/v1")
+	if err != nil {
+		return false, nil //nolint:nilerr // not installed
+	}
+	found := 0
+	for _, r := range res.APIResources {
+		if r.Kind == "PeerAuthentication" || r.Kind == "AuthorizationPolicy" {
+			found++
+		}
+	}
+	return found == 2, nil
+}
+
+var _ admission.Handler = (*NamespaceEnroller)(nil)

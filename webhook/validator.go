@@ -1,0 +1,341 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/meshguard/meshguard/rules"
+)
+
+// MaxObjectBytes bounds the objects the webhook decodes. The API server limits
+// request bodies to 3 MiB; anything larger is refused with an error.
+const MaxObjectBytes = 3 << 20
+
+// Validator is the validating admission handler.
+type Validator struct {
+	evaluator rules.Evaluator
+	context   rules.Context
+	policy    atomic.Pointer[Policy]
+	metrics   *Metrics
+	now       func() time.Time
+}
+
+var _ admission.Handler = (*Validator)(nil)
+
+// NewValidator returns a validating handler. ctx supplies cluster state (an
+// informer-backed context in the server); metrics may be nil.
+func NewValidator(ev rules.Evaluator, ctx rules.Context, p *Policy, m *Metrics) *Validator {
+	if p == nil {
+		p = DefaultPolicy()
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	v := &Validator{evaluator: ev, context: ctx, metrics: m, now: time.Now}
+	v.policy.Store(p)
+	return v
+}
+
+// SetPolicy replaces the policy (for example after its ConfigMap changed).
+func (v *Validator) SetPolicy(p *Policy) { v.policy.Store(p) }
+
+// decided is one finding with its action and why that action was chosen.
+type decided struct {
+	rules.Finding
+	Action Action
+	Note   string // "grandfathered", "exemption x", "namespace mode warn", ...
+}
+
+// Handle implements admission.Handler. It never panics on input and never
+// allows what it could not evaluate.
+func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	start := v.now()
+	pol := v.policy.Load()
+	kind := req.Kind.Kind
+	op := string(req.Operation)
+	decision := "allow"
+	defer func() {
+		if r := recover(); r != nil {
+			log.FromContext(ctx).Error(fmt.Errorf("%v", r), "panic while deciding", "uid", req.UID)
+			resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("meshguard could not decide this request: internal error"))
+			decision = "error"
+		}
+		dry := "false"
+		if req.DryRun != nil && *req.DryRun {
+			dry = "true"
+		}
+		v.metrics.Requests.WithLabelValues(kind, op, decision, string(pol.Mode), dry).Inc()
+		v.metrics.Duration.WithLabelValues(kind, op).Observe(time.Since(start).Seconds())
+	}()
+
+	resp, decision = v.decide(ctx, req, pol)
+	return resp
+}
+
+func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Policy) (admission.Response, string) {
+	logger := log.FromContext(ctx).WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
+	switch req.SubResource {
+	case "", "ephemeralcontainers":
+	default:
+		return admission.Allowed(fmt.Sprintf("meshguard does not judge the %s subresource", req.SubResource)), "allow"
+	}
+	raw := req.Object.Raw
+	if req.Operation == admissionv1.Delete {
+		raw = req.OldObject.Raw
+	}
+	if len(raw) == 0 {
+		if req.Operation == admissionv1.Delete {
+			// Older API servers send no oldObject on DELETE; nothing to judge.
+			return admission.Allowed("no object to judge"), "allow"
+		}
+		return admission.Errored(http.StatusBadRequest, errors.New("meshguard: the request carries no object")), "error"
+	}
+	if len(raw) > MaxObjectBytes || len(req.OldObject.Raw) > MaxObjectBytes {
+		return admission.Errored(http.StatusRequestEntityTooLarge, fmt.Errorf("meshguard: object larger than %d bytes", MaxObjectBytes)), "error"
+	}
+	obj, err := decodeObject(raw)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("meshguard: decode object: %w", err)), "error"
+	}
+	var old rules.Object
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		if old, err = decodeObject(req.OldObject.Raw); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("meshguard: decode oldObject: %w", err)), "error"
+		}
+	}
+	user := &rules.User{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups, Admin: pol.IsAdmin(req.UserInfo.Username, req.UserInfo.Groups)}
+	rreq := &rules.Request{
+		Object:           obj,
+		OldObject:        old,
+		Operation:        string(req.Operation),
+		DefaultNamespace: req.Namespace,
+		PostInjection:    req.Kind.Kind == "Pod" && req.Kind.Group == "" && req.Operation == admissionv1.Create,
+		Context:          v.context,
+		User:             user,
+	}
+	findings, err := v.evaluator.Evaluate(ctx, rreq)
+	if err != nil {
+		logger.Info("object could not be evaluated", "error", err.Error())
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("meshguard could not evaluate this object: %w", err)), "error"
+	}
+	if len(findings) == 0 {
+		return admission.Allowed(""), "allow"
+	}
+	var before []rules.Finding
+	if old != nil {
+		oldReq := *rreq
+		oldReq.Object, oldReq.OldObject = old, nil
+		if before, err = v.evaluator.Evaluate(ctx, &oldReq); err != nil {
+			// The old object no longer evaluates: judge the new one in full.
+			before = nil
+		}
+	}
+	ds, expired := v.actions(pol, findings, before, obj, req.Namespace)
+	for _, d := range ds {
+		v.metrics.Findings.WithLabelValues(d.Code, string(d.Action)).Inc()
+	}
+	for _, name := range expired {
+		v.metrics.Expired.WithLabelValues(name).Inc()
+	}
+	resp := respond(ds, expired, pol)
+	decision := "allow"
+	switch {
+	case !resp.Allowed:
+		decision = "deny"
+	case len(resp.Warnings) > 0:
+		decision = "warn"
+	}
+	logger.Info("decided", "decision", decision, "findings", len(ds), "dryRun", req.DryRun != nil && *req.DryRun)
+	return resp, decision
+}
+
+// decodeObject decodes a JSON object; anything else is an error.
+func decodeObject(raw []byte) (rules.Object, error) {
+	var obj rules.Object
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, err
+	}
+	if obj == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	return obj, nil
+}
+
+// actions decides an action for each finding.
+func (v *Validator) actions(pol *Policy, findings, before []rules.Finding, obj rules.Object, namespace string) ([]decided, []string) {
+	now := v.now()
+	prior := make(map[string]string, len(before))
+	for _, f := range before {
+		prior[f.Code] = f.Message
+	}
+	nsMode := Mode("")
+	if namespace != "" && matchAny(pol.NamespaceModes, namespace) && v.context != nil {
+		if ns, ok := v.context.Namespace(namespace); ok {
+			switch m := Mode(ns.Labels[LabelMode]); m {
+			case ModeWarn, ModeAudit:
+				nsMode = m
+			}
+		}
+	}
+	meta, _ := obj["metadata"].(map[string]any)
+	annotations, _ := meta["annotations"].(map[string]any)
+	objLabels := map[string]string{}
+	if l, ok := meta["labels"].(map[string]any); ok {
+		for k, v := range l {
+			if s, ok := v.(string); ok {
+				objLabels[k] = s
+			}
+		}
+	}
+	objExempt := map[string]bool{}
+	if s, _ := annotations[AnnotationExempt].(string); s != "" && matchAny(pol.ObjectExemptions, namespace) {
+		if r, _ := annotations[AnnotationExemptReason].(string); strings.TrimSpace(r) != "" {
+			for _, c := range strings.Split(s, ",") {
+				objExempt[strings.ToUpper(strings.TrimSpace(c))] = true
+			}
+		}
+	}
+	var out []decided
+	var expired []string
+	for _, f := range findings {
+		d := decided{Finding: f, Action: baseAction(f.Severity)}
+		if a, ok := pol.Actions[f.Code]; ok {
+			d.Action = a
+		}
+		if msg, ok := prior[f.Code]; ok && msg == f.Message && f.Severity < rules.SeverityCritical && d.Action.strength() > ActionAudit.strength() {
+			d.Action, d.Note = ActionAudit, "already present before this update"
+		}
+		if nsMode != "" && f.Severity < rules.SeverityCritical {
+			if d.Action.strength() > actionCeiling(nsMode).strength() {
+				d.Action, d.Note = actionCeiling(nsMode), "namespace mode "+string(nsMode)
+			}
+		}
+		if d.Action.strength() > actionCeiling(pol.Mode).strength() {
+			d.Action, d.Note = actionCeiling(pol.Mode), "mode "+string(pol.Mode)
+		}
+		if objExempt[f.Code] && f.Severity < rules.SeverityCritical {
+			d.Action, d.Note = ActionExempt, "object annotation "+AnnotationExempt
+		}
+		ref := f.Object
+		for i := range pol.Exemptions {
+			e := &pol.Exemptions[i]
+			if !e.matches(f.Code, ref, objLabels) {
+				continue
+			}
+			if e.expired(now) {
+				expired = append(expired, e.Name)
+				continue
+			}
+			d.Action, d.Note = ActionExempt, "exemption "+e.Name
+			break
+		}
+		out = append(out, d)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Code < out[j].Code })
+	return out, dedupe(expired)
+}
+
+func baseAction(s rules.Severity) Action {
+	switch {
+	case s >= rules.SeverityHigh:
+		return ActionDeny
+	case s == rules.SeverityMedium:
+		return ActionWarn
+	default:
+		return ActionAudit
+	}
+}
+
+// actionCeiling is the strongest action a mode allows.
+func actionCeiling(m Mode) Action {
+	switch m {
+	case ModeWarn:
+		return ActionWarn
+	case ModeAudit:
+		return ActionAudit
+	}
+	return ActionDeny
+}
+
+func dedupe(s []string) []string {
+	sort.Strings(s)
+	out := s[:0]
+	for i, x := range s {
+		if i == 0 || x != s[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// maxWarning keeps each warning within what kubectl shows in full.
+const maxWarning = 240
+
+// respond builds the admission response: one Forbidden message listing every
+// denied finding; a warning per warned finding (and per finding a weaker mode
+// softened from deny, as "would deny"); an audit annotation per finding.
+func respond(ds []decided, expired []string, pol *Policy) admission.Response {
+	var denied []decided
+	var warnings []string
+	audit := map[string]string{}
+	for _, d := range ds {
+		line := fmt.Sprintf("%s %s (%s): %s", d.Code, d.Rule, d.Severity, d.Message)
+		audit[d.Code] = truncate(fmt.Sprintf("%s: %s", d.Action, d.Message), 1024)
+		switch d.Action {
+		case ActionDeny:
+			denied = append(denied, d)
+		case ActionWarn:
+			prefix := "meshguard: "
+			if baseAction(d.Severity) == ActionDeny {
+				prefix = "meshguard would deny: "
+			}
+			warnings = append(warnings, truncate(prefix+line, maxWarning))
+		}
+	}
+	for _, name := range expired {
+		warnings = append(warnings, truncate(fmt.Sprintf("meshguard: exemption %q has expired and no longer applies; renew or remove it", name), maxWarning))
+	}
+	if len(denied) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "meshguard: %s violates %d %s:", denied[0].Object, len(denied), plural(len(denied), "rule", "rules"))
+		for i, d := range denied {
+			fmt.Fprintf(&b, " (%d) %s %s: %s. Fix: %s", i+1, d.Code, d.Rule, d.Message, d.Remediation)
+		}
+		b.WriteString(" (details: meshguard rules explain CODE)")
+		resp := admission.Denied(b.String())
+		resp.Result.Reason = metav1.StatusReasonForbidden
+		resp.Warnings = warnings
+		resp.AuditAnnotations = audit
+		return resp
+	}
+	resp := admission.Allowed("")
+	resp.Warnings = warnings
+	resp.AuditAnnotations = audit
+	return resp
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
