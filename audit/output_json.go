@@ -18,6 +18,9 @@ type JSONReport struct {
 	Ignored []InputError `json:"ignored"`
 	// Summary counts objects, findings and errors, with the exit code.
 	Summary Summary `json:"summary"`
+	// Cluster is a cluster audit's kinds (listed and not served) and
+	// per-namespace summary; absent for a file audit.
+	Cluster *ClusterSummary `json:"cluster,omitempty"`
 }
 
 // NewJSONReport builds the JSON document of a report.
@@ -28,6 +31,7 @@ func NewJSONReport(rep *Report, opts WriteOptions) JSONReport {
 		Errors:   append([]InputError{}, rep.Errors...),
 		Ignored:  append([]InputError{}, rep.Ignored...),
 		Summary:  rep.Summarize(opts.FailOn),
+		Cluster:  rep.Cluster,
 	}
 }
 

@@ -144,6 +144,12 @@ func WriteJUnit(w io.Writer, rep *Report, opts WriteOptions) error {
 		doc.Errors += s.Errors
 		doc.Suites = append(doc.Suites, s)
 	}
+	if rep.Cluster != nil {
+		// The cluster-wide view: the namespace table and the kinds not served.
+		var b strings.Builder
+		writeClusterSummary(&b, rep.Cluster)
+		doc.Suites = append(doc.Suites, junitSuite{Name: "cluster summary", Cases: []junitCase{}, SystemOut: &junitText{b.String()}})
+	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return fmt.Errorf("write junit report: %w", err)
 	}

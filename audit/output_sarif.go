@@ -102,13 +102,24 @@ func NewSARIF(rep *Report, opts WriteOptions) (*sarif.Report, error) {
 			AddLocation(sarifLocation(e.File, e.Line, base))
 		inv.AddToolExecutionNotification(n)
 	}
+	if rep.Cluster != nil {
+		for _, u := range rep.Cluster.Unavailable {
+			inv.AddToolExecutionNotification(sarif.NewNotification().
+				WithLevel(sarif.LevelNote).
+				WithMessage(sarif.NewTextMessage(fmt.Sprintf("%s not audited: %s", u, u.Reason))))
+		}
+	}
 	run.AddInvocation(inv)
 	s := rep.Summarize(opts.FailOn)
-	run.WithProperties(sarif.NewPropertyBag().
+	props := sarif.NewPropertyBag().
 		Add("objects", s.Objects).
 		Add("evaluated", s.Evaluated).
 		Add("skipped", s.Skipped).
-		Add("failOn", s.FailOn.String()))
+		Add("failOn", s.FailOn.String())
+	if rep.Cluster != nil {
+		props.Add("cluster", rep.Cluster)
+	}
+	run.WithProperties(props)
 	log := sarif.NewReport()
 	log.AddRun(run)
 	return log, nil
@@ -151,10 +162,14 @@ func sarifLocation(file string, line int, base string) *sarif.Location {
 }
 
 // artifactURI is a file's URI in SARIF: relative to base with forward
-// slashes, a file:// URI when the file is outside base, and "stdin" for "-".
+// slashes, a file:// URI when the file is outside base, "stdin" for "-", and
+// a cluster object's location (cluster://Kind/namespace/name) as it is.
 func artifactURI(file, base string) string {
 	if file == "-" {
 		return "stdin"
+	}
+	if isClusterLocation(file) {
+		return file
 	}
 	abs, err := filepath.Abs(file)
 	if err != nil {

@@ -4,12 +4,20 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strings"
+	"text/tabwriter"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/meshguard/meshguard/rules"
 )
 
 // WriteText renders the report for a terminal: findings grouped by object
-// ("file:line Kind/namespace/name", then per finding its severity, code, rule,
+// ("file:line Kind/namespace/name", or "cluster://Kind/namespace/name" for a
+// cluster audit, then per finding its severity, code, rule,
 // message, why it matters and the fix), the input errors with file, document and line, the summary
-// and a verdict.
+// and a verdict. A cluster audit adds the per-namespace summary and the kinds
+// the cluster does not serve before the summary line.
 func WriteText(w io.Writer, rep *Report, opts WriteOptions) error {
 	opts = opts.withDefaults()
 	bw := bufio.NewWriter(w)
@@ -20,7 +28,11 @@ func WriteText(w io.Writer, rep *Report, opts WriteOptions) error {
 			if prev != nil {
 				fmt.Fprintln(bw)
 			}
-			fmt.Fprintf(bw, "%s:%d: %s\n", displayFile(f.File), f.Line, f.Object)
+			if isClusterLocation(f.File) {
+				fmt.Fprintf(bw, "%s\n", f.File)
+			} else {
+				fmt.Fprintf(bw, "%s:%d: %s\n", displayFile(f.File), f.Line, f.Object)
+			}
 		}
 		prev = f
 		fmt.Fprintf(bw, "  %-8s  %s %s: %s\n", f.Severity, f.Code, f.Rule, f.Message)
@@ -44,6 +56,10 @@ func WriteText(w io.Writer, rep *Report, opts WriteOptions) error {
 		}
 		fmt.Fprintln(bw)
 	}
+	if rep.Cluster != nil {
+		writeClusterSummary(bw, rep.Cluster)
+		fmt.Fprintln(bw)
+	}
 	s := rep.Summarize(opts.FailOn)
 	fmt.Fprintln(bw, s.String())
 	switch s.ExitCode {
@@ -58,4 +74,51 @@ func WriteText(w io.Writer, rep *Report, opts WriteOptions) error {
 		return fmt.Errorf("write text report: %w", err)
 	}
 	return nil
+}
+
+// writeClusterSummary renders a cluster audit's namespaces as a table (mesh
+// mode, effective mTLS and the policy deciding it, objects, findings by
+// severity) and the kinds that were listed and not served.
+func writeClusterSummary(w io.Writer, c *ClusterSummary) {
+	fmt.Fprintln(w, "Namespaces:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAMESPACE\tMESH\tMTLS\tOBJECTS\tFINDINGS")
+	for _, n := range c.Namespaces {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", n.Name, n.MeshMode, mtlsText(n.MTLS), n.Objects, severityCounts(n.Findings, n.BySeverity))
+	}
+	_ = tw.Flush()
+	var listed []string
+	for _, k := range c.Listed {
+		listed = append(listed, fmt.Sprintf("%s %s (%d)", schema.GroupVersion{Group: k.Group, Version: k.Version}, k.Kind, k.Objects))
+	}
+	fmt.Fprintf(w, "Listed: %s\n", strings.Join(listed, ", "))
+	if len(c.Unavailable) > 0 {
+		fmt.Fprintln(w, "Not served by the cluster (not audited):")
+		for _, u := range c.Unavailable {
+			fmt.Fprintf(w, "  %s: %s\n", u, u.Reason)
+		}
+	}
+}
+
+// mtlsText renders "PERMISSIVE (mesh: istio-system/default)" or "PERMISSIVE (default)".
+func mtlsText(m rules.MTLSResolution) string {
+	if m.Source == "" {
+		return m.Mode + " (" + m.Level + ")"
+	}
+	return fmt.Sprintf("%s (%s: %s)", m.Mode, m.Level, m.Source)
+}
+
+// severityCounts renders "3 (1 Critical, 2 High)", or "0".
+func severityCounts(total int, by map[string]int) string {
+	if total == 0 {
+		return "0"
+	}
+	var parts []string
+	sevs := rules.Severities()
+	for i := len(sevs) - 1; i >= 0; i-- {
+		if n := by[sevs[i].String()]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, sevs[i]))
+		}
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
 }

@@ -37,6 +37,9 @@ type Report struct {
 	// it; the writers use it to report objects without findings (JUnit) and
 	// skipped kinds per file.
 	Results []ObjectResult `json:"-"`
+	// Cluster is set by a cluster audit (RunCluster): the kinds listed and
+	// unavailable, and the per-namespace summary. Nil for a file audit.
+	Cluster *ClusterSummary `json:"cluster,omitempty"`
 }
 
 // Status says what an audit did with one object.
@@ -93,40 +96,47 @@ func Run(ctx context.Context, ev rules.Evaluator, docs []Document, opts Options)
 	if opts.Context != nil {
 		c = layered{snap, opts.Context}
 	}
-	rep := &Report{Objects: len(docs)}
+	rep := &Report{}
 	for _, d := range docs {
-		gk := schema.GroupKind{Group: groupOf(d.Object), Kind: fmt.Sprint(d.Object["kind"])}
-		res := ObjectResult{Object: rules.ObjectRefOf(d.Object, opts.DefaultNamespace), File: d.File, Index: d.Index, Line: d.Line}
-		if !covered(ev, gk) {
-			if rep.Skipped == nil {
-				rep.Skipped = map[string]int{}
-			}
-			rep.Skipped[fmt.Sprintf("%v/%v", d.Object["apiVersion"], d.Object["kind"])]++
-			res.Status = StatusSkipped
-			rep.Results = append(rep.Results, res)
-			continue
-		}
-		rep.Evaluated++
-		fs, err := ev.Evaluate(ctx, &rules.Request{
-			Object:           d.Object,
-			DefaultNamespace: opts.DefaultNamespace,
-			PostInjection:    opts.PostInjection,
-			Context:          c,
-		})
-		if err != nil {
-			rep.Errors = append(rep.Errors, InputError{File: d.File, Index: d.Index, Line: d.Line, Object: res.Object.String(), Err: err.Error()})
-			res.Status = StatusError
-			rep.Results = append(rep.Results, res)
-			continue
-		}
-		res.Status, res.Findings = StatusEvaluated, len(fs)
-		rep.Results = append(rep.Results, res)
-		sort.SliceStable(fs, func(i, j int) bool { return fs[i].Code < fs[j].Code })
-		for _, f := range fs {
-			rep.Findings = append(rep.Findings, Located{Finding: f, File: d.File, Index: d.Index, Line: d.Line})
-		}
+		rep.evaluate(ctx, ev, d, opts, c)
 	}
 	return rep
+}
+
+// evaluate audits one object into the report: it is counted, skipped when no
+// rule covers its kind, and otherwise evaluated with the context c.
+func (rep *Report) evaluate(ctx context.Context, ev rules.Evaluator, d Document, opts Options, c rules.Context) {
+	rep.Objects++
+	gk := schema.GroupKind{Group: groupOf(d.Object), Kind: fmt.Sprint(d.Object["kind"])}
+	res := ObjectResult{Object: rules.ObjectRefOf(d.Object, opts.DefaultNamespace), File: d.File, Index: d.Index, Line: d.Line}
+	if !covered(ev, gk) {
+		if rep.Skipped == nil {
+			rep.Skipped = map[string]int{}
+		}
+		rep.Skipped[fmt.Sprintf("%v/%v", d.Object["apiVersion"], d.Object["kind"])]++
+		res.Status = StatusSkipped
+		rep.Results = append(rep.Results, res)
+		return
+	}
+	rep.Evaluated++
+	fs, err := ev.Evaluate(ctx, &rules.Request{
+		Object:           d.Object,
+		DefaultNamespace: opts.DefaultNamespace,
+		PostInjection:    opts.PostInjection,
+		Context:          c,
+	})
+	if err != nil {
+		rep.Errors = append(rep.Errors, InputError{File: d.File, Index: d.Index, Line: d.Line, Object: res.Object.String(), Err: err.Error()})
+		res.Status = StatusError
+		rep.Results = append(rep.Results, res)
+		return
+	}
+	res.Status, res.Findings = StatusEvaluated, len(fs)
+	rep.Results = append(rep.Results, res)
+	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Code < fs[j].Code })
+	for _, f := range fs {
+		rep.Findings = append(rep.Findings, Located{Finding: f, File: d.File, Index: d.Index, Line: d.Line})
+	}
 }
 
 // kindCoverer is implemented by evaluators that can tell which kinds they judge.
@@ -194,6 +204,14 @@ func (l layered) Namespace(name string) (rules.Namespace, bool) {
 
 func (l layered) PeerAuthentications(ns string) []rules.Object {
 	return append(append([]rules.Object(nil), l.first.PeerAuthentications(ns)...), l.second.PeerAuthentications(ns)...)
+}
+
+func (l layered) WebhookBackends(ns string) []rules.WebhookBackend {
+	out := l.first.WebhookBackends(ns)
+	if wb, ok := l.second.(rules.WebhookBackends); ok {
+		out = append(out, wb.WebhookBackends(ns)...)
+	}
+	return out
 }
 
 func (l layered) AuthorizationPolicies(ns string) []rules.Object {

@@ -31,15 +31,20 @@ type Snapshot struct {
 	namespaces map[string]Namespace
 	pas        map[string][]Object
 	aps        map[string][]Object
+	webhooks   []Object
+	services   map[string]Object // namespace/name
 }
 
-var _ Context = (*Snapshot)(nil)
+var (
+	_ Context         = (*Snapshot)(nil)
+	_ WebhookBackends = (*Snapshot)(nil)
+)
 
 // NewSnapshot returns an empty Snapshot.
 func NewSnapshot() *Snapshot { return &Snapshot{} }
 
-// Add records an object if it is context (a Namespace, PeerAuthentication or
-// AuthorizationPolicy); other kinds are ignored. defaultNamespace is used for
+// Add records an object if it is context (a Namespace, PeerAuthentication,
+// AuthorizationPolicy, Service or webhook configuration); other kinds are ignored. defaultNamespace is used for
 // namespaced objects that do not name their namespace.
 func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 	apiVersion, _ := obj["apiVersion"].(string)
@@ -73,7 +78,20 @@ func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 			s.aps = map[string][]Object{}
 		}
 		s.aps[ns] = append(s.aps[ns], obj)
+	case group == "admissionregistration.k8s.io" && (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration"):
+		s.webhooks = append(s.webhooks, obj)
+	case group == "" && kind == "Service":
+		if s.services == nil {
+			s.services = map[string]Object{}
+		}
+		s.services[ns+"/"+str(meta, "name")] = obj
 	}
+}
+
+// WebhookBackends implements WebhookBackends from the webhook configurations
+// and Services added to the snapshot.
+func (s *Snapshot) WebhookBackends(namespace string) []WebhookBackend {
+	return ResolveWebhookBackends(s.webhooks, namespace, func(ns, name string) Object { return s.services[ns+"/"+name] })
 }
 
 // AddNamespace records a namespace directly.

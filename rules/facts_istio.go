@@ -143,10 +143,18 @@ func (e *engine) peerAuthenticationFacts(obj Object, ns string) (map[string]any,
 		}
 		m := str(pm, "mode")
 		if m == mtlsPermissive || m == mtlsDisable {
-			ports = append(ports, map[string]any{
-				"port": k, "mode": m, "allowed": e.cfg.portsAllowed[k],
+			entry := map[string]any{
+				"port": k, "mode": m, "allowed": e.cfg.portsAllowed[k], "webhook": "",
 				"text": fmt.Sprintf("port %s is %s", k, m),
-			})
+			}
+			// A PERMISSIVE exception on the port the API server calls as a webhook is
+			// what keeps that webhook working under STRICT; DISABLE is not needed for it.
+			if m == mtlsPermissive && scope == "workload" {
+				if b, ok := e.webhookPortFor(ns, selectorLabels(spec), k); ok {
+					entry["webhook"] = b.Webhook + " via Service " + b.Service
+				}
+			}
+			ports = append(ports, entry)
 		}
 	}
 	return map[string]any{

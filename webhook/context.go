@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -28,7 +29,81 @@ type cacheContext struct {
 	synced atomic.Bool
 }
 
-var _ rules.Context = (*cacheContext)(nil)
+var (
+	_ rules.Context         = (*cacheContext)(nil)
+	_ rules.WebhookBackends = (*cacheContext)(nil)
+)
+
+// WebhookBackends resolves the cluster's webhook configurations to the pod
+// ports the API server calls in a namespace (see rules.WebhookBackends).
+func (c *cacheContext) WebhookBackends(namespace string) []rules.WebhookBackend {
+	ctx := context.Background()
+	var configs []rules.Object
+	var vl admissionregistrationv1.ValidatingWebhookConfigurationList
+	if err := c.reader.List(ctx, &vl, client.UnsafeDisableDeepCopy); err == nil {
+		for i := range vl.Items {
+			configs = append(configs, webhookConfigObject(vl.Items[i].Name, validatingRefs(vl.Items[i].Webhooks)))
+		}
+	}
+	var ml admissionregistrationv1.MutatingWebhookConfigurationList
+	if err := c.reader.List(ctx, &ml, client.UnsafeDisableDeepCopy); err == nil {
+		for i := range ml.Items {
+			configs = append(configs, webhookConfigObject(ml.Items[i].Name, mutatingRefs(ml.Items[i].Webhooks)))
+		}
+	}
+	return rules.ResolveWebhookBackends(configs, namespace, func(ns, name string) rules.Object {
+		var svc corev1.Service
+		if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+			return nil
+		}
+		ports := make([]any, 0, len(svc.Spec.Ports))
+		for _, p := range svc.Spec.Ports {
+			var target any = float64(p.TargetPort.IntVal)
+			if p.TargetPort.StrVal != "" {
+				target = p.TargetPort.StrVal
+			}
+			ports = append(ports, map[string]any{"port": float64(p.Port), "targetPort": target})
+		}
+		sel := make(map[string]any, len(svc.Spec.Selector))
+		for k, v := range svc.Spec.Selector {
+			sel[k] = v
+		}
+		return rules.Object{"spec": map[string]any{"selector": sel, "ports": ports}}
+	})
+}
+
+func validatingRefs(whs []admissionregistrationv1.ValidatingWebhook) []*admissionregistrationv1.ServiceReference {
+	out := make([]*admissionregistrationv1.ServiceReference, 0, len(whs))
+	for i := range whs {
+		out = append(out, whs[i].ClientConfig.Service)
+	}
+	return out
+}
+
+func mutatingRefs(whs []admissionregistrationv1.MutatingWebhook) []*admissionregistrationv1.ServiceReference {
+	out := make([]*admissionregistrationv1.ServiceReference, 0, len(whs))
+	for i := range whs {
+		out = append(out, whs[i].ClientConfig.Service)
+	}
+	return out
+}
+
+// webhookConfigObject renders the parts of a webhook configuration that
+// rules.ResolveWebhookBackends reads.
+func webhookConfigObject(name string, refs []*admissionregistrationv1.ServiceReference) rules.Object {
+	var whs []any
+	for _, r := range refs {
+		if r == nil {
+			continue
+		}
+		ref := map[string]any{"namespace": r.Namespace, "name": r.Name}
+		if r.Port != nil {
+			ref["port"] = float64(*r.Port)
+		}
+		whs = append(whs, map[string]any{"clientConfig": map[string]any{"service": ref}})
+	}
+	return rules.Object{"metadata": map[string]any{"name": name}, "webhooks": whs}
+}
 
 func (c *cacheContext) Namespace(name string) (rules.Namespace, bool) {
 	if name == "" {

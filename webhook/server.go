@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +17,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -161,10 +163,16 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	}
 	// Start the informers the context reads before serving, so the first
 	// request does not create them.
-	informers := []func(context.Context) error{func(ctx context.Context) error {
-		_, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{})
-		return err
-	}}
+	var informers []func(context.Context) error
+	for _, obj := range []client.Object{
+		&corev1.Namespace{}, &corev1.Service{},
+		&admissionregistrationv1.ValidatingWebhookConfiguration{}, &admissionregistrationv1.MutatingWebhookConfiguration{},
+	} {
+		informers = append(informers, func(ctx context.Context) error {
+			_, err := mgr.GetCache().GetInformer(ctx, obj)
+			return err
+		})
+	}
 	if cc.istio {
 		for _, kind := range []string{"PeerAuthentication", "AuthorizationPolicy"} {
 			item := &unstructured.Unstructured{}
