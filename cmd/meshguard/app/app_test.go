@@ -185,6 +185,11 @@ func TestAuditUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"-f is required", []string{"audit"}, "-f/--filename: required"},
+		{"-f and --cluster are mutually exclusive", []string{"audit", "-f", "x", "--cluster"}, "-f/--filename and --cluster are mutually exclusive"},
+		{"--kubeconfig needs --cluster", []string{"audit", "-f", "x", "--kubeconfig", "k"}, "--kubeconfig: only used with --cluster"},
+		{"--context needs --cluster", []string{"audit", "-f", "x", "--context", "prod"}, "--context: only used with --cluster"},
+		{"--page-size must be positive", []string{"audit", "--cluster", "--page-size", "0"}, "--page-size: must be positive"},
+		{"an unreadable kubeconfig names the flag", []string{"audit", "--cluster", "--kubeconfig", "testdata/nope.kubeconfig"}, "--cluster: load the cluster configuration"},
 		{"an unknown output format names the flag", []string{"audit", "-f", "x", "-o", "xml"}, `--output" flag`},
 		{"an unknown severity names the flag", []string{"audit", "-f", "x", "--fail-on", "Severe"}, `--fail-on" flag`},
 		{"an invalid namespace names the flag", []string{"audit", "-f", "x", "-n", "Not_A_Namespace"}, "-n/--namespace"},

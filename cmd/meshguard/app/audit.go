@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/rules"
@@ -18,8 +19,19 @@ import (
 // AuditOptions are the flags of `meshguard audit`.
 type AuditOptions struct {
 	// Filenames are files, directories (read recursively for .yaml, .yml and
-	// .json) or "-" for stdin (-f, --filename; repeatable). Required.
+	// .json) or "-" for stdin (-f, --filename; repeatable). Required unless
+	// Cluster is set; the two are mutually exclusive.
 	Filenames []string
+	// Cluster audits the objects of a live cluster instead of files (--cluster).
+	Cluster bool
+	// Kubeconfig is the kubeconfig file of the cluster (--kubeconfig). Default:
+	// KUBECONFIG, then ~/.kube/config, then the in-cluster configuration.
+	Kubeconfig string
+	// KubeContext is the kubeconfig context to use (--context). Default: the current context.
+	KubeContext string
+	// PageSize is the number of objects per list request of a cluster audit
+	// (--page-size). Default audit.DefaultPageSize.
+	PageSize int64
 	// Output is the report format (-o, --output): text, json, sarif or junit. Default text.
 	Output audit.Format
 	// OutputFile receives the report instead of stdout (--output-file); the
@@ -45,13 +57,18 @@ func NewAuditOptions() *AuditOptions {
 		Output:           audit.FormatText,
 		FailOn:           rules.SeverityHigh,
 		DefaultNamespace: "default",
+		PageSize:         audit.DefaultPageSize,
 		Rules:            rules.NewConfig(),
 	}
 }
 
 // AddFlags binds the options to flags.
 func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringArrayVarP(&o.Filenames, "filename", "f", o.Filenames, "file, directory (recursive: .yaml, .yml, .json) or - for stdin; repeatable; required")
+	fs.StringArrayVarP(&o.Filenames, "filename", "f", o.Filenames, "file, directory (recursive: .yaml, .yml, .json) or - for stdin; repeatable; required unless --cluster")
+	fs.BoolVar(&o.Cluster, "cluster", o.Cluster, "audit every object of the covered kinds in a live cluster (read-only, paged) instead of files")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "with --cluster: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster configuration)")
+	fs.StringVar(&o.KubeContext, "context", o.KubeContext, "with --cluster: kubeconfig context (default: the current context)")
+	fs.Int64Var(&o.PageSize, "page-size", o.PageSize, "with --cluster: objects per list request")
 	fs.VarP(formatValue{&o.Output}, "output", "o", "report format: text, json, sarif or junit")
 	fs.StringVar(&o.OutputFile, "output-file", o.OutputFile, "write the report to this file instead of stdout (the summary goes to stderr)")
 	fs.Var(severityValue{&o.FailOn}, "fail-on", "exit 1 when a finding is at or above this severity: Info, Low, Medium, High or Critical")
@@ -62,8 +79,22 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 
 // Validate rejects options that cannot be used, naming the flag.
 func (o *AuditOptions) Validate() error {
-	if len(o.Filenames) == 0 {
-		return fmt.Errorf("-f/--filename: required: name a file, a directory or - for stdin")
+	if o.Cluster && len(o.Filenames) > 0 {
+		return fmt.Errorf("-f/--filename and --cluster are mutually exclusive: audit manifests or a live cluster, not both")
+	}
+	if !o.Cluster {
+		if o.Kubeconfig != "" {
+			return fmt.Errorf("--kubeconfig: only used with --cluster")
+		}
+		if o.KubeContext != "" {
+			return fmt.Errorf("--context: only used with --cluster")
+		}
+	}
+	if o.PageSize <= 0 {
+		return fmt.Errorf("--page-size: must be positive, got %d", o.PageSize)
+	}
+	if len(o.Filenames) == 0 && !o.Cluster {
+		return fmt.Errorf("-f/--filename: required: name a file, a directory or - for stdin (or audit a live cluster with --cluster)")
 	}
 	for _, f := range o.Filenames {
 		if strings.TrimSpace(f) == "" {
@@ -93,8 +124,8 @@ type AuditFunc func(ctx context.Context, s Streams, o *AuditOptions) error
 func NewAuditCommand(s Streams, run AuditFunc) *cobra.Command {
 	o := NewAuditOptions()
 	cmd := &cobra.Command{
-		Use:   "audit -f FILE|DIR|- [flags]",
-		Short: "Audit manifests against the rules, as the webhook would judge them",
+		Use:   "audit (-f FILE|DIR|- | --cluster) [flags]",
+		Short: "Audit manifests or a live cluster against the rules, as the webhook would judge them",
 		Long: `Audit Kubernetes manifests against meshguard's rules, offline.
 
 The context a rule needs (namespaces and their labels, the mesh-wide PeerAuthentication,
@@ -102,12 +133,20 @@ AuthorizationPolicies) is built from the manifests themselves. Objects of kinds 
 are counted as skipped in the summary. A document that cannot be parsed is reported with its
 file, document index and line; the other documents are still audited.
 
+With --cluster, meshguard lists every object of the kinds the rules cover from the cluster of
+--kubeconfig/--context (read-only, --page-size objects per request), builds the context from the
+cluster's Namespaces, PeerAuthentications and AuthorizationPolicies, judges live Pods as already
+injected, and adds a per-namespace summary (mesh mode, effective mTLS, findings by severity).
+Objects are located as cluster://Kind/namespace/name. Kinds whose CRDs are not installed are
+listed in the summary, not failed on.
+
 Exit codes: 0 no finding at or above --fail-on, 1 findings at or above --fail-on,
 2 usage errors or input that could not be read, parsed or evaluated.`,
 		Example: `  meshguard audit -f deploy/
   helm template charts/shop | meshguard audit -f - --fail-on Medium
   kubectl get pods -A -o yaml | meshguard audit -f - --post-injection
-  meshguard audit -f deploy/ -o sarif --output-file meshguard.sarif`,
+  meshguard audit -f deploy/ -o sarif --output-file meshguard.sarif
+  meshguard audit --cluster --context prod -o json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
@@ -132,13 +171,20 @@ func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
-	in, err := audit.Read(o.Filenames, s.In)
-	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: err}
+	var rep *audit.Report
+	if o.Cluster {
+		if rep, err = auditCluster(ctx, ev, cat, o); err != nil {
+			return &ExitError{Code: ExitUsage, Err: err}
+		}
+	} else {
+		in, err := audit.Read(o.Filenames, s.In)
+		if err != nil {
+			return &ExitError{Code: ExitUsage, Err: err}
+		}
+		rep = audit.Run(ctx, ev, in.Documents, audit.Options{DefaultNamespace: o.DefaultNamespace, PostInjection: o.PostInjection})
+		rep.Errors = append(in.Errors, rep.Errors...)
+		rep.Ignored = in.Ignored
 	}
-	rep := audit.Run(ctx, ev, in.Documents, audit.Options{DefaultNamespace: o.DefaultNamespace, PostInjection: o.PostInjection})
-	rep.Errors = append(in.Errors, rep.Errors...)
-	rep.Ignored = in.Ignored
 
 	wo := audit.WriteOptions{FailOn: o.FailOn, Catalog: cat, ToolVersion: version()}
 	var buf bytes.Buffer
@@ -163,4 +209,26 @@ func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
 		return &ExitError{Code: code}
 	}
 	return nil
+}
+
+// auditCluster audits the cluster of o.Kubeconfig/o.KubeContext, loaded with
+// client-go's usual rules (--kubeconfig, else KUBECONFIG, ~/.kube/config,
+// then the in-cluster configuration).
+func auditCluster(ctx context.Context, ev *rules.Engine, cat *rules.Catalog, o *AuditOptions) (*audit.Report, error) {
+	loading := clientcmd.NewDefaultClientConfigLoadingRules()
+	loading.ExplicitPath = o.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loading, &clientcmd.ConfigOverrides{CurrentContext: o.KubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--cluster: load the cluster configuration: %w", err)
+	}
+	cfg.UserAgent = "meshguard-audit/" + version()
+	cl, err := audit.NewClusterClients(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster: %w", err)
+	}
+	rep, err := audit.RunCluster(ctx, ev, cl, audit.ClusterOptions{Kinds: cat.Kinds(), PageSize: o.PageSize})
+	if err != nil {
+		return nil, fmt.Errorf("--cluster %s: %w", cfg.Host, err)
+	}
+	return rep, nil
 }

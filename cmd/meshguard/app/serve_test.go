@@ -1,0 +1,85 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeFlags(t *testing.T) {
+	run := func(args ...string) (*ServeOptions, error) {
+		var got *ServeOptions
+		var out, errb bytes.Buffer
+		cmd := NewServeCommand(Streams{Out: &out, Err: &errb}, func(_ context.Context, _ Streams, o *ServeOptions) error {
+			got = o
+			return nil
+		})
+		cmd.SetArgs(args)
+		cmd.SetOut(&out)
+		cmd.SetErr(&errb)
+		err := cmd.ExecuteContext(context.Background())
+		return got, err
+	}
+	t.Run("the defaults serve TLS on 9443 with HTTP/2 off", func(t *testing.T) {
+		o, err := run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := o.Webhook
+		if w.Port != 9443 || w.EnableHTTP2 || w.CertDir == "" || w.MetricsAddr != ":8080" || w.HealthAddr != ":8081" || w.GracefulShutdown != 15*time.Second {
+			t.Fatalf("unexpected defaults: %+v", w)
+		}
+		if o.Webhook.Rules.RootNamespace != "istio-system" {
+			t.Fatalf("the mesh flags must default like audit's: %+v", o.Webhook.Rules)
+		}
+	})
+	t.Run("flags reach the options", func(t *testing.T) {
+		o, err := run("--port", "10443", "--cert-dir", "/certs", "--enroll-namespaces", "istio.io/rev=1-24", "--root-namespace", "mesh-root",
+			"--proxy-image-registry", "registry.example.com/istio", "--policy", "/etc/p.yaml", "--enable-http2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := o.Webhook
+		if w.Port != 10443 || w.CertDir != "/certs" || w.EnrollLabel != "istio.io/rev=1-24" || w.Rules.RootNamespace != "mesh-root" ||
+			w.PolicyFile != "/etc/p.yaml" || !w.EnableHTTP2 || w.Rules.ProxyImageRegistries[0] != "registry.example.com/istio" {
+			t.Fatalf("flags not applied: %+v", w)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"an empty cert dir is refused: there is no plaintext mode", []string{"--cert-dir", ""}, "--cert-dir"},
+		{"a port out of range is refused", []string{"--port", "70000"}, "--port"},
+		{"an enrollment label that is not an Istio one is refused", []string{"--enroll-namespaces", "team=a"}, "--enroll-namespaces"},
+		{"an enrollment label without a value is refused", []string{"--enroll-namespaces", "istio-injection"}, "--enroll-namespaces"},
+		{"an unknown log level is refused", []string{"--log-level", "loud"}, "--log-level"},
+		{"a bad interception mode is refused", []string{"--interception-mode", "NONE"}, "--interception-mode"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := run(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error naming %s, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestWebhookConfigCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"webhook-config", "--url", "https://127.0.0.1:9443", "--enroll"}, Streams{Out: &out, Err: &errb})
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"kind: ValidatingWebhookConfiguration", "kind: MutatingWebhookConfiguration", "pods/ephemeralcontainers",
+		"peerauthentications", "v1beta1", "sideEffects: None", "matchPolicy: Equivalent", "url: https://127.0.0.1:9443/validate", "- meshguard"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code := Main(context.Background(), []string{"webhook-config"}, Streams{Out: &out, Err: &errb}); code != ExitUsage {
+		t.Fatalf("without --url or --service-name the command must fail, exit %d", code)
+	}
+}
