@@ -214,6 +214,15 @@ func (l layered) WebhookBackends(ns string) []rules.WebhookBackend {
 	return out
 }
 
+func (l layered) InjectorRevisions() ([]string, bool) {
+	revs, known := l.first.InjectorRevisions()
+	if ir, ok := l.second.(rules.InjectorRevisions); ok {
+		more, k := ir.InjectorRevisions()
+		revs, known = append(revs, more...), known || k
+	}
+	return revs, known
+}
+
 func (l layered) AuthorizationPolicies(ns string) []rules.Object {
 	return append(append([]rules.Object(nil), l.first.AuthorizationPolicies(ns)...), l.second.AuthorizationPolicies(ns)...)
 }

@@ -32,6 +32,10 @@ type Config struct {
 	// (for example registry.example.com/istio); a mirror missing here turns every
 	// injected pod into a false positive.
 	ProxyImageRegistries []string
+	// ProxyImageNames are the image names (the last path element, without tag)
+	// of Istio's proxy. Default proxyv2; vendor builds use others (for example
+	// OpenShift Service Mesh's proxyv2-rhel8 or istio-proxyv2-rhel9).
+	ProxyImageNames []string
 	// ProxyUID and ProxyGID are the proxy's identity (1337). On OpenShift they
 	// are derived per namespace from its SCC annotations instead.
 	ProxyUID, ProxyGID int64
@@ -73,6 +77,7 @@ func NewConfig() *Config {
 		RootNamespace:                   "istio-system",
 		ClusterDomain:                   "cluster.local",
 		ProxyImageRegistries:            []string{"docker.io/istio", "gcr.io/istio-release"},
+		ProxyImageNames:                 []string{"proxyv2"},
 		ProxyUID:                        1337,
 		ProxyGID:                        1337,
 		InterceptionMode:                "REDIRECT",
@@ -88,6 +93,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.RootNamespace, "root-namespace", c.RootNamespace, "Istio root namespace (meshConfig.rootNamespace)")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "cluster DNS domain, used to recognise in-mesh hosts")
 	fs.StringSliceVar(&c.ProxyImageRegistries, "proxy-image-registry", c.ProxyImageRegistries, "registries whose proxyv2 image counts as Istio's proxy; repeat or comma-separate, and include your private mirror")
+	fs.StringSliceVar(&c.ProxyImageNames, "proxy-image-name", c.ProxyImageNames, "image names of Istio's proxy in those registries (vendor builds: e.g. proxyv2-rhel8)")
 	fs.Int64Var(&c.ProxyUID, "proxy-uid", c.ProxyUID, "UID of the Istio proxy, exempt from traffic capture")
 	fs.Int64Var(&c.ProxyGID, "proxy-gid", c.ProxyGID, "GID of the Istio proxy, exempt from traffic capture")
 	fs.StringVar(&c.InterceptionMode, "interception-mode", c.InterceptionMode, "mesh default interception mode: REDIRECT or TPROXY")
@@ -102,6 +108,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.InjectorExcludeOutboundIPRanges, "injector-exclude-outbound-ip-ranges", c.InjectorExcludeOutboundIPRanges, "the install's global.proxy.excludeIPRanges, written onto every injected pod")
 }
 
+var imageNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9._\-]*[a-z0-9])?$`)
+
 var registryRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.\-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._\-]*[a-z0-9])?)*$`)
 
 // Validate rejects a configuration that cannot be applied, naming the flag.
@@ -115,6 +123,14 @@ func (c *Config) Validate() error {
 	for _, r := range c.ProxyImageRegistries {
 		if !registryRE.MatchString(strings.TrimSuffix(r, "/")) {
 			return fmt.Errorf("--proxy-image-registry: %q is not a registry path such as registry.example.com/istio", r)
+		}
+	}
+	if len(c.ProxyImageNames) == 0 {
+		return fmt.Errorf("--proxy-image-name: at least one image name is required")
+	}
+	for _, n := range c.ProxyImageNames {
+		if !imageNameRE.MatchString(n) {
+			return fmt.Errorf("--proxy-image-name: %q is not an image name such as proxyv2", n)
 		}
 	}
 	if c.ProxyUID < 0 || c.ProxyGID < 0 {
@@ -152,7 +168,11 @@ func (c *Config) compile() (*compiledConfig, error) {
 		regs = append(regs, regexp.QuoteMeta(normalizeImageRepo(strings.TrimSuffix(r, "/"))))
 	}
 	sort.Strings(regs)
-	re, err := regexp.Compile(`^(` + strings.Join(regs, "|") + `)/proxyv2(:[^@/]+)?(@sha256:[a-f0-9]{64})?$`)
+	names := make([]string, 0, len(c.ProxyImageNames))
+	for _, n := range c.ProxyImageNames {
+		names = append(names, regexp.QuoteMeta(n))
+	}
+	re, err := regexp.Compile(`^(` + strings.Join(regs, "|") + `)/(` + strings.Join(names, "|") + `)(:[^@/]+)?(@sha256:[a-f0-9]{64})?$`)
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-image-registry: %w", err)
 	}

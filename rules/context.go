@@ -36,8 +36,9 @@ type Snapshot struct {
 }
 
 var (
-	_ Context         = (*Snapshot)(nil)
-	_ WebhookBackends = (*Snapshot)(nil)
+	_ Context           = (*Snapshot)(nil)
+	_ WebhookBackends   = (*Snapshot)(nil)
+	_ InjectorRevisions = (*Snapshot)(nil)
 )
 
 // NewSnapshot returns an empty Snapshot.

@@ -61,6 +61,14 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 	changes := guardKeyChanges("label", oldLabels, cur.Labels)
 	changes = append(changes, guardKeyChanges("annotation", oldAnn, stringMap(meta["annotations"]))...)
 	facts["guardChanges"] = nonNil(changes)
+	rev := cur.Labels[labelRev]
+	_, legacy := cur.Labels[labelInjection]
+	facts["revision"] = rev
+	// istio-injection beats istio.io/rev, so the revision matters only without it.
+	facts["revisionKnown"] = nil
+	if !legacy {
+		facts["revisionKnown"] = e.revisionKnown(rev)
+	}
 	return facts, nil
 }
 

@@ -365,7 +365,10 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 					if cl.field != "initContainers" {
 						problems = append(problems, "is not an init container")
 					}
-					if len(args) == 0 || args[0] != "istio-iptables" {
+					// Absent args are filled in by the injector, which merges a
+					// declared container with its own; and pilot-agent without a
+					// subcommand only prints its usage.
+					if len(args) > 0 && args[0] != "istio-iptables" {
 						problems = append(problems, `does not run "istio-iptables"`)
 					}
 					if name == "istio-init" {
@@ -496,6 +499,8 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			"value": injValue, "source": injSource, "raw": injRaw, "optOut": injValue == "false", "text": optOutText,
 		},
 		"ambientOptOut": labels[labelDataplaneMode] == "none",
+		"revision":      podRevision(ns, nsKnown, labels),
+		"revisionKnown": e.revisionKnown(podRevision(ns, nsKnown, labels)),
 		"hostNetwork":   hostNetwork,
 		"hostPID":       boolAt(spec, "hostPID"),
 		"hostIPC":       boolAt(spec, "hostIPC"),
@@ -624,4 +629,19 @@ func stringAnyMap(m map[string]string) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// podRevision is the pod's istio.io/rev label when it selects the injector:
+// only in a namespace without istio-injection and istio.io/rev labels (the
+// namespace's labels win otherwise).
+func podRevision(ns Namespace, nsKnown bool, labels map[string]string) string {
+	if nsKnown {
+		if _, ok := ns.Labels[labelInjection]; ok {
+			return ""
+		}
+		if _, ok := ns.Labels[labelRev]; ok {
+			return ""
+		}
+	}
+	return labels[labelRev]
 }
