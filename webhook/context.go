@@ -30,9 +30,28 @@ type cacheContext struct {
 }
 
 var (
-	_ rules.Context         = (*cacheContext)(nil)
-	_ rules.WebhookBackends = (*cacheContext)(nil)
+	_ rules.Context           = (*cacheContext)(nil)
+	_ rules.WebhookBackends   = (*cacheContext)(nil)
+	_ rules.InjectorRevisions = (*cacheContext)(nil)
 )
+
+// InjectorRevisions returns the revisions and tags of Istio's sidecar
+// injector webhook configurations (labels istio.io/rev and istio.io/tag).
+func (c *cacheContext) InjectorRevisions() ([]string, bool) {
+	var ml admissionregistrationv1.MutatingWebhookConfigurationList
+	if err := c.reader.List(context.Background(), &ml, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, false
+	}
+	configs := make([]rules.Object, 0, len(ml.Items))
+	for i := range ml.Items {
+		l := make(map[string]any, len(ml.Items[i].Labels))
+		for k, v := range ml.Items[i].Labels {
+			l[k] = v
+		}
+		configs = append(configs, rules.Object{"kind": "MutatingWebhookConfiguration", "metadata": map[string]any{"labels": l}})
+	}
+	return rules.RevisionsFromWebhooks(configs)
+}
 
 // WebhookBackends resolves the cluster's webhook configurations to the pod
 // ports the API server calls in a namespace (see rules.WebhookBackends).
