@@ -49,17 +49,26 @@ verify: lint build ## Check formatting, vet, and that generated docs are current
 build: ## Build bin/meshguard.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/meshguard ./cmd/meshguard
 
+.PHONY: tools
+tools: ## Build kube-apiserver, etcd and kubectl from source into bin/ (cached per version outside the clone; the first build takes minutes).
+	GO=$(GO) bash hack/tools.sh
+
 ##@ Test
 
 .PHONY: test
-test: verify ## Run every test (unit, catalog fixtures, CLI) after verify.
-	$(GO) test -count=1 ./...
+test: verify tools ## Run every test (unit, catalog fixtures, CLI, e2e against a real API server) after verify.
+	MESHGUARD_E2E=required $(GO) test -count=1 ./...
 
 .PHONY: bench
-bench: ## Run the evaluator benchmarks (see BENCHMARKS.md).
+bench: ## Run the evaluator benchmarks, then the webhook load test over HTTPS (see BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./rules/ | tee bench.out
+	$(GO) run ./test/load | tee bench-load.out
 
 ##@ Demo
+
+.PHONY: demo
+demo: tools build ## Start a local control plane and meshguard serve, apply the Bookinfo examples with kubectl, show what is denied and why, then clean up.
+	$(GO) run ./test/demo -bin $(BIN) -meshguard $(BIN)/meshguard
 
 .PHONY: audit-example
 audit-example: build ## Audit the bundled Bookinfo example (the README's first command).

@@ -55,8 +55,15 @@ type ClusterClients struct {
 	Discovery Discovery
 }
 
-// NewClusterClients builds the dynamic and discovery clients for a REST configuration.
+// NewClusterClients builds the dynamic and discovery clients for a REST
+// configuration. A configuration without client-side rate limits gets
+// kubectl's (50 requests/s, bursts of 300) instead of client-go's 5/s, which
+// would make a paged audit crawl.
 func NewClusterClients(cfg *rest.Config) (*ClusterClients, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		cfg.QPS, cfg.Burst = 50, 300
+	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
@@ -88,6 +95,42 @@ type ClusterSummary struct {
 	Unavailable []UnavailableKind `json:"unavailable"`
 	// Namespaces summarize every namespace, by name.
 	Namespaces []NamespaceSummary `json:"namespaces"`
+	// ViaOwner counts objects not evaluated on their own because their
+	// controller carries the same pod template and is judged instead
+	// (ReplicaSets of Deployments, Jobs of CronJobs), by kind.
+	ViaOwner map[string]int `json:"viaOwner,omitempty"`
+}
+
+// templateOwners maps a kind to the controller kinds whose pod template it
+// copies; such objects are judged through their owner, so one mistake is
+// reported once per workload (plus once per running Pod, which is seen after
+// injection and may differ).
+var templateOwners = map[schema.GroupKind]map[string]string{
+	{Group: "apps", Kind: "ReplicaSet"}: {"Deployment": "apps/v1"},
+	{Group: "batch", Kind: "Job"}:       {"CronJob": "batch/v1"},
+}
+
+// ownedByTemplateController reports whether obj is controlled by an owner
+// that carries the same pod template.
+func ownedByTemplateController(gk schema.GroupKind, obj rules.Object) bool {
+	owners, ok := templateOwners[gk]
+	if !ok {
+		return false
+	}
+	meta, _ := obj["metadata"].(map[string]any)
+	refs, _ := meta["ownerReferences"].([]any)
+	for _, r := range refs {
+		ref, _ := r.(map[string]any)
+		if c, _ := ref["controller"].(bool); !c {
+			continue
+		}
+		kind, _ := ref["kind"].(string)
+		apiVersion, _ := ref["apiVersion"].(string)
+		if want, ok := owners[kind]; ok && strings.HasPrefix(apiVersion, strings.Split(want, "/")[0]+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // KindListing is one kind listed from the cluster.
@@ -101,6 +144,9 @@ type KindListing struct {
 	// Objects is the number of objects listed; Pages the number of list requests.
 	Objects int `json:"objects"`
 	Pages   int `json:"pages"`
+	// ContextOnly is true for kinds listed only as context for the rules
+	// (webhook configurations), not audited themselves.
+	ContextOnly bool `json:"contextOnly,omitempty"`
 }
 
 // UnavailableKind is a kind of the catalog the cluster does not serve.
@@ -135,18 +181,29 @@ type NamespaceSummary struct {
 	BySeverity map[string]int `json:"bySeverity,omitempty"`
 }
 
-// contextKinds are the kinds whose objects make up the rules' context; they
-// are listed first and kept in memory. Every other kind is evaluated page by
-// page and not kept.
+// contextKinds are the audited kinds whose objects also make up the rules'
+// context (what rules.Snapshot.Add records, as the webhook's informers do);
+// they are listed first and kept in memory. Every other kind is evaluated page
+// by page and not kept.
 var contextKinds = map[schema.GroupKind]bool{
 	{Kind: "Namespace"}: true,
+	{Kind: "Service"}:   true,
 	{Group: "security.istio.io", Kind: "PeerAuthentication"}:  true,
 	{Group: "security.istio.io", Kind: "AuthorizationPolicy"}: true,
 }
 
+// contextOnlyKinds are listed as context and not audited: the webhook
+// configurations (which ports the API server must reach in plaintext, which
+// injector revisions exist).
+var contextOnlyKinds = []rules.KindInfo{
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration", Versions: []string{"v1"}, Resource: "mutatingwebhookconfigurations"},
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration", Versions: []string{"v1"}, Resource: "validatingwebhookconfigurations"},
+}
+
 // RunCluster audits a live cluster: it lists every object of opts.Kinds that
 // the cluster serves, paged, builds the rules' context from the cluster's
-// Namespaces, PeerAuthentications and AuthorizationPolicies, evaluates every
+// Namespaces, PeerAuthentications, AuthorizationPolicies, Services and
+// webhook configurations (the context the webhook's informers hold), evaluates every
 // object as seen after admission (PostInjection: live Pods are already
 // injected), and summarizes each namespace. Objects are located with
 // ClusterLocation. Only the context kinds are held in memory; the others are
@@ -164,8 +221,20 @@ func RunCluster(ctx context.Context, ev ClusterEvaluator, cl *ClusterClients, op
 	if err != nil {
 		return nil, err
 	}
+	ctxOnly, _, err := resolveKinds(ctx, cl.Discovery, contextOnlyKinds)
+	if err != nil {
+		return nil, err
+	}
 	rep := &Report{Cluster: &ClusterSummary{Listed: []KindListing{}, Unavailable: unavailable, Namespaces: []NamespaceSummary{}}}
 	snap := rules.NewSnapshot()
+	for _, k := range ctxOnly {
+		kl := KindListing{Group: k.info.Group, Version: k.version, Kind: k.info.Kind, Resource: k.info.Resource, ContextOnly: true}
+		if err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, &kl, func(obj rules.Object) { snap.Add(obj, "") }); err != nil {
+			rep.Errors = append(rep.Errors, listError(k, err))
+			continue
+		}
+		rep.Cluster.Listed = append(rep.Cluster.Listed, kl)
+	}
 	held := map[schema.GroupKind][]rules.Object{}
 	listing := make([]KindListing, len(resolved))
 	listErr := make([]bool, len(resolved))
@@ -195,7 +264,15 @@ func RunCluster(ctx context.Context, ev ClusterEvaluator, cl *ClusterClients, op
 				rep.evaluate(ctx, ev, clusterDocument(obj), evalOpts, snap)
 			}
 		} else {
+			gk := k.info.GroupKind()
 			err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, &listing[i], func(obj rules.Object) {
+				if ownedByTemplateController(gk, obj) {
+					if rep.Cluster.ViaOwner == nil {
+						rep.Cluster.ViaOwner = map[string]int{}
+					}
+					rep.Cluster.ViaOwner[k.info.Kind]++
+					return
+				}
 				rep.evaluate(ctx, ev, clusterDocument(obj), evalOpts, snap)
 			})
 			if err != nil {

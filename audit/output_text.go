@@ -89,9 +89,19 @@ func writeClusterSummary(w io.Writer, c *ClusterSummary) {
 	_ = tw.Flush()
 	var listed []string
 	for _, k := range c.Listed {
+		if k.ContextOnly {
+			continue
+		}
 		listed = append(listed, fmt.Sprintf("%s %s (%d)", schema.GroupVersion{Group: k.Group, Version: k.Version}, k.Kind, k.Objects))
 	}
 	fmt.Fprintf(w, "Listed: %s\n", strings.Join(listed, ", "))
+	if len(c.ViaOwner) > 0 {
+		var via []string
+		for _, k := range sortedKeys(c.ViaOwner) {
+			via = append(via, fmt.Sprintf("%d %s", c.ViaOwner[k], k))
+		}
+		fmt.Fprintf(w, "Judged through their controller's pod template (Deployment, CronJob): %s\n", strings.Join(via, ", "))
+	}
 	if len(c.Unavailable) > 0 {
 		fmt.Fprintln(w, "Not served by the cluster (not audited):")
 		for _, u := range c.Unavailable {

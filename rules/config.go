@@ -69,6 +69,10 @@ type Config struct {
 	// writes onto every injected pod; only deviations from them are findings.
 	InjectorIncludeOutboundIPRanges string
 	InjectorExcludeOutboundIPRanges string
+	// ControllerUsername is the identity of meshguard's own controller (its
+	// service account), the only user that may change or delete managed
+	// NetworkPolicies (MESH0215). Default system:serviceaccount:meshguard:meshguard.
+	ControllerUsername string
 }
 
 // NewConfig returns a Config with the documented defaults.
@@ -85,6 +89,7 @@ func NewConfig() *Config {
 		ControlPlaneNamespaces:          []string{"istio-system", "istio-ingress", "istio-egress"},
 		DefaultNamespaceMode:            ModeUnknown,
 		InjectorIncludeOutboundIPRanges: "*",
+		ControllerUsername:              "system:serviceaccount:meshguard:meshguard",
 	}
 }
 

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -20,7 +21,12 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	case info.Group == "" && info.Kind == "Service":
 		return serviceFacts(obj)
 	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":
-		return networkPolicyFacts(obj)
+		facts, err := networkPolicyFacts(obj)
+		if err != nil {
+			return nil, err
+		}
+		e.managedPolicyFacts(facts, obj, req, ns)
+		return facts, nil
 	case info.Group == "security.istio.io" && info.Kind == "PeerAuthentication":
 		return e.peerAuthenticationFacts(obj, nsName)
 	case info.Group == "security.istio.io" && info.Kind == "AuthorizationPolicy":
@@ -51,16 +57,19 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 		"enrollment": enrollmentText(cur.Labels),
 	}
 	var oldLabels, oldAnn map[string]string
+	oldProfile, hadProfile := "", false
 	if req.OldObject != nil {
 		oldMeta := mapAt(req.OldObject, "metadata")
 		old := Namespace{Name: str(oldMeta, "name"), Labels: stringMap(oldMeta["labels"])}
 		facts["oldMode"] = namespaceMode(old, e.cfg)
+		oldProfile, hadProfile = old.Labels[labelNetpolProfile]
 		facts["oldEnrollment"] = enrollmentText(old.Labels)
 		oldLabels, oldAnn = old.Labels, stringMap(oldMeta["annotations"])
 	}
 	changes := guardKeyChanges("label", oldLabels, cur.Labels)
 	changes = append(changes, guardKeyChanges("annotation", oldAnn, stringMap(meta["annotations"]))...)
 	facts["guardChanges"] = nonNil(changes)
+	facts["netpolOptOut"] = netpolOptOut(cur.Labels, oldProfile, hadProfile)
 	rev := cur.Labels[labelRev]
 	_, legacy := cur.Labels[labelInjection]
 	facts["revision"] = rev
@@ -253,4 +262,112 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Managed NetworkPolicies (MESH0215) and the profile label (MESH0105).
+const (
+	labelNetpolManaged   = "meshguard.io/managed"
+	labelNetpolManagedBy = "app.kubernetes.io/managed-by"
+	labelNetpolProfile   = "meshguard.io/netpol-profile"
+	annNetpolVersion     = "meshguard.io/policy-set-version"
+	// The actors of namespace deletion and garbage collection.
+	userNamespaceController = "system:serviceaccount:kube-system:namespace-controller"
+	userGarbageCollector    = "system:serviceaccount:kube-system:generic-garbage-collector"
+)
+
+// netpolOptOut describes a request that sets or changes the namespace's
+// meshguard.io/netpol-profile label to a value that leaves its application
+// pods without the default-deny set (none, system, gateway); "" otherwise.
+func netpolOptOut(labels map[string]string, old string, hadOld bool) string {
+	v, ok := labels[labelNetpolProfile]
+	if !ok || (hadOld && v == old) {
+		return ""
+	}
+	switch v {
+	case "none", "system":
+		return fmt.Sprintf("sets label %s=%s (no managed default-deny NetworkPolicies)", labelNetpolProfile, quote(v))
+	case "gateway":
+		return fmt.Sprintf("sets label %s=%s (only the ingress gateway pods protected)", labelNetpolProfile, quote(v))
+	}
+	return ""
+}
+
+// managedPolicyFacts adds what MESH0215 needs to a NetworkPolicy's facts:
+// managed (the policy as it was before the request carries
+// meshguard.io/managed: "true"), tamper[] (what the request does to it: a
+// DELETE, a spec change, a change of meshguard's labels or annotations, or of
+// owner references, which would hand it to garbage collection), actor
+// ("meshguard" for the controller's own identity, "namespace-deletion" for
+// the namespace controller or garbage collector deleting while the namespace
+// really terminates, else "") and actorNote (why a system actor is not
+// trusted, for the message).
+func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Request, ns Namespace) {
+	op := req.Operation
+	before := req.OldObject
+	if op == "DELETE" {
+		before = obj
+	}
+	var tamper []any
+	managed := false
+	if before != nil && op != "CREATE" && op != "" {
+		oldMeta := mapAt(before, "metadata")
+		managed = stringMap(oldMeta["labels"])[labelNetpolManaged] == "true"
+		if op == "DELETE" {
+			tamper = append(tamper, "deletes it")
+		} else {
+			meta := mapAt(obj, "metadata")
+			if !jsonEqual(before["spec"], obj["spec"]) {
+				tamper = append(tamper, "changes its spec")
+			}
+			ol, nl := stringMap(oldMeta["labels"]), stringMap(meta["labels"])
+			oa, na := stringMap(oldMeta["annotations"]), stringMap(meta["annotations"])
+			for _, k := range []string{labelNetpolManaged, labelNetpolManagedBy} {
+				if ov, nv := ol[k], nl[k]; ov != nv {
+					tamper = append(tamper, fmt.Sprintf("changes label %s from %s to %s", k, quote(ov), quote(nv)))
+				}
+			}
+			if ov, nv := oa[annNetpolVersion], na[annNetpolVersion]; ov != nv {
+				tamper = append(tamper, fmt.Sprintf("changes annotation %s from %s to %s", annNetpolVersion, quote(ov), quote(nv)))
+			}
+			if !jsonEqual(oldMeta["ownerReferences"], meta["ownerReferences"]) {
+				tamper = append(tamper, "changes its owner references")
+			}
+		}
+	}
+	actor, note := "", ""
+	if req.User != nil {
+		switch u := req.User.Username; {
+		case u != "" && u == e.cfg.ControllerUsername:
+			actor = "meshguard"
+		case (u == userNamespaceController || u == userGarbageCollector) && op == "DELETE":
+			if ns.Terminating {
+				actor = "namespace-deletion"
+			} else {
+				note = fmt.Sprintf(" (namespace %s is not terminating)", quote(ns.Name))
+			}
+		}
+	}
+	facts["managed"] = managed
+	facts["tamper"] = nonNil(tamper)
+	facts["actor"] = actor
+	facts["actorNote"] = note
+}
+
+// jsonEqual compares two decoded JSON values; absent (nil) equals an empty object or list.
+func jsonEqual(a, b any) bool {
+	empty := func(v any) bool {
+		switch x := v.(type) {
+		case nil:
+			return true
+		case map[string]any:
+			return len(x) == 0
+		case []any:
+			return len(x) == 0
+		}
+		return false
+	}
+	if empty(a) && empty(b) {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
 }

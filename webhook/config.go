@@ -28,6 +28,10 @@ type ConfigOptions struct {
 	ExcludeNamespaces []string
 	// Enroll registers the namespace-enrollment mutating webhook.
 	Enroll bool
+	// ProtectNetworkPolicies adds the netpol-guard webhook: UPDATE and DELETE
+	// of NetworkPolicies labelled meshguard.io/managed=true (an objectSelector
+	// matches when the old or the new object carries the label), for MESH0215.
+	ProtectNetworkPolicies bool
 }
 
 func (o *ConfigOptions) defaults() {
@@ -140,13 +144,23 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 			AdmissionReviewVersions: []string{"v1"},
 		}
 	}
+	whs := []admissionregistrationv1.ValidatingWebhook{
+		hook("workloads.meshguard.io", workload, exclude),
+		hook("istio-config.meshguard.io", istio, &metav1.LabelSelector{}),
+	}
+	if o.ProtectNetworkPolicies {
+		nsScope := admissionregistrationv1.NamespacedScope
+		guard := hook("netpol-guard.meshguard.io", []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update, admissionregistrationv1.Delete},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{"networking.k8s.io"}, APIVersions: []string{"v1"}, Resources: []string{"networkpolicies"}, Scope: &nsScope},
+		}}, exclude)
+		guard.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"meshguard.io/managed": "true"}}
+		whs = append(whs, guard)
+	}
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: map[string]string{"app.kubernetes.io/name": "meshguard"}},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{
-			hook("workloads.meshguard.io", workload, exclude),
-			hook("istio-config.meshguard.io", istio, &metav1.LabelSelector{}),
-		},
+		Webhooks:   whs,
 	}
 }
 

@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -41,12 +43,34 @@ func NewMetrics() *Metrics {
 	}
 }
 
-// Register adds the metrics to a registerer.
+// Register adds the metrics to a registerer. A metric that is already
+// registered there (a second server in the same process, as the e2e tests
+// start) is reused, so both servers count into the same series.
 func (m *Metrics) Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Findings, m.Expired, m.CacheSynced} {
-		if err := r.Register(c); err != nil {
-			return err
+	var err error
+	if m.Requests, err = reuseCollector(r, m.Requests); err != nil {
+		return err
+	}
+	if m.Duration, err = reuseCollector(r, m.Duration); err != nil {
+		return err
+	}
+	if m.Findings, err = reuseCollector(r, m.Findings); err != nil {
+		return err
+	}
+	if m.Expired, err = reuseCollector(r, m.Expired); err != nil {
+		return err
+	}
+	m.CacheSynced, err = reuseCollector(r, m.CacheSynced)
+	return err
+}
+
+func reuseCollector[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
+	err := r.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
 		}
 	}
-	return nil
+	return c, err
 }

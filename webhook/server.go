@@ -6,17 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -26,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/meshguard/meshguard/rules"
+	"github.com/meshguard/meshguard/webhook/netpol"
 )
 
 // Paths served by the webhook server.
@@ -62,6 +66,15 @@ type Options struct {
 	GracefulShutdown time.Duration
 	// Rules is the mesh configuration shared with `meshguard audit`.
 	Rules *rules.Config
+	// NetworkPolicies configures the default-deny NetworkPolicy controller
+	// (package netpol); nil disables it. Default nil.
+	NetworkPolicies *netpol.Config
+	// LeaderElection makes the controllers run on one replica at a time (the
+	// webhook and its caches run on every replica). Default false.
+	LeaderElection bool
+	// LeaderElectionNamespace holds the Lease; empty means the namespace
+	// meshguard runs in (in cluster). LeaderElectionID names the Lease.
+	LeaderElectionNamespace, LeaderElectionID string
 }
 
 // NewOptions returns the defaults.
@@ -75,6 +88,7 @@ func NewOptions() *Options {
 		HealthAddr:       ":8081",
 		GracefulShutdown: 15 * time.Second,
 		Rules:            rules.NewConfig(),
+		LeaderElectionID: "meshguard-controller",
 	}
 }
 
@@ -94,6 +108,14 @@ func (o *Options) Validate() error {
 	if o.Rules == nil {
 		return errors.New("rules configuration: required")
 	}
+	if o.NetworkPolicies != nil {
+		if err := o.NetworkPolicies.Validate(); err != nil {
+			return err
+		}
+	}
+	if o.LeaderElection && o.LeaderElectionID == "" {
+		return errors.New("--leader-election-id: required with --leader-elect")
+	}
 	return o.Rules.Validate()
 }
 
@@ -102,7 +124,9 @@ type Server struct {
 	Manager   manager.Manager
 	Validator *Validator
 	Metrics   *Metrics
-	context   *cacheContext
+	// NetworkPolicies is the default-deny NetworkPolicy controller; nil when disabled.
+	NetworkPolicies *netpol.Controller
+	context         *cacheContext
 }
 
 // NewServer wires the webhook server, caches, metrics and health checks.
@@ -141,17 +165,34 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	whs := crwebhook.NewServer(crwebhook.Options{
 		Host: o.Host, Port: o.Port, CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName, TLSOpts: tlsOpts,
 	})
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Logger:                  log,
-		WebhookServer:           whs,
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
-		HealthProbeBindAddress:  o.HealthAddr,
-		GracefulShutdownTimeout: &o.GracefulShutdown,
-	})
+	mopts := ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        log,
+		WebhookServer:                 whs,
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.HealthAddr,
+		GracefulShutdownTimeout:       &o.GracefulShutdown,
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionReleaseOnCancel: true,
+	}
+	if o.NetworkPolicies != nil {
+		// Only managed NetworkPolicies are cached.
+		obj, sel := netpol.CacheByObject()
+		s, err := metav1.LabelSelectorAsSelector(&sel)
+		if err != nil {
+			return nil, err
+		}
+		mopts.Cache.ByObject = map[client.Object]cache.ByObject{obj: {Label: s}}
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
+	// The manager starts its webhook server only once GetWebhookServer has
+	// been called (it adds the server to its runnables then).
+	mgr.GetWebhookServer()
 
 	cc := &cacheContext{reader: mgr.GetCache()}
 	cc.istio, err = istioInstalled(cfg)
@@ -187,7 +228,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if err := m.Register(metrics.Registry); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		for _, f := range informers {
 			if err := f(ctx); err != nil {
 				return fmt.Errorf("start context informer: %w", err)
@@ -206,7 +247,27 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	}
 
 	v := NewValidator(ev, cc, pol, m)
-	whs.Register(ValidatePath, &crwebhook.Admission{Handler: v, RecoverPanic: ptrTrue()})
+	var handler admission.Handler = v
+	var npc *netpol.Controller
+	if o.NetworkPolicies != nil {
+		nm := netpol.NewMetrics()
+		if err := nm.Register(metrics.Registry); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+		npc = netpol.New(o.NetworkPolicies, func(ns *corev1.Namespace) string {
+			return ev.NamespaceMeshMode(rules.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations})
+		}, nm)
+		if err := npc.SetupWithManager(mgr, log); err != nil {
+			return nil, fmt.Errorf("netpol controller: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("netpol-controller", npc.ReadyCheck); err != nil {
+			return nil, err
+		}
+		if o.NetworkPolicies.PodGate && o.NetworkPolicies.Mode == netpol.ModeEnforce {
+			handler = &netpol.PodGate{Next: v, Readiness: npc, Metrics: nm}
+		}
+	}
+	whs.Register(ValidatePath, &crwebhook.Admission{Handler: handler, RecoverPanic: ptrTrue()})
 	if o.EnrollLabel != "" {
 		k, val, _ := parseEnrollLabel(o.EnrollLabel)
 		mut := &NamespaceEnroller{Key: k, Value: val, Exclude: append(append([]string{}, o.Rules.SystemNamespaces...), o.Rules.ControlPlaneNamespaces...)}
@@ -227,13 +288,20 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return &Server{Manager: mgr, Validator: v, Metrics: m, context: cc}, nil
+	return &Server{Manager: mgr, Validator: v, Metrics: m, NetworkPolicies: npc, context: cc}, nil
 }
 
 // Start runs the server until ctx is done, then shuts down gracefully.
 func (s *Server) Start(ctx context.Context) error { return s.Manager.Start(ctx) }
 
 func ptrTrue() *bool { b := true; return &b }
+
+// everyReplica is a runnable that runs on every replica, leader or not (the
+// webhook's context caches).
+type everyReplica func(context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }
 
 // istioInstalled reports whether the Istio security API is served.
 func istioInstalled(cfg *rest.Config) (bool, error) {
@@ -245,13 +313,14 @@ func istioInstalled(cfg *rest.Config) (bool, error) {
 	if err != nil {
 		return false, nil //nolint:nilerr // not installed
 	}
-	found := 0
+	found := map[string]bool{}
 	for _, r := range res.APIResources {
-		if r.Kind == "PeerAuthentication" || r.Kind == "AuthorizationPolicy" {
-			found++
+		// Subresources (peerauthentications/status) carry their parent's kind.
+		if !strings.Contains(r.Name, "/") && (r.Kind == "PeerAuthentication" || r.Kind == "AuthorizationPolicy") {
+			found[r.Kind] = true
 		}
 	}
-	return found == 2, nil
+	return len(found) == 2, nil
 }
 
 var _ admission.Handler = (*NamespaceEnroller)(nil)

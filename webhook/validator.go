@@ -85,7 +85,12 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 }
 
 func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Policy) (admission.Response, string) {
-	logger := log.FromContext(ctx).WithValues("uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation)
+	// The request's log fields, built only when a line is logged: a logger
+	// cloned with WithValues on every request costs an allocation-heavy copy of
+	// the JSON encoder even when nothing is logged (see BENCHMARKS.md).
+	logInfo := func(msg string, kv ...any) {
+		log.FromContext(ctx).Info(msg, append([]any{"uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation}, kv...)...)
+	}
 	switch req.SubResource {
 	case "", "ephemeralcontainers":
 	default:
@@ -127,7 +132,7 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 	}
 	findings, err := v.evaluator.Evaluate(ctx, rreq)
 	if err != nil {
-		logger.Info("object could not be evaluated", "error", err.Error())
+		logInfo("object could not be evaluated", "error", err.Error())
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("meshguard could not evaluate this object: %w", err)), "error"
 	}
 	if len(findings) == 0 {
@@ -157,7 +162,7 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 	case len(resp.Warnings) > 0:
 		decision = "warn"
 	}
-	logger.Info("decided", "decision", decision, "findings", len(ds), "dryRun", req.DryRun != nil && *req.DryRun)
+	logInfo("decided", "decision", decision, "findings", len(ds), "dryRun", req.DryRun != nil && *req.DryRun)
 	return resp, decision
 }
 

@@ -11,6 +11,7 @@ import (
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/meshguard/meshguard/webhook"
+	"github.com/meshguard/meshguard/webhook/netpol"
 )
 
 // ServeOptions are the flags of `meshguard serve`.
@@ -19,11 +20,15 @@ type ServeOptions struct {
 	Kube    KubeOptions
 	// LogLevel is debug, info (default) or error.
 	LogLevel string
+	// NetworkPolicies enables the default-deny NetworkPolicy controller,
+	// configured by Netpol.
+	NetworkPolicies bool
+	Netpol          *netpol.Config
 }
 
 // NewServeOptions returns the defaults.
 func NewServeOptions() *ServeOptions {
-	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info"}
+	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info", Netpol: netpol.NewConfig()}
 }
 
 // AddFlags binds the flags.
@@ -41,6 +46,12 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&w.EnrollLabel, "enroll-namespaces", w.EnrollLabel, "label the mutating webhook adds to new namespaces, e.g. istio-injection=enabled (default: no enrollment)")
 	fs.DurationVar(&w.GracefulShutdown, "graceful-shutdown-timeout", w.GracefulShutdown, "how long in-flight requests may finish on shutdown")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info or error (logs are JSON)")
+	fs.BoolVar(&o.NetworkPolicies, "netpol", o.NetworkPolicies, "run the controller that gives every namespace the default-deny NetworkPolicy set of its profile (see the --netpol-* flags)")
+	o.Netpol.AddFlags(fs)
+	fs.BoolVar(&w.LeaderElection, "leader-elect", w.LeaderElection, "elect a leader among replicas for the controllers (the webhook serves on every replica)")
+	fs.StringVar(&w.LeaderElectionNamespace, "leader-election-namespace", w.LeaderElectionNamespace, "namespace of the leader election Lease (default: the namespace meshguard runs in)")
+	fs.StringVar(&w.LeaderElectionID, "leader-election-id", w.LeaderElectionID, "name of the leader election Lease")
+	fs.StringVar(&w.Rules.ControllerUsername, "controller-username", w.Rules.ControllerUsername, "meshguard's own identity (its service account's username), the only user that may change or delete managed NetworkPolicies (MESH0215)")
 	o.Kube.AddFlags(fs)
 	w.Rules.AddFlags(fs)
 }
@@ -51,6 +62,10 @@ func (o *ServeOptions) Validate() error {
 	case "debug", "info", "error":
 	default:
 		return fmt.Errorf("--log-level: %q is not debug, info or error", o.LogLevel)
+	}
+	o.Webhook.NetworkPolicies = nil
+	if o.NetworkPolicies {
+		o.Webhook.NetworkPolicies = o.Netpol
 	}
 	return o.Webhook.Validate()
 }

@@ -87,5 +87,6 @@ everywhere, since istio-system is the mesh root namespace.`,
 	fs.StringVar(&ownNamespace, "namespace", "meshguard", "meshguard's own namespace, excluded so it can always restart")
 	fs.StringSliceVar(&systemNS, "system-namespaces", systemNS, "namespaces excluded from the workload webhook")
 	fs.BoolVar(&o.Enroll, "enroll", false, "also print the namespace-enrollment MutatingWebhookConfiguration")
+	fs.BoolVar(&o.ProtectNetworkPolicies, "protect-network-policies", false, "add the netpol-guard webhook: UPDATE and DELETE of meshguard's managed NetworkPolicies (MESH0215)")
 	return cmd
 }

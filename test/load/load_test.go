@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/meshguard/meshguard/test/e2e/framework"
+)
+
+// TestMain lets the test binary be the webhook server process too (the load
+// tool re-executes itself, and under `go test` that is the test binary).
+func TestMain(m *testing.M) {
+	if os.Getenv(envRole) == "server" {
+		if err := runServer(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "load: server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestLoadSmoke runs the whole tool briefly at a low rate against the real
+// server process: every review is decided, the counters add up, and the
+// table and verdicts are printed.
+func TestLoadSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	cfg, err := parseFlags([]string{"-duration", "300ms", "-warmup", "100ms", "-rates", "50,1000", "-api", "off"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := measureAll(ctx, cfg, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("\n" + out.String())
+	if len(rep.Runs) != 6 {
+		t.Fatalf("want 3 reviews x 2 rates, got %d runs", len(rep.Runs))
+	}
+	for _, r := range rep.Runs {
+		want := int(r.Offered * 0.3)
+		if r.Scheduled != want || r.Errors != 0 || r.Completed != want || len(r.Latency) != want {
+			t.Errorf("%s @%.0f/s: scheduled %d, completed %d, errors %d (%s); want %d decided", r.Review, r.Offered, r.Scheduled, r.Completed, r.Errors, r.ErrorText, want)
+		}
+		// The warm-up is outside the window: the server decided exactly the measured requests.
+		if r.Server.Decisions != int64(want) || r.Server.CPU <= 0 || r.Server.AllocBytes == 0 {
+			t.Errorf("%s @%.0f/s: server counters %+v, want %d decisions with CPU and allocations", r.Review, r.Offered, r.Server, want)
+		}
+		if r.Latency[0] <= 0 || r.Achieved() <= 0 {
+			t.Errorf("%s: no latency or rate measured", r.Review)
+		}
+		// The bench Deployment adds NET_RAW: the whole catalog runs and denies it.
+		if r.Review == "Deployment" && r.Denied != want {
+			t.Errorf("Deployment: want every review denied, got %d allowed, %d denied", r.Allowed, r.Denied)
+		}
+	}
+	for _, s := range []string{"p99.9", "srv CPU/decision", "server CPU per decision <= 150 µs", "Pod7KB @1000/s: p99 <= 2 ms"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("output lacks %q", s)
+		}
+	}
+}
+
+// TestLoadCountsErrors proves the load test can fail: a server that answers
+// with errors, wrong UIDs or garbage gets every request counted as an error,
+// and the targets are reported missed.
+func TestLoadCountsErrors(t *testing.T) {
+	root, err := framework.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviews, err := loadReviews(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		switch n.Add(1) % 3 {
+		case 0:
+			http.Error(w, "boom", http.StatusInternalServerError)
+		case 1:
+			_, _ = io.WriteString(w, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"someone-else","allowed":true}}`)
+		default:
+			_, _ = io.WriteString(w, `not json`)
+		}
+	}))
+	srv.Config.SetKeepAlivesEnabled(true)
+	srv.StartTLS()
+	defer srv.Close()
+	r := openLoop(context.Background(), srv.Client(), srv.URL+"/validate", reviews[0], 200, 150*time.Millisecond, 1, 0)
+	if r.Scheduled != 30 || r.Errors != 30 || r.Completed != 0 || r.ErrorText == "" {
+		t.Fatalf("want 30 errors of 30, got scheduled %d, errors %d, completed %d (%q)", r.Scheduled, r.Errors, r.Completed, r.ErrorText)
+	}
+	r.Offered = 1000 // judge it as the 1,000/s run
+	vs := verdicts([]*runResult{r}, &apiResult{With: []time.Duration{3}, Without: []time.Duration{2}})
+	var missed []string
+	for _, v := range vs {
+		if !v.OK {
+			missed = append(missed, v.Target)
+		}
+	}
+	if len(missed) != 2 || !strings.Contains(missed[0], "p99 <= 2 ms, 0 errors") || !strings.Contains(missed[1], "1.15x") {
+		t.Errorf("want the 1,000/s and the API server targets missed, got %q", missed)
+	}
+}
+
+// TestAPISkipsWithoutControlPlane: without bin/kube-apiserver the API server
+// part is skipped with a message, not failed.
+func TestAPISkipsWithoutControlPlane(t *testing.T) {
+	res, err := runAPI(context.Background(), t.TempDir(), nil, 10, 1, t.Logf)
+	if err != nil || !res.Skipped || !strings.Contains(res.SkipReason, "make tools") {
+		t.Fatalf("want a skip naming make tools, got %+v, %v", res, err)
+	}
+}
+
+func TestFlagsAreBounded(t *testing.T) {
+	for _, args := range [][]string{{"-rates", "0"}, {"-rates", "x"}, {"-duration", "1h"}, {"-reviews", "Secret"}, {"-api", "maybe"}, {"-conns", "0"}} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%q: want an error", args)
+		}
+	}
+}
+
+func TestPct(t *testing.T) {
+	d := make([]time.Duration, 1000)
+	for i := range d {
+		d[i] = time.Duration(i + 1)
+	}
+	for q, want := range map[float64]time.Duration{0.5: 500, 0.9: 900, 0.99: 990, 0.999: 999, 1: 1000} {
+		if got := Pct(d, q); got != want {
+			t.Errorf("Pct(%v) = %d, want %d", q, got, want)
+		}
+	}
+	if Pct(nil, 0.5) != 0 {
+		t.Error("Pct of nothing")
+	}
+}

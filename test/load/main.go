@@ -1,0 +1,232 @@
+// Command load is a loopback load test of meshguard's HTTPS validating
+// webhook, run by `make bench` (see BENCHMARKS.md, "Webhook over HTTPS").
+//
+// It starts the production validating handler (the embedded catalog, the
+// default policy, controller-runtime's webhook server with TLS 1.2+ and
+// HTTP/1.1 only) in a child process on 127.0.0.1, sends AdmissionReviews to it
+// open-loop at fixed rates over keep-alive connections, and reports latency
+// percentiles from the scheduled send time, achieved rate, errors, and the
+// server's CPU time and allocations per decision. Then, when bin/ holds the
+// control plane (`make tools`), it measures Deployment creates through a real
+// kube-apiserver with and without meshguard registered.
+//
+//	go run ./test/load                                # the full run of `make bench`
+//	go run ./test/load -duration 3s -rates 1000 -api=off
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/meshguard/meshguard/test/e2e/framework"
+)
+
+type config struct {
+	Duration, Warmup time.Duration
+	Rates            []float64
+	Reviews          []string
+	Conns            int
+	API              string // auto, off, required
+	Creates, Rounds  int
+	Strict           bool
+	Profile          string
+}
+
+func main() {
+	if os.Getenv(envRole) == "server" {
+		if err := runServer(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "load: server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := run(ctx, cfg, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &config{}
+	rates := fs.String("rates", "500,1000,2000", "offered rates in requests/s, comma-separated")
+	reviews := fs.String("reviews", "Pod7KB,Deployment,PeerAuthentication", "reviews to send, comma-separated")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured duration of each run (review x rate)")
+	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "unmeasured warm-up before each run, at the same rate")
+	fs.IntVar(&c.Conns, "conns", 32, "maximum keep-alive connections (and concurrent requests)")
+	fs.StringVar(&c.API, "api", "auto", "create latency through a real API server: auto (skip if bin/kube-apiserver is missing), off, required")
+	fs.IntVar(&c.Creates, "creates", 300, "measured Deployment creates per condition (with and without the webhook)")
+	fs.IntVar(&c.Rounds, "rounds", 3, "alternating rounds the creates are split into")
+	fs.BoolVar(&c.Strict, "strict", false, "exit 3 when a target is missed")
+	fs.StringVar(&c.Profile, "profile", "", "directory for the server process's CPU and allocation profiles (go tool pprof)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	bad := func(format string, a ...any) error {
+		err := fmt.Errorf(format, a...)
+		fmt.Fprintln(stderr, "load:", err)
+		return err
+	}
+	for _, s := range strings.Split(*rates, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || r <= 0 || r > 20000 {
+			return nil, bad("-rates: %q is not a rate in (0, 20000]", s)
+		}
+		c.Rates = append(c.Rates, r)
+	}
+	known := map[string]bool{}
+	for _, s := range reviewSpecs {
+		known[s.name] = true
+	}
+	for _, s := range strings.Split(*reviews, ",") {
+		if s = strings.TrimSpace(s); !known[s] {
+			return nil, bad("-reviews: unknown review %q", s)
+		}
+		c.Reviews = append(c.Reviews, s)
+	}
+	switch {
+	case c.Duration <= 0 || c.Duration > 5*time.Minute:
+		return nil, bad("-duration: must be in (0, 5m]")
+	case c.Warmup < 0 || c.Warmup > time.Minute:
+		return nil, bad("-warmup: must be in [0, 1m]")
+	case c.Conns < 1 || c.Conns > 1024:
+		return nil, bad("-conns: must be in [1, 1024]")
+	case c.API != "auto" && c.API != "off" && c.API != "required":
+		return nil, bad("-api: auto, off or required")
+	case c.Creates < 1 || c.Creates > 10000 || c.Rounds < 1 || c.Rounds > c.Creates:
+		return nil, bad("-creates must be in [1, 10000] and -rounds in [1, creates]")
+	}
+	return c, nil
+}
+
+// report is everything one run measured.
+type report struct {
+	Runs     []*runResult
+	API      *apiResult
+	Verdicts []verdict
+	Missed   int
+}
+
+// run measures and prints; the exit code is 3 when -strict and a target was missed.
+func run(ctx context.Context, cfg *config, out io.Writer) (int, error) {
+	rep, err := measureAll(ctx, cfg, out)
+	if err != nil {
+		return 1, err
+	}
+	if cfg.Strict && rep.Missed > 0 {
+		return 3, nil
+	}
+	return 0, nil
+}
+
+func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error) {
+	root, err := framework.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	all, err := loadReviews(root)
+	if err != nil {
+		return nil, err
+	}
+	var reviews []*review
+	for _, name := range cfg.Reviews {
+		for _, r := range all {
+			if r.Name == name {
+				reviews = append(reviews, r)
+			}
+		}
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "load: "+format+"\n", a...) }
+
+	if cfg.Profile != "" {
+		abs, err := filepath.Abs(cfg.Profile)
+		if err != nil {
+			return nil, err
+		}
+		os.Setenv(envProfile, abs)
+	}
+	srv, err := startChild()
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	client, err := newClient(srv.CAPEM, cfg.Conns)
+	if err != nil {
+		return nil, err
+	}
+	defer client.CloseIdleConnections()
+
+	host, _ := os.Hostname()
+	fmt.Fprintf(out, "meshguard webhook load test: %s %s/%s, %d CPUs (GOMAXPROCS %d), host %s\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), host)
+	fmt.Fprintf(out, "server: child process (pid %d), controller-runtime webhook server, TLS 1.2+, HTTP/1.1 only, https://%s; client: %d keep-alive connections, open loop\n",
+		srv.cmd.Process.Pid, srv.Addr, cfg.Conns)
+	fmt.Fprintf(out, "runs: %s measured after %s warm-up at the same rate; latency from the scheduled send time\n", cfg.Duration, cfg.Warmup)
+	for _, r := range reviews {
+		fmt.Fprintf(out, "review %s: object %d bytes, AdmissionReview %d bytes\n", r.Name, r.ObjectLen, len(r.body))
+	}
+	fmt.Fprintln(out)
+
+	rep := &report{}
+	uid := 0
+	for _, rev := range reviews {
+		for _, rate := range cfg.Rates {
+			logf("%s at %.0f/s for %s (+%s warm-up)", rev.Name, rate, cfg.Duration, cfg.Warmup)
+			r, err := measure(ctx, client, srv, rev, rate, cfg.Warmup, cfg.Duration, cfg.Conns, &uid)
+			if err != nil {
+				return nil, err
+			}
+			rep.Runs = append(rep.Runs, r)
+		}
+	}
+	printRuns(out, rep.Runs)
+	fmt.Fprintln(out)
+
+	if cfg.API != "off" {
+		client.CloseIdleConnections()
+		api, err := runAPI(ctx, root, srv, cfg.Creates, cfg.Rounds, logf)
+		if err != nil {
+			return nil, fmt.Errorf("API server creates: %w", err)
+		}
+		if api.Skipped {
+			if cfg.API == "required" {
+				return nil, errors.New(api.SkipReason)
+			}
+			fmt.Fprintf(out, "SKIPPED creates through the API server: %s\n\n", api.SkipReason)
+		} else {
+			printAPI(out, api)
+		}
+		rep.API = api
+	}
+	rep.Verdicts = verdicts(rep.Runs, rep.API)
+	rep.Missed = printVerdicts(out, rep.Verdicts)
+	return rep, nil
+}
+
+func printAPI(w io.Writer, a *apiResult) {
+	fmt.Fprintf(w, "Deployment creates through kube-apiserver (client-go, sequential, %d rounds alternating without/with the webhook; control plane started in %s)\n",
+		a.Rounds, a.Startup.Round(time.Millisecond))
+	fmt.Fprintf(w, "  without webhook: n=%d  p50 %s  p90 %s  p99 %s\n", len(a.Without), ms(Pct(a.Without, .5)), ms(Pct(a.Without, .9)), ms(Pct(a.Without, .99)))
+	fmt.Fprintf(w, "  with meshguard:  n=%d  p50 %s  p90 %s  p99 %s  (webhook decisions during these creates: %d)\n", len(a.With), ms(Pct(a.With, .5)), ms(Pct(a.With, .9)), ms(Pct(a.With, .99)), a.WebhookCalls)
+	fmt.Fprintf(w, "  ratio with/without: p50 %.2fx, p99 %.2fx; errors %d %s\n\n", a.Ratio(), a.RatioP99(), a.Errors, a.ErrorText)
+}

@@ -1,0 +1,79 @@
+package netpol
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the controller's Prometheus metrics.
+type Metrics struct {
+	// Namespaces counts the namespaces this replica manages, by profile and mode.
+	Namespaces *prometheus.GaugeVec
+	// Changes counts policies created, repaired (patched in place) and removed.
+	Changes *prometheus.CounterVec
+	// Preview is, per namespace, how many policies preview mode would create,
+	// repair or remove (0 once nothing would change).
+	Preview *prometheus.GaugeVec
+	// GateRefusals counts Pod creations the pod gate refused.
+	GateRefusals prometheus.Counter
+	// Errors counts failed reconciles.
+	Errors prometheus.Counter
+}
+
+// NewMetrics creates the metrics, unregistered.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		Namespaces: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_netpol_namespaces",
+			Help: "Namespaces with a managed default-deny NetworkPolicy set, by profile and controller mode (enforce or preview).",
+		}, []string{"profile", "mode"}),
+		Changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_netpol_changes_total",
+			Help: "Managed NetworkPolicies created, repaired in place after drift, or removed because the profile no longer includes them.",
+		}, []string{"action"}),
+		Preview: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_netpol_preview_pending",
+			Help: "Preview mode: managed NetworkPolicies the controller would create, repair or remove, by namespace and action.",
+		}, []string{"namespace", "action"}),
+		GateRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshguard_netpol_pod_gate_refusals_total",
+			Help: "Pod creations refused because the namespace's managed NetworkPolicies were not in place yet.",
+		}),
+		Errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshguard_netpol_reconcile_errors_total",
+			Help: "Namespace reconciles that failed (they are retried with backoff).",
+		}),
+	}
+}
+
+// Register adds the metrics to r. A collector that is already registered
+// (another server in the same process, as in tests) is reused.
+func (m *Metrics) Register(r prometheus.Registerer) error {
+	var err error
+	if m.Namespaces, err = reuse(r, m.Namespaces); err != nil {
+		return err
+	}
+	if m.Changes, err = reuse(r, m.Changes); err != nil {
+		return err
+	}
+	if m.Preview, err = reuse(r, m.Preview); err != nil {
+		return err
+	}
+	if m.GateRefusals, err = reuse(r, m.GateRefusals); err != nil {
+		return err
+	}
+	m.Errors, err = reuse(r, m.Errors)
+	return err
+}
+
+func reuse[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
+	err := r.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}
