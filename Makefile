@@ -71,5 +71,5 @@ demo: tools build ## Start a local control plane and meshguard serve, apply the 
 	$(GO) run ./test/demo -bin $(BIN) -meshguard $(BIN)/meshguard
 
 .PHONY: audit-example
-audit-example: build ## Audit the bundled Bookinfo example (the README's first command).
+audit-example: build ## Audit the bundled Bookinfo example offline (no cluster needed).
 	$(BIN)/meshguard audit -f examples/bookinfo/insecure || test $$? -eq 1
