@@ -56,6 +56,9 @@ type decided struct {
 	rules.Finding
 	Action Action
 	Note   string // "grandfathered", "exemption x", "namespace mode warn", ...
+	// softened is true when a mode (global or namespace) turned a denial into
+	// this action; the warning then says "would deny".
+	softened bool
 }
 
 // Handle implements admission.Handler. It never panics on input and never
@@ -224,10 +227,12 @@ func (v *Validator) actions(pol *Policy, findings, before []rules.Finding, obj r
 		}
 		if nsMode != "" && f.Severity < rules.SeverityCritical {
 			if d.Action.strength() > actionCeiling(nsMode).strength() {
+				d.softened = d.softened || d.Action == ActionDeny
 				d.Action, d.Note = actionCeiling(nsMode), "namespace mode "+string(nsMode)
 			}
 		}
 		if d.Action.strength() > actionCeiling(pol.Mode).strength() {
+			d.softened = d.softened || d.Action == ActionDeny
 			d.Action, d.Note = actionCeiling(pol.Mode), "mode "+string(pol.Mode)
 		}
 		if objExempt[f.Code] && f.Severity < rules.SeverityCritical {
@@ -285,8 +290,9 @@ func dedupe(s []string) []string {
 	return out
 }
 
-// maxWarning keeps each warning within what kubectl shows in full.
-const maxWarning = 240
+// maxWarning keeps each warning within the 256 characters the API server
+// guarantees to pass on untruncated.
+const maxWarning = 256
 
 // respond builds the admission response: one Forbidden message listing every
 // denied finding; a warning per warned finding (and per finding a weaker mode
@@ -303,10 +309,10 @@ func respond(ds []decided, expired []string, pol *Policy) admission.Response {
 			denied = append(denied, d)
 		case ActionWarn:
 			prefix := "meshguard: "
-			if baseAction(d.Severity) == ActionDeny {
+			if d.softened {
 				prefix = "meshguard would deny: "
 			}
-			warnings = append(warnings, truncate(prefix+line, maxWarning))
+			warnings = append(warnings, warning(prefix+line, d.Code))
 		}
 	}
 	for _, name := range expired {
@@ -336,6 +342,20 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// warning fits a finding into maxWarning characters, cutting the message at
+// a word boundary and pointing at `meshguard rules explain` for the rest.
+func warning(s, code string) string {
+	if len(s) <= maxWarning {
+		return s
+	}
+	tail := " ... (meshguard rules explain " + code + ")"
+	cut := maxWarning - len(tail)
+	if i := strings.LastIndexByte(s[:cut], ' '); i > cut/2 {
+		cut = i
+	}
+	return s[:cut] + tail
 }
 
 func truncate(s string, n int) string {

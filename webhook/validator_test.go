@@ -280,3 +280,20 @@ func TestLoadPolicy(t *testing.T) {
 }
 
 func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
+
+func TestWarningsFitAndSayWhyTheyAreWarnings(t *testing.T) {
+	long := warning("meshguard: MESH0030 ra-without-authz (High): "+strings.Repeat("requests without a token are accepted ", 10), "MESH0030")
+	if len(long) > maxWarning || !strings.HasSuffix(long, "(meshguard rules explain MESH0030)") {
+		t.Fatalf("a long warning must fit in %d characters and point at the explanation: %q (%d)", maxWarning, long, len(long))
+	}
+	// MESH0030 is a warning by the default policy's action, not because a mode
+	// softened a denial: it must not say "would deny".
+	v := newTestValidator(t, nil)
+	ra := `{"apiVersion":"security.istio.io/v1","kind":"RequestAuthentication","metadata":{"name":"jwt","namespace":"shop"},"spec":{"selector":{"matchLabels":{"app":"web"}},"jwtRules":[{"issuer":"https://auth.example.com/"}]}}`
+	req := request(admissionv1.Create, "RequestAuthentication", "shop", ra, "")
+	req.Kind.Group = "security.istio.io"
+	resp := v.Handle(context.Background(), req)
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.HasPrefix(resp.Warnings[0], "meshguard: MESH0030") {
+		t.Fatalf("want a plain MESH0030 warning, got %+v", resp.AdmissionResponse)
+	}
+}
