@@ -34,14 +34,18 @@ update-golden: ## Regenerate golden files (expected findings, README rule table)
 	$(MAKE) docs
 
 .PHONY: docs
-docs: build ## Regenerate the README rule table from the catalog.
+docs: build ## Regenerate the README rule table from the catalog and the chart README's value table from values.yaml.
 	$(BIN)/meshguard rules list -o markdown > $(BIN)/rules-table.md
 	python3 hack/replace-section.py README.md RULES-TABLE $(BIN)/rules-table.md
+	$(GO) run ./hack/chartdoc charts/meshguard > $(BIN)/chart-values.md
+	python3 hack/replace-section.py charts/meshguard/README.md VALUES $(BIN)/chart-values.md
 
 .PHONY: verify
 verify: lint build ## Check formatting, vet, and that generated docs are current.
 	$(BIN)/meshguard rules list -o markdown > $(BIN)/rules-table.md
 	python3 hack/replace-section.py --check README.md RULES-TABLE $(BIN)/rules-table.md
+	$(GO) run ./hack/chartdoc charts/meshguard > $(BIN)/chart-values.md
+	python3 hack/replace-section.py --check charts/meshguard/README.md VALUES $(BIN)/chart-values.md
 
 ##@ Build
 
@@ -50,8 +54,12 @@ build: ## Build bin/meshguard.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/meshguard ./cmd/meshguard
 
 .PHONY: tools
-tools: ## Build kube-apiserver, etcd and kubectl from source into bin/ (cached per version outside the clone; the first build takes minutes).
+tools: ## Build kube-apiserver, etcd, kubectl and helm from source into bin/ (cached per version outside the clone; the first build takes minutes).
 	GO=$(GO) bash hack/tools.sh
+
+.PHONY: image
+image: ## Build the OCI image tarball dist/meshguard-image.tar (static non-root binary; no Docker engine needed; see Dockerfile).
+	$(GO) run ./hack/image -version $(VERSION) -ldflags "$(LDFLAGS)" -o dist/meshguard-image.tar
 
 ##@ Test
 

@@ -39,6 +39,7 @@ type ClusterEvaluator interface {
 	rules.Evaluator
 	NamespaceMTLS(ctx rules.Context, namespace string) rules.MTLSResolution
 	NamespaceMeshMode(ns rules.Namespace) string
+	NamespaceNetpol(ctx rules.Context, ns rules.Namespace) rules.NetpolState
 }
 
 var _ ClusterEvaluator = (*rules.Engine)(nil)
@@ -179,6 +180,13 @@ type NamespaceSummary struct {
 	// Findings is the number of findings; BySeverity counts them by severity.
 	Findings   int            `json:"findings"`
 	BySeverity map[string]int `json:"bySeverity,omitempty"`
+	// NetworkPolicies is the preview of meshguard's default-deny controller:
+	// the profile it would apply (and why), and how the managed
+	// NetworkPolicies in the namespace compare with the profile's set by name
+	// (complete, partial, missing; none when the profile installs nothing;
+	// unknown when NetworkPolicies could not be listed). Absent for a
+	// namespace the cluster did not list.
+	NetworkPolicies *rules.NetpolState `json:"networkPolicies,omitempty"`
 }
 
 // contextKinds are the audited kinds whose objects also make up the rules'
@@ -190,7 +198,11 @@ var contextKinds = map[schema.GroupKind]bool{
 	{Kind: "Service"}:   true,
 	{Group: "security.istio.io", Kind: "PeerAuthentication"}:  true,
 	{Group: "security.istio.io", Kind: "AuthorizationPolicy"}: true,
+	// meshguard's managed NetworkPolicies (MESH0217, the summary's preview).
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}: true,
 }
+
+var netpolKind = schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"}
 
 // contextOnlyKinds are listed as context and not audited: the webhook
 // configurations (which ports the API server must reach in plaintext, which
@@ -235,6 +247,9 @@ func RunCluster(ctx context.Context, ev ClusterEvaluator, cl *ClusterClients, op
 		}
 		rep.Cluster.Listed = append(rep.Cluster.Listed, kl)
 	}
+	// Without the NetworkPolicies no namespace can be said to lack its
+	// managed set: MESH0217 stays quiet and the summary says unknown.
+	netpolsListed := false
 	held := map[schema.GroupKind][]rules.Object{}
 	listing := make([]KindListing, len(resolved))
 	listErr := make([]bool, len(resolved))
@@ -252,7 +267,14 @@ func RunCluster(ctx context.Context, ev ClusterEvaluator, cl *ClusterClients, op
 		if err != nil {
 			listErr[i] = true
 			rep.Errors = append(rep.Errors, listError(k, err))
+			continue
 		}
+		if k.info.GroupKind() == netpolKind {
+			netpolsListed = true
+		}
+	}
+	if !netpolsListed {
+		snap.NetworkPoliciesUnknown()
 	}
 	evalOpts := Options{PostInjection: true}
 	for i, k := range resolved {
@@ -463,7 +485,8 @@ func jsonNumbers(v any) any {
 }
 
 // summarizeNamespaces builds the per-namespace summary: every namespace the
-// cluster listed, plus any other namespace a finding names.
+// cluster listed, plus any other namespace a finding names. Listed namespaces
+// carry the default-deny controller's preview (NetworkPolicies).
 func summarizeNamespaces(ev ClusterEvaluator, snap *rules.Snapshot, rep *Report) []NamespaceSummary {
 	byName := map[string]*NamespaceSummary{}
 	get := func(name string) *NamespaceSummary {
@@ -473,6 +496,8 @@ func summarizeNamespaces(ev ClusterEvaluator, snap *rules.Snapshot, rep *Report)
 		s := &NamespaceSummary{Name: name, MeshMode: rules.ModeUnknown}
 		if ns, ok := snap.Namespace(name); ok {
 			s.MeshMode = ev.NamespaceMeshMode(ns)
+			np := ev.NamespaceNetpol(snap, ns)
+			s.NetworkPolicies = &np
 		}
 		s.MTLS = ev.NamespaceMTLS(snap, name)
 		byName[name] = s

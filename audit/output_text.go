@@ -77,16 +77,20 @@ func WriteText(w io.Writer, rep *Report, opts WriteOptions) error {
 }
 
 // writeClusterSummary renders a cluster audit's namespaces as a table (mesh
-// mode, effective mTLS and the policy deciding it, objects, findings by
-// severity) and the kinds that were listed and not served.
+// mode, effective mTLS and the policy deciding it, the default-deny
+// NetworkPolicy profile and the state of its managed set, objects, findings
+// by severity), the controller's preview (which managed policies it would
+// create or remove, by name) and the kinds that were listed and not served.
 func writeClusterSummary(w io.Writer, c *ClusterSummary) {
 	fmt.Fprintln(w, "Namespaces:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAMESPACE\tMESH\tMTLS\tOBJECTS\tFINDINGS")
+	fmt.Fprintln(tw, "  NAMESPACE\tMESH\tMTLS\tNETPOL PROFILE\tMANAGED NETPOLS\tOBJECTS\tFINDINGS")
 	for _, n := range c.Namespaces {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", n.Name, n.MeshMode, mtlsText(n.MTLS), n.Objects, severityCounts(n.Findings, n.BySeverity))
+		profile, state := netpolColumns(n.NetworkPolicies)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.MeshMode, mtlsText(n.MTLS), profile, state, n.Objects, severityCounts(n.Findings, n.BySeverity))
 	}
 	_ = tw.Flush()
+	writeNetpolPreview(w, c.Namespaces)
 	var listed []string
 	for _, k := range c.Listed {
 		if k.ContextOnly {
@@ -107,6 +111,62 @@ func writeClusterSummary(w io.Writer, c *ClusterSummary) {
 		for _, u := range c.Unavailable {
 			fmt.Fprintf(w, "  %s: %s\n", u, u.Reason)
 		}
+	}
+}
+
+// netpolColumns renders a namespace's profile and the state of its managed
+// set: "complete (4/4)", "partial (3/4)", "missing (0/5)", "-" for a profile
+// without policies, "unknown" when NetworkPolicies could not be listed.
+func netpolColumns(np *rules.NetpolState) (string, string) {
+	if np == nil {
+		return "-", "-"
+	}
+	switch np.Status {
+	case rules.NetpolUnknown:
+		return np.Profile, "unknown"
+	case rules.NetpolNone:
+		if len(np.Extra) > 0 {
+			return np.Profile, fmt.Sprintf("%d not in profile", len(np.Extra))
+		}
+		return np.Profile, "-"
+	}
+	return np.Profile, fmt.Sprintf("%s (%d/%d)", np.Status, len(np.Expected)-len(np.Missing), len(np.Expected))
+}
+
+// writeNetpolPreview lists, per namespace whose managed set differs from its
+// profile's, what meshguard's controller would create or remove in enforce
+// mode (by name; drift inside a policy is not compared).
+func writeNetpolPreview(w io.Writer, nss []NamespaceSummary) {
+	var lines []string
+	unknown := false
+	for _, n := range nss {
+		np := n.NetworkPolicies
+		if np == nil {
+			continue
+		}
+		if np.Status == rules.NetpolUnknown {
+			unknown = true
+			continue
+		}
+		var parts []string
+		if len(np.Missing) > 0 {
+			parts = append(parts, "would create "+strings.Join(np.Missing, ", "))
+		}
+		if len(np.Extra) > 0 {
+			parts = append(parts, "would remove "+strings.Join(np.Extra, ", "))
+		}
+		if len(parts) > 0 {
+			lines = append(lines, fmt.Sprintf("  %s: %s (profile %s: %s)", n.Name, strings.Join(parts, "; "), np.Profile, np.Why))
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(w, "NetworkPolicy preview (what meshguard's controller would change in enforce mode, by name):")
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+	}
+	if unknown {
+		fmt.Fprintln(w, "NetworkPolicies were not listed: the managed default-deny sets are unknown.")
 	}
 }
 

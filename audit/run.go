@@ -82,8 +82,10 @@ type Options struct {
 }
 
 // Run evaluates every document. The context is built from the documents
-// themselves: namespaces and their labels, PeerAuthentications and
-// AuthorizationPolicies.
+// themselves: namespaces and their labels, PeerAuthentications,
+// AuthorizationPolicies, Services, webhook configurations and meshguard's
+// managed NetworkPolicies (a mesh namespace without the managed
+// mesh-default-deny in the documents is MESH0217).
 func Run(ctx context.Context, ev rules.Evaluator, docs []Document, opts Options) *Report {
 	if opts.DefaultNamespace == "" {
 		opts.DefaultNamespace = "default"
@@ -221,6 +223,17 @@ func (l layered) InjectorRevisions() ([]string, bool) {
 		revs, known = append(revs, more...), known || k
 	}
 	return revs, known
+}
+
+// ManagedNetworkPolicies merges the managed NetworkPolicies of both: known
+// when either knows them.
+func (l layered) ManagedNetworkPolicies(ns string) ([]string, bool) {
+	names, known := l.first.ManagedNetworkPolicies(ns)
+	if mp, ok := l.second.(rules.ManagedNetworkPolicies); ok {
+		more, k := mp.ManagedNetworkPolicies(ns)
+		names, known = append(names, more...), known || k
+	}
+	return names, known
 }
 
 func (l layered) AuthorizationPolicies(ns string) []rules.Object {

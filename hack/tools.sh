@@ -3,6 +3,7 @@
 # (no release downloads are reachable here) and links them into bin/:
 #   kube-apiserver, kubectl  from k8s.io/kubernetes   (test/tools/kube/go.mod)
 #   etcd                     from go.etcd.io/etcd/server/v3 (test/tools/etcd/go.mod)
+#   helm                     from helm.sh/helm/v3/cmd/helm (test/tools/helm/go.mod)
 # Binaries are cached outside the clone, keyed by version, so a fresh clone on
 # the same machine (CI) reuses them: $MESHGUARD_TOOLS_CACHE, default
 # ~/.cache/meshguard/tools. Go's own build cache also survives between runs.
@@ -54,4 +55,16 @@ done
 
 build kube test/tools/kube k8s.io/kubernetes "${kube_ldflags# }" k8s.io/kubernetes/cmd/kube-apiserver=kube-apiserver k8s.io/kubernetes/cmd/kubectl=kubectl
 build etcd test/tools/etcd go.etcd.io/etcd/server/v3 "" go.etcd.io/etcd/server/v3=etcd
+
+# Helm stamps its own version and, like its release Makefile, the Kubernetes
+# version it assumes when no cluster is asked (helm template, helm lint);
+# unstamped it would assume v1.20.
+helm_ver=$(version_of "$root/test/tools/helm" helm.sh/helm/v3)
+helm_kube=$(version_of "$root/test/tools/helm" k8s.io/client-go)
+helm_kube_minor=${helm_kube#v*.}; helm_kube_minor=${helm_kube_minor%%.*}
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$helm_ver -X helm.sh/helm/v3/internal/version.metadata= -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_kube_minor"
+done
+build helm test/tools/helm helm.sh/helm/v3 "$helm_ldflags" helm.sh/helm/v3/cmd/helm=helm
 echo "tools: $(ls "$bin" | tr '\n' ' ')" >&2

@@ -73,6 +73,13 @@ type Config struct {
 	// service account), the only user that may change or delete managed
 	// NetworkPolicies (MESH0215). Default system:serviceaccount:meshguard:meshguard.
 	ControllerUsername string
+	// NetpolExcludeNamespaces and NetpolGatewayNamespaces are the default-deny
+	// NetworkPolicy controller's --netpol-exclude-namespaces and
+	// --netpol-gateway-namespaces: they decide a namespace's profile
+	// (NetpolProfile) for MESH0217 and the cluster audit's summary. Defaults:
+	// DefaultNetpolExcludeNamespaces, DefaultNetpolGatewayNamespaces.
+	NetpolExcludeNamespaces []string
+	NetpolGatewayNamespaces []string
 }
 
 // NewConfig returns a Config with the documented defaults.
@@ -90,6 +97,8 @@ func NewConfig() *Config {
 		DefaultNamespaceMode:            ModeUnknown,
 		InjectorIncludeOutboundIPRanges: "*",
 		ControllerUsername:              "system:serviceaccount:meshguard:meshguard",
+		NetpolExcludeNamespaces:         DefaultNetpolExcludeNamespaces(),
+		NetpolGatewayNamespaces:         DefaultNetpolGatewayNamespaces(),
 	}
 }
 

@@ -33,19 +33,25 @@ type Snapshot struct {
 	aps        map[string][]Object
 	webhooks   []Object
 	services   map[string]Object // namespace/name
+	// netpols are the names of managed NetworkPolicies by namespace.
+	netpols        map[string][]string
+	netpolsUnknown bool
 }
 
 var (
 	_ Context           = (*Snapshot)(nil)
 	_ WebhookBackends   = (*Snapshot)(nil)
 	_ InjectorRevisions = (*Snapshot)(nil)
+
+	_ ManagedNetworkPolicies = (*Snapshot)(nil)
 )
 
 // NewSnapshot returns an empty Snapshot.
 func NewSnapshot() *Snapshot { return &Snapshot{} }
 
 // Add records an object if it is context (a Namespace, PeerAuthentication,
-// AuthorizationPolicy, Service or webhook configuration); other kinds are ignored. defaultNamespace is used for
+// AuthorizationPolicy, Service, webhook configuration, or a NetworkPolicy
+// labelled meshguard.io/managed: "true"); other kinds are ignored. defaultNamespace is used for
 // namespaced objects that do not name their namespace.
 func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 	apiVersion, _ := obj["apiVersion"].(string)
@@ -86,6 +92,14 @@ func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 			s.services = map[string]Object{}
 		}
 		s.services[ns+"/"+str(meta, "name")] = obj
+	case group == "networking.k8s.io" && kind == "NetworkPolicy":
+		if stringMap(meta["labels"])[labelNetpolManaged] != "true" {
+			return
+		}
+		if s.netpols == nil {
+			s.netpols = map[string][]string{}
+		}
+		s.netpols[ns] = append(s.netpols[ns], str(meta, "name"))
 	}
 }
 

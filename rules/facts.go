@@ -70,6 +70,7 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 	changes = append(changes, guardKeyChanges("annotation", oldAnn, stringMap(meta["annotations"]))...)
 	facts["guardChanges"] = nonNil(changes)
 	facts["netpolOptOut"] = netpolOptOut(cur.Labels, oldProfile, hadProfile)
+	facts["netpol"] = e.netpolFacts(cur, meta["deletionTimestamp"] != nil)
 	rev := cur.Labels[labelRev]
 	_, legacy := cur.Labels[labelInjection]
 	facts["revision"] = rev

@@ -20,6 +20,22 @@ import (
 // -o yaml), so their Pods are seen after sidecar injection, as with
 // `meshguard audit --post-injection`; every other file is a manifest, seen
 // before injection. See testdata/realworld/README.md.
+//
+// The corpus shows what Istio and the applications ship, not meshguard's own
+// controller, so it is audited as in a cluster where the controller runs:
+// every namespace has the managed mesh-default-deny (controllerInstalled).
+// MESH0217, the finding for a namespace without it, has its own fixtures.
+
+// controllerInstalled is an extra audit context in which every namespace
+// has meshguard's managed mesh-default-deny.
+type controllerInstalled struct{}
+
+func (controllerInstalled) Namespace(string) (rules.Namespace, bool)    { return rules.Namespace{}, false }
+func (controllerInstalled) PeerAuthentications(string) []rules.Object   { return nil }
+func (controllerInstalled) AuthorizationPolicies(string) []rules.Object { return nil }
+func (controllerInstalled) ManagedNetworkPolicies(string) ([]string, bool) {
+	return []string{rules.NetpolDefaultDeny}, true
+}
 
 // auditCorpusFile audits one corpus file and returns its findings rendered as
 // "Severity CODE Kind/ns/name: message", in input order.
@@ -33,7 +49,7 @@ func auditCorpusFile(t *testing.T, e *rules.Engine, file string) []audit.Located
 	if len(errs) > 0 {
 		t.Fatalf("%s does not parse: %v", file, errs[0])
 	}
-	rep := audit.Run(context.Background(), e, docs, audit.Options{PostInjection: isLive(file)})
+	rep := audit.Run(context.Background(), e, docs, audit.Options{PostInjection: isLive(file), Context: controllerInstalled{}})
 	for _, ie := range rep.Errors {
 		t.Errorf("%s: %v", file, ie)
 	}

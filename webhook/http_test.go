@@ -16,9 +16,20 @@ import (
 // TestServeHTTPSurvivesBadReviews drives the validating handler over TLS on
 // 127.0.0.1 with malformed, empty and oversized AdmissionReviews: each gets a
 // clear error and the server keeps deciding well-formed reviews.
+//
+// It runs against the handler `meshguard serve` registers (ReviewHandler) and
+// against controller-runtime's admission.Webhook, which it replaces.
 func TestServeHTTPSurvivesBadReviews(t *testing.T) {
-	v := newTestValidator(t, nil)
-	srv := httptest.NewUnstartedServer(&crwebhook.Admission{Handler: v, RecoverPanic: ptrTrue()})
+	for name, h := range map[string]func(*Validator) http.Handler{
+		"ReviewHandler":      func(v *Validator) http.Handler { return NewReviewHandler(v) },
+		"controller-runtime": func(v *Validator) http.Handler { return &crwebhook.Admission{Handler: v, RecoverPanic: ptrTrue()} },
+	} {
+		t.Run(name, func(t *testing.T) { testServeHTTPSurvivesBadReviews(t, h(newTestValidator(t, nil))) })
+	}
+}
+
+func testServeHTTPSurvivesBadReviews(t *testing.T, h http.Handler) {
+	srv := httptest.NewUnstartedServer(h)
 	srv.StartTLS()
 	defer srv.Close()
 	client := srv.Client()

@@ -28,6 +28,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/meshguard/meshguard/certs"
 	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -49,6 +50,10 @@ type Options struct {
 	CertDir string
 	// CertName and KeyName are the file names in CertDir. Default tls.crt, tls.key.
 	CertName, KeyName string
+	// Certificates selects where the certificate in CertDir comes from and
+	// holds the webhook server and /readyz until it is loaded (package
+	// certs); nil serves CertDir as it is (certs.ModeFiles). Default nil.
+	Certificates *certs.Options
 	// EnableHTTP2 serves HTTP/2. Default false (HTTP/2 Rapid Reset advisories);
 	// the API server speaks HTTP/1.1 to webhooks.
 	EnableHTTP2 bool
@@ -107,6 +112,11 @@ func (o *Options) Validate() error {
 	}
 	if o.Rules == nil {
 		return errors.New("rules configuration: required")
+	}
+	if o.Certificates != nil {
+		if err := o.Certificates.Validate(); err != nil {
+			return err
+		}
 	}
 	if o.NetworkPolicies != nil {
 		if err := o.NetworkPolicies.Validate(); err != nil {
@@ -190,9 +200,19 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
-	// The manager starts its webhook server only once GetWebhookServer has
-	// been called (it adds the server to its runnables then).
-	mgr.GetWebhookServer()
+	// The webhook server starts only once the certificate is loaded. The
+	// manager adds its webhook server ungated when GetWebhookServer is
+	// called, so nothing here calls it.
+	src, err := certs.New(o.Certificates, certs.Files{Dir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName})
+	if err != nil {
+		return nil, err
+	}
+	if err := src.Setup(mgr, log); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(certs.ServeWhenReady(whs, src)); err != nil {
+		return nil, err
+	}
 
 	cc := &cacheContext{reader: mgr.GetCache()}
 	cc.istio, err = istioInstalled(cfg)
@@ -267,7 +287,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			handler = &netpol.PodGate{Next: v, Readiness: npc, Metrics: nm}
 		}
 	}
-	whs.Register(ValidatePath, &crwebhook.Admission{Handler: handler, RecoverPanic: ptrTrue()})
+	whs.Register(ValidatePath, NewReviewHandler(handler))
 	if o.EnrollLabel != "" {
 		k, val, _ := parseEnrollLabel(o.EnrollLabel)
 		mut := &NamespaceEnroller{Key: k, Value: val, Exclude: append(append([]string{}, o.Rules.SystemNamespaces...), o.Rules.ControlPlaneNamespaces...)}
@@ -275,6 +295,9 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("certificate", src.Check); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("webhook-tls", whs.StartedChecker()); err != nil {

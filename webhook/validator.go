@@ -13,6 +13,8 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -99,10 +101,11 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 	default:
 		return admission.Allowed(fmt.Sprintf("meshguard does not judge the %s subresource", req.SubResource)), "allow"
 	}
-	raw := req.Object.Raw
+	ext := &req.Object
 	if req.Operation == admissionv1.Delete {
-		raw = req.OldObject.Raw
+		ext = &req.OldObject
 	}
+	raw := ext.Raw
 	if len(raw) == 0 {
 		if req.Operation == admissionv1.Delete {
 			// Older API servers send no oldObject on DELETE; nothing to judge.
@@ -113,13 +116,13 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 	if len(raw) > MaxObjectBytes || len(req.OldObject.Raw) > MaxObjectBytes {
 		return admission.Errored(http.StatusRequestEntityTooLarge, fmt.Errorf("meshguard: object larger than %d bytes", MaxObjectBytes)), "error"
 	}
-	obj, err := decodeObject(raw)
+	obj, err := objectOf(ext)
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("meshguard: decode object: %w", err)), "error"
 	}
 	var old rules.Object
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
-		if old, err = decodeObject(req.OldObject.Raw); err != nil {
+		if old, err = objectOf(&req.OldObject); err != nil {
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("meshguard: decode oldObject: %w", err)), "error"
 		}
 	}
@@ -167,6 +170,16 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 	}
 	logInfo("decided", "decision", decision, "findings", len(ds), "dryRun", req.DryRun != nil && *req.DryRun)
 	return resp, decision
+}
+
+// objectOf returns the object of a request: the map ReviewHandler decoded
+// (as *unstructured.Unstructured), or else the JSON in Raw, decoded here (the
+// request came through controller-runtime's admission.Webhook).
+func objectOf(ext *runtime.RawExtension) (rules.Object, error) {
+	if u, ok := ext.Object.(*unstructured.Unstructured); ok && u != nil && u.Object != nil {
+		return u.Object, nil
+	}
+	return decodeObject(ext.Raw)
 }
 
 // decodeObject decodes a JSON object; anything else is an error.

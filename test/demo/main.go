@@ -177,7 +177,7 @@ func (d *demo) setup(ctx context.Context) error {
 	args := []string{"serve",
 		"--kubeconfig", d.env.KubeconfigPath,
 		"--host", "127.0.0.1", "--port", fmt.Sprint(port),
-		"--cert-dir", certs.Dir,
+		"--cert-mode", "files", "--cert-dir", certs.Dir,
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metrics),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", health),
 		"--enroll-namespaces", "istio-injection=enabled",

@@ -300,8 +300,12 @@ func TestAuditClusterRun(t *testing.T) {
 		if am.MTLS != (rules.MTLSResolution{Mode: "STRICT", Source: nsAmbient + "/strict", Level: "namespace"}) {
 			t.Errorf("%s mTLS %+v, want STRICT from its namespace policy", nsAmbient, am.MTLS)
 		}
-		if am.Findings != 0 || am.Objects != 2 {
-			t.Errorf("%s: want 2 objects and no finding, got %+v", nsAmbient, am)
+		// Its only finding is MESH0217: no managed default-deny (no controller runs here).
+		if am.Findings != 1 || am.BySeverity["Medium"] != 1 || am.Objects != 2 {
+			t.Errorf("%s: want 2 objects and only the MESH0217 Medium, got %+v", nsAmbient, am)
+		}
+		if _, ok := findingsFor(rep, "cluster://Namespace/"+nsAmbient)["MESH0217"]; !ok {
+			t.Errorf("%s: want MESH0217, got %+v", nsAmbient, findingsFor(rep, "cluster://Namespace/"+nsAmbient))
 		}
 		if ks := nsSummary(t, rep.Cluster.Namespaces, "kube-system"); ks.MeshMode != rules.ModeNone {
 			t.Errorf("kube-system mesh mode %q, want none", ks.MeshMode)
@@ -355,7 +359,7 @@ func TestAuditClusterCLI(t *testing.T) {
 		if !strings.Contains(sidecarRow, "sidecar") || !strings.Contains(sidecarRow, "PERMISSIVE (mesh: istio-system/default)") || !strings.Contains(sidecarRow, "Critical") {
 			t.Errorf("namespace row of %s: %q", nsSidecar, sidecarRow)
 		}
-		if !strings.Contains(ambientRow, "ambient") || !strings.Contains(ambientRow, "STRICT (namespace: "+nsAmbient+"/strict)") || !strings.HasSuffix(strings.TrimSpace(ambientRow), " 0") {
+		if !strings.Contains(ambientRow, "ambient") || !strings.Contains(ambientRow, "STRICT (namespace: "+nsAmbient+"/strict)") || !strings.HasSuffix(strings.TrimSpace(ambientRow), " 1 (1 Medium)") {
 			t.Errorf("namespace row of %s: %q", nsAmbient, ambientRow)
 		}
 	})

@@ -41,6 +41,7 @@ type config struct {
 	Creates, Rounds  int
 	Strict           bool
 	Profile          string
+	Handler          string // meshguard or controller-runtime
 }
 
 func main() {
@@ -79,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.Rounds, "rounds", 3, "alternating rounds the creates are split into")
 	fs.BoolVar(&c.Strict, "strict", false, "exit 3 when a target is missed")
 	fs.StringVar(&c.Profile, "profile", "", "directory for the server process's CPU and allocation profiles (go tool pprof)")
+	fs.StringVar(&c.Handler, "handler", handlerMeshguard, "the server's HTTP handler: meshguard (webhook.ReviewHandler, as `meshguard serve` registers it) or controller-runtime (its admission.Webhook, the handler before, for comparison)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -111,6 +113,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, bad("-warmup: must be in [0, 1m]")
 	case c.Conns < 1 || c.Conns > 1024:
 		return nil, bad("-conns: must be in [1, 1024]")
+	case c.Handler != handlerMeshguard && c.Handler != handlerControllerRuntime:
+		return nil, bad("-handler: meshguard or controller-runtime")
 	case c.API != "auto" && c.API != "off" && c.API != "required":
 		return nil, bad("-api: auto, off or required")
 	case c.Creates < 1 || c.Creates > 10000 || c.Rounds < 1 || c.Rounds > c.Creates:
@@ -165,6 +169,7 @@ func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error
 		}
 		os.Setenv(envProfile, abs)
 	}
+	os.Setenv(envHandler, cfg.Handler)
 	srv, err := startChild()
 	if err != nil {
 		return nil, err
@@ -179,8 +184,8 @@ func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error
 	host, _ := os.Hostname()
 	fmt.Fprintf(out, "meshguard webhook load test: %s %s/%s, %d CPUs (GOMAXPROCS %d), host %s\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), host)
-	fmt.Fprintf(out, "server: child process (pid %d), controller-runtime webhook server, TLS 1.2+, HTTP/1.1 only, https://%s; client: %d keep-alive connections, open loop\n",
-		srv.cmd.Process.Pid, srv.Addr, cfg.Conns)
+	fmt.Fprintf(out, "server: child process (pid %d), controller-runtime webhook server, handler %s, TLS 1.2+, HTTP/1.1 only, https://%s; client: %d keep-alive connections, open loop\n",
+		srv.cmd.Process.Pid, handlerDescription(cfg.Handler), srv.Addr, cfg.Conns)
 	fmt.Fprintf(out, "runs: %s measured after %s warm-up at the same rate; latency from the scheduled send time\n", cfg.Duration, cfg.Warmup)
 	for _, r := range reviews {
 		fmt.Fprintf(out, "review %s: object %d bytes, AdmissionReview %d bytes\n", r.Name, r.ObjectLen, len(r.body))

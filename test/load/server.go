@@ -44,6 +44,22 @@ const envRole = "MESHGUARD_LOAD_ROLE"
 // (the whole run) and allocs.pprof when it exits (-profile).
 const envProfile = "MESHGUARD_LOAD_PROFILE"
 
+// envHandler selects the server's HTTP handler (-handler).
+const envHandler = "MESHGUARD_LOAD_HANDLER"
+
+// Handlers the server can use.
+const (
+	handlerMeshguard         = "meshguard"
+	handlerControllerRuntime = "controller-runtime"
+)
+
+func handlerDescription(h string) string {
+	if h == handlerControllerRuntime {
+		return "controller-runtime admission.Webhook"
+	}
+	return "webhook.ReviewHandler"
+}
+
 // benchNamespace is the sidecar-injected namespace of the review objects.
 const benchNamespace = "bookinfo"
 
@@ -123,7 +139,8 @@ func readStats(decisions int64) serverStats {
 }
 
 // runServer is the child process: it serves the validating handler the way
-// `meshguard serve` registers it (controller-runtime's webhook server, TLS 1.2
+// `meshguard serve` registers it (webhook.ReviewHandler on controller-runtime's
+// webhook server, or its admission.Webhook with -handler controller-runtime; TLS 1.2
 // minimum, HTTP/1.1 only, certificates from a directory, JSON logs) on
 // 127.0.0.1 until stdin closes.
 func runServer(stdin io.Reader, stdout io.Writer) error {
@@ -175,8 +192,13 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 			c.NextProtos = []string{"http/1.1"}
 		}},
 	})
-	recoverPanic := true
-	whs.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: h, RecoverPanic: &recoverPanic})
+	if os.Getenv(envHandler) == handlerControllerRuntime {
+		recoverPanic := true
+		whs.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: h, RecoverPanic: &recoverPanic})
+	} else {
+		// As `meshguard serve` registers it.
+		whs.Register(webhook.ValidatePath, webhook.NewReviewHandler(h))
+	}
 
 	ctx, cancel := context.WithCancel(ctrllog.IntoContext(context.Background(), logger))
 	defer cancel()

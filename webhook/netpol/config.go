@@ -20,23 +20,25 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/meshguard/meshguard/rules"
 )
 
 // Profiles.
 const (
 	// ProfileSidecar is for namespaces whose pods carry a sidecar: default
 	// deny, DNS, metrics scraping and the proxies' xDS/CA connection to istiod.
-	ProfileSidecar Profile = "sidecar"
+	ProfileSidecar Profile = rules.NetpolProfileSidecar
 	// ProfileAmbient is for ambient namespaces: default deny, DNS, metrics
 	// scraping, HBONE (15008) between mesh namespaces, the kubelet probes that
 	// istio-cni SNATs, and istiod for waypoints.
-	ProfileAmbient Profile = "ambient"
+	ProfileAmbient Profile = rules.NetpolProfileAmbient
 	// ProfileGateway locks the ingress gateway pods down to their serving
 	// ports, the health port and metrics scraping.
-	ProfileGateway Profile = "gateway"
+	ProfileGateway Profile = rules.NetpolProfileGateway
 	// ProfileNone installs nothing (system namespaces, namespaces outside the
 	// mesh, and namespaces an admin opted out).
-	ProfileNone Profile = "none"
+	ProfileNone Profile = rules.NetpolProfileNone
 )
 
 // Profile is a named policy set.
@@ -145,11 +147,11 @@ func NewConfig() *Config {
 		MetricsPorts:        []int32{15020, 15090},
 		ProbeSourceCIDRs:    []string{"169.254.7.127/32", "fd16:9254:7127:1337:ffff:ffff:ffff:ffff/128"},
 		WaypointPodLabels:   map[string]string{"gateway.istio.io/managed": "istio.io-mesh-controller"},
-		GatewayNamespaces:   []string{"istio-ingress"},
+		GatewayNamespaces:   rules.DefaultNetpolGatewayNamespaces(),
 		GatewayPodLabels:    map[string]string{"istio": "ingressgateway"},
 		GatewayPorts:        []int32{80, 443},
 		GatewayHealthPort:   15021,
-		ExcludeNamespaces:   []string{"kube-system", "kube-public", "kube-node-lease", "local-path-storage", "istio-system"},
+		ExcludeNamespaces:   rules.DefaultNetpolExcludeNamespaces(),
 	}
 }
 

@@ -10,17 +10,21 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/meshguard/meshguard/rules"
 )
 
-// Policy names, stable across versions: the controller finds its objects by name.
+// Policy names, stable across versions: the controller finds its objects by
+// name. They are defined with the profiles in package rules, which MESH0217
+// and the cluster audit share.
 const (
-	NameDefaultDeny       = "mesh-default-deny"
-	NameAllowDNS          = "mesh-allow-dns"
-	NameAllowMetrics      = "mesh-allow-metrics-scrape"
-	NameAllowIstiod       = "mesh-allow-istiod"
-	NameAllowHBONE        = "mesh-allow-hbone"
-	NameAllowWaypoint     = "mesh-allow-waypoint-istiod"
-	NameGatewayLockdown   = "mesh-ingressgateway-lockdown"
+	NameDefaultDeny       = rules.NetpolDefaultDeny
+	NameAllowDNS          = rules.NetpolAllowDNS
+	NameAllowMetrics      = rules.NetpolAllowMetrics
+	NameAllowIstiod       = rules.NetpolAllowIstiod
+	NameAllowHBONE        = rules.NetpolAllowHBONE
+	NameAllowWaypoint     = rules.NetpolAllowWaypoint
+	NameGatewayLockdown   = rules.NetpolGatewayLockdown
 	labelNamespaceName    = "kubernetes.io/metadata.name"
 	hbonePort             = 15008
 	labelInjection        = "istio-injection"
@@ -32,13 +36,8 @@ const (
 
 // ParseProfile reads a profile label value; "system" is an alias of none.
 func ParseProfile(s string) (Profile, bool) {
-	switch Profile(s) {
-	case ProfileSidecar, ProfileAmbient, ProfileGateway, ProfileNone:
-		return Profile(s), true
-	case "system":
-		return ProfileNone, true
-	}
-	return "", false
+	p, ok := rules.ParseNetpolProfile(s)
+	return Profile(p), ok
 }
 
 // Profiles lists every profile that installs policies.
@@ -48,43 +47,16 @@ func Profiles() []Profile { return []Profile{ProfileSidecar, ProfileAmbient, Pro
 // namespace's data plane from its enrollment labels (sidecar, ambient, none),
 // as the rules engine computes it with Istio's precedence.
 //
-// Order: excluded namespaces get nothing, whatever their labels; then an
-// admin's explicit meshguard.io/netpol-profile label (an unknown value is
-// ignored, so a typo never removes protection); then the gateway namespaces;
-// then the enrollment: sidecar or ambient. Namespaces outside the mesh get none.
+// The decision is rules.NetpolProfile (excluded namespaces, then the
+// meshguard.io/netpol-profile label, then the gateway namespaces, then the
+// enrollment), shared with MESH0217 and `meshguard audit --cluster`.
 func (c *Config) ProfileFor(ns *corev1.Namespace, meshMode string) (Profile, string) {
-	if slices.Contains(c.ExcludeNamespaces, ns.Name) {
-		return ProfileNone, "excluded namespace"
-	}
-	if v, ok := ns.Labels[LabelProfile]; ok {
-		if p, ok := ParseProfile(v); ok {
-			return p, fmt.Sprintf("label %s=%s", LabelProfile, v)
-		}
-	}
-	if slices.Contains(c.GatewayNamespaces, ns.Name) {
-		return ProfileGateway, "gateway namespace"
-	}
-	switch meshMode {
-	case "sidecar":
-		return ProfileSidecar, "sidecar-injected namespace"
-	case "ambient":
-		return ProfileAmbient, "ambient namespace"
-	}
-	return ProfileNone, "namespace outside the mesh"
+	p, why := rules.NetpolProfile(ns.Name, ns.Labels, meshMode, c.ExcludeNamespaces, c.GatewayNamespaces)
+	return Profile(p), why
 }
 
 // Names returns the policy names of a profile, in render order.
-func Names(p Profile) []string {
-	switch p {
-	case ProfileSidecar:
-		return []string{NameDefaultDeny, NameAllowDNS, NameAllowMetrics, NameAllowIstiod}
-	case ProfileAmbient:
-		return []string{NameDefaultDeny, NameAllowDNS, NameAllowMetrics, NameAllowHBONE, NameAllowWaypoint}
-	case ProfileGateway:
-		return []string{NameGatewayLockdown}
-	}
-	return nil
-}
+func Names(p Profile) []string { return rules.NetpolPolicyNames(string(p)) }
 
 // Render returns the policy set of a profile for a namespace (nil for none).
 // It is deterministic: the same input renders byte-identical objects.

@@ -106,7 +106,10 @@ func TestAuditReportsBrokenDocumentsAndAuditsTheRest(t *testing.T) {
 	if len(rep.Errors) != 1 || rep.Errors[0].Index != 2 || rep.Errors[0].Line != 7 || rep.Errors[0].File != file {
 		t.Errorf("json errors: %+v", rep.Errors)
 	}
-	if len(rep.Findings) != 1 || rep.Findings[0].Index != 3 || rep.Findings[0].Line != 9 {
+	// Document 1, a sidecar namespace without meshguard's managed
+	// default-deny, is MESH0217 (Medium); document 3 is MESH0150.
+	if len(rep.Findings) != 2 || rep.Findings[0].Code != "MESH0217" || rep.Findings[0].Index != 1 || rep.Findings[0].Line != 1 ||
+		rep.Findings[1].Code != "MESH0150" || rep.Findings[1].Index != 3 || rep.Findings[1].Line != 9 {
 		t.Errorf("json findings: %+v", rep.Findings)
 	}
 	if !strings.Contains(errOut, "document 2 (line 7)") {
@@ -171,9 +174,9 @@ func TestAuditOutputs(t *testing.T) {
 		if err := xml.Unmarshal(data, &doc); err != nil {
 			t.Fatal(err)
 		}
-		// clean.yaml: Namespace + Deployment; host-port.yaml and net-admin.yaml: one Deployment each.
-		if doc.Tests != 4 || doc.Failures != 1 {
-			t.Errorf("tests=%d failures=%d, want 4 and 1 (host-port is below High)", doc.Tests, doc.Failures)
+		// clean.yaml: Namespace + NetworkPolicy + Deployment; host-port.yaml and net-admin.yaml: one Deployment each.
+		if doc.Tests != 5 || doc.Failures != 1 {
+			t.Errorf("tests=%d failures=%d, want 5 and 1 (host-port is below High)", doc.Tests, doc.Failures)
 		}
 	})
 }

@@ -75,6 +75,11 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.DefaultNamespace, "namespace", "n", o.DefaultNamespace, "namespace of objects that do not name one")
 	fs.BoolVar(&o.PostInjection, "post-injection", o.PostInjection, "treat Pods as already injected (for example the output of kubectl get pods -o yaml); manifests are pre-injection")
 	o.Rules.AddFlags(fs)
+	// The default-deny controller's namespace lists, named as `meshguard serve`
+	// names them: they decide each namespace's profile (MESH0217 and the
+	// --cluster NetworkPolicy preview).
+	fs.StringSliceVar(&o.Rules.NetpolExcludeNamespaces, "netpol-exclude-namespaces", o.Rules.NetpolExcludeNamespaces, "namespaces that never get meshguard's default-deny NetworkPolicies (as given to meshguard serve)")
+	fs.StringSliceVar(&o.Rules.NetpolGatewayNamespaces, "netpol-gateway-namespaces", o.Rules.NetpolGatewayNamespaces, "namespaces that get the gateway NetworkPolicy profile by default (as given to meshguard serve)")
 }
 
 // Validate rejects options that cannot be used, naming the flag.
@@ -136,7 +141,9 @@ file, document index and line; the other documents are still audited.
 With --cluster, meshguard lists every object of the kinds the rules cover from the cluster of
 --kubeconfig/--context (read-only, --page-size objects per request), builds the context from the
 cluster's Namespaces, PeerAuthentications and AuthorizationPolicies, judges live Pods as already
-injected, and adds a per-namespace summary (mesh mode, effective mTLS, findings by severity).
+injected, and adds a per-namespace summary (mesh mode, effective mTLS, findings by severity, and the
+preview of the default-deny NetworkPolicy controller: the profile it would apply and whether
+the managed set is complete, partial or missing).
 Objects are located as cluster://Kind/namespace/name. Kinds whose CRDs are not installed are
 listed in the summary, not failed on.
 

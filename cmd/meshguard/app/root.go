@@ -90,6 +90,7 @@ manifests, for CI and audits.`,
 		NewAuditCommand(s, RunAudit),
 		NewRulesCommand(s, RunRulesList, RunRulesExplain),
 		NewServeCommand(s, RunServe),
+		NewUninstallCommand(s, RunUninstall),
 		NewWebhookConfigCommand(s),
 		NewVersionCommand(s),
 	)

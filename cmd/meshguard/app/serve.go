@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -10,6 +11,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/meshguard/meshguard/certs"
 	"github.com/meshguard/meshguard/webhook"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -24,11 +26,13 @@ type ServeOptions struct {
 	// configured by Netpol.
 	NetworkPolicies bool
 	Netpol          *netpol.Config
+	// Certs selects the certificate source (--cert-mode and the --cert-* flags).
+	Certs *certs.Options
 }
 
 // NewServeOptions returns the defaults.
 func NewServeOptions() *ServeOptions {
-	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info", Netpol: netpol.NewConfig()}
+	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info", Netpol: netpol.NewConfig(), Certs: certs.NewOptions()}
 }
 
 // AddFlags binds the flags.
@@ -39,6 +43,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&w.CertDir, "cert-dir", w.CertDir, "directory with the serving certificate and key, reloaded when they change (TLS only; no plaintext mode)")
 	fs.StringVar(&w.CertName, "cert-name", w.CertName, "certificate file name in --cert-dir")
 	fs.StringVar(&w.KeyName, "key-name", w.KeyName, "key file name in --cert-dir")
+	o.Certs.AddFlags(fs)
 	fs.BoolVar(&w.EnableHTTP2, "enable-http2", w.EnableHTTP2, "serve HTTP/2 (off by default because of the HTTP/2 Rapid Reset advisories; the API server uses HTTP/1.1)")
 	fs.StringVar(&w.MetricsAddr, "metrics-bind-address", w.MetricsAddr, `address of the Prometheus metrics endpoint ("0" disables it)`)
 	fs.StringVar(&w.HealthAddr, "health-probe-bind-address", w.HealthAddr, "address of /healthz and /readyz")
@@ -67,6 +72,8 @@ func (o *ServeOptions) Validate() error {
 	if o.NetworkPolicies {
 		o.Webhook.NetworkPolicies = o.Netpol
 	}
+	o.Certs.Complete(os.Getenv)
+	o.Webhook.Certificates = o.Certs
 	return o.Webhook.Validate()
 }
 
@@ -82,9 +89,15 @@ func NewServeCommand(s Streams, run ServeFunc) *cobra.Command {
 		Long: `Run meshguard's admission webhook: a validating webhook that decides every create and update
 of the kinds the rule catalog covers, and (with --enroll-namespaces) a mutating webhook that enrolls
 new namespaces in the mesh. It serves HTTPS only, from --cert-dir, and reloads the certificate when it
-changes. /readyz turns ready once the context caches have synced and the certificate is loaded.`,
-		Example: `  meshguard serve --cert-dir /var/run/meshguard/certs --policy /etc/meshguard/policy.yaml
-  meshguard serve --kubeconfig ~/.kube/config --cert-dir ./certs --port 9443 --enroll-namespaces istio-injection=enabled`,
+changes. --cert-mode says where the certificate comes from: self-signed (default) keeps a CA and serving
+certificate in the Secret --cert-secret, renews them before they expire and injects the CA into the
+webhook configurations; cert-manager waits for the Certificate --cert-manager-certificate to be Ready and
+serves its mounted Secret; files serves --cert-dir as it is. The webhook server starts, and /readyz turns
+ready, only once the certificate is loaded (the reason is at /readyz/certificate) and the context caches
+have synced.`,
+		Example: `  meshguard serve --namespace meshguard --cert-dir /var/run/meshguard/certs --policy /etc/meshguard/policy.yaml
+  meshguard serve --cert-mode cert-manager --namespace meshguard --cert-manager-certificate meshguard
+  meshguard serve --kubeconfig ~/.kube/config --cert-mode files --cert-dir ./certs --port 9443 --enroll-namespaces istio-injection=enabled`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {

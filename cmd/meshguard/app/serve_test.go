@@ -9,6 +9,8 @@ import (
 )
 
 func TestServeFlags(t *testing.T) {
+	// The default certificate mode (self-signed) needs meshguard's namespace.
+	t.Setenv("POD_NAMESPACE", "meshguard")
 	run := func(args ...string) (*ServeOptions, error) {
 		var got *ServeOptions
 		var out, errb bytes.Buffer
