@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -126,6 +127,12 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 			return admission.Errored(http.StatusBadRequest, fmt.Errorf("meshguard: decode oldObject: %w", err)), "error"
 		}
 	}
+	if beingDeleted(obj, old) {
+		// Garbage collection and finalizer removal update objects that are
+		// already being deleted; denying them (a Critical finding is never
+		// grandfathered) would leave the object stuck terminating.
+		return admission.Allowed("meshguard: the object is being deleted and its spec is unchanged"), "allow"
+	}
 	user := &rules.User{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups, Admin: pol.IsAdmin(req.UserInfo.Username, req.UserInfo.Groups)}
 	rreq := &rules.Request{
 		Object:           obj,
@@ -180,6 +187,19 @@ func objectOf(ext *runtime.RawExtension) (rules.Object, error) {
 		return u.Object, nil
 	}
 	return decodeObject(ext.Raw)
+}
+
+// beingDeleted reports an UPDATE of an object that has a deletionTimestamp and
+// whose spec did not change: finalizers or owner references being removed.
+func beingDeleted(obj, old rules.Object) bool {
+	if old == nil {
+		return false
+	}
+	meta, _ := obj["metadata"].(map[string]any)
+	if meta["deletionTimestamp"] == nil {
+		return false
+	}
+	return reflect.DeepEqual(obj["spec"], old["spec"])
 }
 
 // decodeObject decodes a JSON object; anything else is an error.

@@ -297,3 +297,18 @@ func TestWarningsFitAndSayWhyTheyAreWarnings(t *testing.T) {
 		t.Fatalf("want a plain MESH0030 warning, got %+v", resp.AdmissionResponse)
 	}
 }
+
+func TestObjectsBeingDeletedAreNotBlocked(t *testing.T) {
+	v := newTestValidator(t, nil)
+	old := deployment("shop", []string{"NET_ADMIN"}, 1, nil)
+	old = strings.Replace(old, `"metadata":{`, `"metadata":{"finalizers":["example.com/cleanup"],"deletionTimestamp":"2026-11-22T08:00:00Z",`, 1)
+	cur := strings.Replace(old, `"finalizers":["example.com/cleanup"],`, ``, 1)
+	if resp := v.Handle(context.Background(), request(admissionv1.Update, "Deployment", "shop", cur, old)); !resp.Allowed {
+		t.Fatalf("removing the finalizer of a Deployment being deleted must not be blocked by its Critical finding: %+v", resp.AdmissionResponse)
+	}
+	// A spec change while terminating is still judged.
+	worse := strings.Replace(cur, `"replicas":1`, `"replicas":2`, 1)
+	if resp := v.Handle(context.Background(), request(admissionv1.Update, "Deployment", "shop", worse, old)); resp.Allowed {
+		t.Fatalf("a spec change of an object being deleted is still judged: %+v", resp.AdmissionResponse)
+	}
+}
