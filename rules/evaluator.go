@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jmespath-community/go-jmespath/pkg/binding"
+	jsonengine "github.com/kyverno/kyverno-json/pkg/json-engine"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -270,7 +271,11 @@ func (r *Rule) evaluate(obj Object, bindings binding.Bindings) (*Finding, error)
 		// A policy rule may state its own severity as feedback (a constant or
 		// an expression); otherwise the rule's base severity applies.
 		ruleSev := r.Severity
-		if fb, ok := resp.Feedback["severity"]; ok {
+		var feedback map[string]jsonengine.Feedback
+		if cr.severity != nil {
+			feedback = cr.severity(obj, bindings)
+		}
+		if fb, ok := feedback["severity"]; ok {
 			if fb.Error != nil {
 				return nil, fmt.Errorf("%s: feedback severity: %w", cr.name, fb.Error)
 			}

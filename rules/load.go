@@ -66,6 +66,10 @@ type Rule struct {
 type compiledRule struct {
 	name string
 	eval func(any, binding.Bindings) *jsonengine.RuleResponse
+	// severity evaluates the policy rule's "severity" feedback, compiled apart
+	// from the rule so that it runs only for a violation (kyverno-json would
+	// evaluate feedback, and allocate its map, on every matched evaluation).
+	severity func(any, binding.Bindings) map[string]jsonengine.Feedback
 }
 
 // Policy returns the rule's decoded ValidatingPolicy (shared; do not modify).
@@ -249,11 +253,26 @@ func ParseRule(dir string, data []byte) (*Rule, error) {
 				return nil, fmt.Errorf("%s.assert[%d].message: required (it is the finding's text)", fp, j)
 			}
 		}
+		cr := compiledRule{name: vr.Name}
+		if len(vr.Feedback) > 0 {
+			rc := vr.Compiler
+			fc := comp
+			if rc != nil {
+				fc = fc.WithDefaultCompiler(string(*rc))
+			}
+			sev, ferr := jsonengine.CompileFeedbacks(fp.Child("feedback"), fc, vr.Feedback...)
+			if ferr != nil {
+				return nil, fmt.Errorf("compile: %w", ferr)
+			}
+			cr.severity = sev
+			vr.Feedback = nil
+		}
 		eval, ferr := jsonengine.CompileRule(fp, comp, vr)
 		if ferr != nil {
 			return nil, fmt.Errorf("compile: %w", ferr)
 		}
-		r.compiled = append(r.compiled, compiledRule{name: vr.Name, eval: eval})
+		cr.eval = eval
+		r.compiled = append(r.compiled, cr)
 	}
 	return r, nil
 }
