@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -183,7 +184,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 		HealthProbeBindAddress:        o.HealthAddr,
 		GracefulShutdownTimeout:       &o.GracefulShutdown,
 		LeaderElection:                o.LeaderElection,
-		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionNamespace:       leaderElectionNamespace(o),
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionReleaseOnCancel: true,
 	}
@@ -347,3 +348,16 @@ func istioInstalled(cfg *rest.Config) (bool, error) {
 }
 
 var _ admission.Handler = (*NamespaceEnroller)(nil)
+
+// leaderElectionNamespace is --leader-election-namespace, else meshguard's own
+// namespace (--namespace or $POD_NAMESPACE), else empty: controller-runtime then
+// reads the in-cluster service account's namespace, which only exists in a pod.
+func leaderElectionNamespace(o *Options) string {
+	if o.LeaderElectionNamespace != "" {
+		return o.LeaderElectionNamespace
+	}
+	if o.Certificates != nil && o.Certificates.Namespace != "" {
+		return o.Certificates.Namespace
+	}
+	return os.Getenv(certs.EnvPodNamespace)
+}
