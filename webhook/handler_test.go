@@ -474,3 +474,22 @@ func TestReviewHandlerRecoversPanics(t *testing.T) {
 		t.Fatalf("want the next review allowed, got %s", out.raw)
 	}
 }
+
+// A duplicate oldObject member whose last value is null keeps the earlier
+// object, as RawExtension.UnmarshalJSON (and so controller-runtime) does: a
+// DELETE must not turn into "no object to judge".
+func TestDecodeReviewNullObjectKeepsDuplicate(t *testing.T) {
+	body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"DELETE","oldObject":{"kind":"NetworkPolicy"},"oldObject":null}}`)
+	var d jsonReader
+	req, _, err := decodeReview(body, &d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &want); err != nil {
+		t.Fatal(err)
+	}
+	if string(req.OldObject.Raw) != string(want.Request.OldObject.Raw) || len(req.OldObject.Raw) == 0 {
+		t.Fatalf("oldObject: got %q, encoding/json %q", req.OldObject.Raw, want.Request.OldObject.Raw)
+	}
+}

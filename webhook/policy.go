@@ -210,7 +210,9 @@ func (p *Policy) Validate(cat *rules.Catalog) error {
 		if e.Expires.IsZero() {
 			return fmt.Errorf("%s.expires: required (RFC 3339 time)", f)
 		}
-		if len(e.Namespaces) == 0 && len(e.Names) == 0 && e.Selector == nil {
+		// An empty selector ({}) matches every object: it does not narrow.
+		emptySelector := e.Selector == nil || len(e.Selector.MatchLabels) == 0 && len(e.Selector.MatchExpressions) == 0
+		if len(e.Namespaces) == 0 && len(e.Names) == 0 && emptySelector {
 			return fmt.Errorf("%s: set namespaces, names or selector (an exemption for everything is the audit mode)", f)
 		}
 		for _, g := range append(append([]string{}, e.Namespaces...), e.Names...) {

@@ -141,14 +141,17 @@ func decodeRequestMember(d *jsonReader, key string, r *admissionv1.AdmissionRequ
 }
 
 // decodeObjectMember decodes object or oldObject: a JSON object into a map
-// (RawExtension.Object) and its bytes (Raw); null leaves both empty; any
+// (RawExtension.Object) and its bytes (Raw); null leaves both as they were; any
 // other value only sets Raw, which the handler rejects.
 func decodeObjectMember(d *jsonReader, ext *runtime.RawExtension) error {
-	*ext = runtime.RawExtension{}
-	switch d.peek() {
-	case 'n':
+	if d.peek() == 'n' {
+		// As RawExtension.UnmarshalJSON: null leaves a duplicate member's
+		// earlier value in place.
 		_, err := d.literal()
 		return err
+	}
+	*ext = runtime.RawExtension{}
+	switch d.peek() {
 	case '{':
 		start := d.pos
 		m, err := d.object("")

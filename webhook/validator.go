@@ -190,7 +190,8 @@ func objectOf(ext *runtime.RawExtension) (rules.Object, error) {
 }
 
 // beingDeleted reports an UPDATE of an object that has a deletionTimestamp and
-// whose spec did not change: finalizers or owner references being removed.
+// whose spec, labels and annotations did not change: finalizers or owner
+// references being removed.
 func beingDeleted(obj, old rules.Object) bool {
 	if old == nil {
 		return false
@@ -199,7 +200,13 @@ func beingDeleted(obj, old rules.Object) bool {
 	if meta["deletionTimestamp"] == nil {
 		return false
 	}
-	return reflect.DeepEqual(obj["spec"], old["spec"])
+	oldMeta, _ := old["metadata"].(map[string]any)
+	// Only finalizers and owner references may change: a label or annotation
+	// change (the managed label of a NetworkPolicy, meshguard's namespace
+	// labels) is still judged.
+	return reflect.DeepEqual(obj["spec"], old["spec"]) &&
+		reflect.DeepEqual(meta["labels"], oldMeta["labels"]) &&
+		reflect.DeepEqual(meta["annotations"], oldMeta["annotations"])
 }
 
 // decodeObject decodes a JSON object; anything else is an error.
@@ -217,9 +224,9 @@ func decodeObject(raw []byte) (rules.Object, error) {
 // actions decides an action for each finding.
 func (v *Validator) actions(pol *Policy, findings, before []rules.Finding, obj rules.Object, namespace string) ([]decided, []string) {
 	now := v.now()
-	prior := make(map[string]string, len(before))
+	prior := make(map[string]rules.Finding, len(before))
 	for _, f := range before {
-		prior[f.Code] = f.Message
+		prior[f.Code] = f
 	}
 	nsMode := Mode("")
 	if namespace != "" && matchAny(pol.NamespaceModes, namespace) && v.context != nil {
@@ -255,7 +262,10 @@ func (v *Validator) actions(pol *Policy, findings, before []rules.Finding, obj r
 		if a, ok := pol.Actions[f.Code]; ok {
 			d.Action = a
 		}
-		if msg, ok := prior[f.Code]; ok && msg == f.Message && f.Severity < rules.SeverityCritical && d.Action.strength() > ActionAudit.strength() {
+		// Only the same finding, no more severe than before, is grandfathered:
+		// rules whose severity comes from feedback can escalate (Low to High)
+		// with an unchanged message.
+		if p, ok := prior[f.Code]; ok && p.Message == f.Message && f.Severity <= p.Severity && f.Severity < rules.SeverityCritical && d.Action.strength() > ActionAudit.strength() {
 			d.Action, d.Note = ActionAudit, "already present before this update"
 		}
 		if nsMode != "" && f.Severity < rules.SeverityCritical {

@@ -266,6 +266,7 @@ func TestLoadPolicy(t *testing.T) {
 		{"an exemption without a reason", "exemptions:\n- name: a\n  codes: [MESH0150]\n  namespaces: [x]\n  expires: \"2027-01-01T00:00:00Z\"\n", "reason"},
 		{"an exemption without an expiry", "exemptions:\n- name: a\n  codes: [MESH0150]\n  namespaces: [x]\n  reason: r\n", "expires"},
 		{"an exemption for everything", "exemptions:\n- name: a\n  codes: [\"*\"]\n  reason: r\n  expires: \"2027-01-01T00:00:00Z\"\n", "namespaces, names or selector"},
+		{"an exemption whose only narrowing is an empty selector", "exemptions:\n- name: a\n  codes: [\"*\"]\n  selector: {}\n  reason: r\n  expires: \"2027-01-01T00:00:00Z\"\n", "namespaces, names or selector"},
 	} {
 		t.Run(bad.name+" is rejected", func(t *testing.T) {
 			if _, err := LoadPolicy(write(bad.yaml)); err == nil || !strings.Contains(err.Error(), bad.want) {
@@ -310,5 +311,39 @@ func TestObjectsBeingDeletedAreNotBlocked(t *testing.T) {
 	worse := strings.Replace(cur, `"replicas":1`, `"replicas":2`, 1)
 	if resp := v.Handle(context.Background(), request(admissionv1.Update, "Deployment", "shop", worse, old)); resp.Allowed {
 		t.Fatalf("a spec change of an object being deleted is still judged: %+v", resp.AdmissionResponse)
+	}
+}
+
+// escalatingEvaluator reports the same finding message on the old and the new
+// object, but the new one (evaluated with its oldObject) is more severe, as a
+// rule whose severity comes from feedback can be.
+type escalatingEvaluator struct{}
+
+func (escalatingEvaluator) Evaluate(_ context.Context, req *rules.Request) ([]rules.Finding, error) {
+	sev := rules.SeverityHigh
+	if req.OldObject == nil {
+		sev = rules.SeverityLow
+	}
+	return []rules.Finding{{Code: "MESH0121", Rule: "r", Severity: sev, Message: "same message"}}, nil
+}
+
+func TestGrandfatheringDoesNotHideAnEscalation(t *testing.T) {
+	v := NewValidator(escalatingEvaluator{}, rules.NewSnapshot(), DefaultPolicy(), nil)
+	obj := deployment("shop", nil, 1, nil)
+	resp := v.Handle(context.Background(), request(admissionv1.Update, "Deployment", "shop", obj, obj))
+	if resp.Allowed {
+		t.Fatalf("a finding escalated from Low to High was grandfathered: %+v", resp.Result)
+	}
+}
+
+func TestBeingDeletedStillJudgesLabelChanges(t *testing.T) {
+	old := rules.Object{"metadata": map[string]any{"deletionTimestamp": "2026-11-22T08:00:00Z", "finalizers": []any{"x"}, "labels": map[string]any{"meshguard.io/managed": "true"}}, "spec": map[string]any{}}
+	onlyFinalizer := rules.Object{"metadata": map[string]any{"deletionTimestamp": "2026-11-22T08:00:00Z", "labels": map[string]any{"meshguard.io/managed": "true"}}, "spec": map[string]any{}}
+	relabelled := rules.Object{"metadata": map[string]any{"deletionTimestamp": "2026-11-22T08:00:00Z", "finalizers": []any{"x"}}, "spec": map[string]any{}}
+	if !beingDeleted(onlyFinalizer, old) {
+		t.Error("removing a finalizer from an object being deleted must pass")
+	}
+	if beingDeleted(relabelled, old) {
+		t.Error("removing a label from an object being deleted must still be judged")
 	}
 }
