@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"net"
 	"reflect"
 	"sort"
 	"strings"
@@ -9,6 +10,10 @@ import (
 
 // envoyInternalPorts are "pod-internal only" proxy ports (RULES.md 1.4, MESH0200).
 var envoyInternalPorts = map[int64]string{15000: "Envoy admin", 15001: "outbound capture", 15002: "failure detection", 15004: "debug", 15006: "inbound capture", 15053: "DNS proxy"}
+
+// controlPlanePorts are istiod and telemetry ports that must not leave the
+// cluster (RULES.md MESH0201); 8080 counts only on Services selecting istiod.
+var controlPlanePorts = map[int64]string{15010: "istiod plaintext xDS", 15014: "control-plane metrics", 8080: "istiod debug", 15020: "proxy merged metrics", 15090: "Envoy Prometheus stats"}
 
 // objectFacts computes the $facts binding for an object of a known kind.
 func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespace, nsKnown bool) (map[string]any, error) {
@@ -159,7 +164,9 @@ func serviceFacts(obj Object) (map[string]any, error) {
 		}
 		exposure = "externalIPs " + strings.Join(ips, ", ")
 	}
-	var internal []any
+	sel := stringMap(spec["selector"])
+	selectsIstiod := sel["app"] == "istiod" || sel["istio"] == "pilot"
+	var internal, controlPlane []any
 	for i, p := range listAt(spec, "ports") {
 		pm, ok := p.(map[string]any)
 		if !ok {
@@ -179,8 +186,19 @@ func serviceFacts(obj Object) (map[string]any, error) {
 				"text": fmt.Sprintf("port %d targets %d (%s)", port, target, what),
 			})
 		}
+		// 8080 is istiod's debug port only on istiod; elsewhere it is an
+		// ordinary application port.
+		if what, cp := controlPlanePorts[target]; cp && (target != 8080 || selectsIstiod) {
+			controlPlane = append(controlPlane, map[string]any{
+				"port": float64(port), "target": float64(target), "istiod": target == 15010 || target == 15014 || target == 8080,
+				"text": fmt.Sprintf("port %d targets %d (%s)", port, target, what),
+			})
+		}
 	}
-	return map[string]any{"external": exposure != "", "exposure": exposure, "envoyInternalPorts": nonNil(internal)}, nil
+	return map[string]any{
+		"external": exposure != "", "exposure": exposure, "envoyInternalPorts": nonNil(internal),
+		"selectsIstiod": selectsIstiod, "controlPlanePorts": nonNil(controlPlane),
+	}, nil
 }
 
 func networkPolicyFacts(obj Object) (map[string]any, error) {
@@ -232,11 +250,118 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 		return nil, err
 	}
 	sel := mapAt(spec, "podSelector")
-	return map[string]any{
+	facts := map[string]any{
 		"ingressAllowAll": in,
 		"egressAllowAll":  out,
-		"selectsAllPods":  len(mapAt(sel, "matchLabels")) == 0 && len(listAt(sel, "matchExpressions")) == 0,
-	}, nil
+		"selectsAllPods":  emptySelector(sel),
+		"selectsGateway":  gatewaySelector(stringMap(sel["matchLabels"])),
+	}
+	ingressAny, ingressAllNS, err := netpolPeers(spec, "ingress", "from", ingressOn)
+	if err != nil {
+		return nil, err
+	}
+	egressAny, _, err := netpolPeers(spec, "egress", "to", egressOn)
+	if err != nil {
+		return nil, err
+	}
+	facts["ingressAnyIP"], facts["egressAnyIP"], facts["ingressAllNamespaces"] = ingressAny, egressAny, ingressAllNS
+	facts["ingressEnvoyInternalPorts"] = netpolEnvoyPorts(spec, ingressOn)
+	return facts, nil
+}
+
+func emptySelector(sel map[string]any) bool {
+	return len(mapAt(sel, "matchLabels")) == 0 && len(listAt(sel, "matchExpressions")) == 0
+}
+
+// gatewaySelector tells which Istio gateway a NetworkPolicy's podSelector
+// labels select: "ingress" (ingress, east-west and Gateway API gateways),
+// "egress", or "" (RULES.md MESH0212, MESH0216).
+func gatewaySelector(labels map[string]string) string {
+	switch {
+	case labels["istio"] == "ingressgateway" || labels["app"] == "istio-ingressgateway" ||
+		labels["istio"] == "eastwestgateway" || labels["app"] == "istio-eastwestgateway":
+		return "ingress"
+	case labels["gateway.networking.k8s.io/gateway-name"] != "":
+		return "ingress"
+	case labels["istio"] == "egressgateway" || labels["app"] == "istio-egressgateway":
+		return "egress"
+	}
+	return ""
+}
+
+// netpolPeers lists, for one direction in effect, the peers whose ipBlock
+// covers every address (a /0 prefix, with or without except) and the peers
+// that admit every pod of every namespace (namespaceSelector {} with no or an
+// empty podSelector).
+func netpolPeers(spec map[string]any, dir, peers string, on bool) (anyIP, allNS []any, err error) {
+	if !on {
+		return []any{}, []any{}, nil
+	}
+	for i, r := range listAt(spec, dir) {
+		for j, p := range listAt(asMap(r), peers) {
+			pm, ok := p.(map[string]any)
+			if !ok {
+				return nil, nil, fmt.Errorf("spec.%s[%d].%s[%d]: expected object, got %s", dir, i, peers, j, jsonType(p))
+			}
+			at := fmt.Sprintf("spec.%s[%d].%s[%d]", dir, i, peers, j)
+			if cidr := str(mapAt(pm, "ipBlock"), "cidr"); cidr != "" {
+				if _, n, perr := net.ParseCIDR(cidr); perr == nil {
+					if ones, _ := n.Mask.Size(); ones == 0 {
+						anyIP = append(anyIP, fmt.Sprintf("%s.ipBlock.cidr %s", at, cidr))
+					}
+				}
+			}
+			if ns, has := pm["namespaceSelector"]; has && emptySelector(asMap(ns)) && emptySelector(mapAt(pm, "podSelector")) {
+				allNS = append(allNS, at)
+			}
+		}
+	}
+	return nonNil(anyIP), nonNil(allNS), nil
+}
+
+// netpolEnvoyInternal are the pod-internal proxy ports MESH0214 names (15002,
+// failure detection, is not in its list).
+var netpolEnvoyInternal = []int64{15000, 15001, 15004, 15006, 15053}
+
+// netpolEnvoyPorts lists the ingress ports entries whose port, or
+// port..endPort range, covers a pod-internal Envoy port. Named ports and
+// entries without a port are not resolved.
+func netpolEnvoyPorts(spec map[string]any, on bool) []any {
+	var out []any
+	if !on {
+		return []any{}
+	}
+	for i, r := range listAt(spec, "ingress") {
+		for j, p := range listAt(asMap(r), "ports") {
+			pm := asMap(p)
+			port, ok := intAt(pm, "port")
+			if !ok {
+				continue
+			}
+			end := port
+			if e, ok := intAt(pm, "endPort"); ok && e > port {
+				end = e
+			}
+			var hit []string
+			for _, ip := range netpolEnvoyInternal {
+				if ip >= port && ip <= end {
+					hit = append(hit, fmt.Sprintf("%d (%s)", ip, envoyInternalPorts[ip]))
+				}
+			}
+			if len(hit) == 0 {
+				continue
+			}
+			what := fmt.Sprintf("port %d", port)
+			if end != port {
+				what = fmt.Sprintf("ports %d-%d", port, end)
+			}
+			out = append(out, map[string]any{
+				"at":   fmt.Sprintf("spec.ingress[%d].ports[%d]", i, j),
+				"text": fmt.Sprintf("spec.ingress[%d].ports[%d] opens %s, covering %s", i, j, what, strings.Join(hit, ", ")),
+			})
+		}
+	}
+	return nonNil(out)
 }
 
 // namespaceBinding is the $namespace binding: what is known about the object's namespace.

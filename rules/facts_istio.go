@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"sort"
@@ -209,6 +210,26 @@ func inMeshHost(host, namespace, clusterDomain string) (inMesh, meshWildcard boo
 	return false, false
 }
 
+// hostNamespace returns the one namespace an in-mesh DestinationRule host
+// names: the DR's own for a short name, <ns> for <svc>.<ns>.svc[.<domain>] and
+// *.<ns>.svc.<domain>; "" for mesh wildcards and other hosts.
+func hostNamespace(host, namespace, clusterDomain string) string {
+	h := strings.ToLower(strings.TrimSpace(host))
+	inMesh, wildcard := inMeshHost(h, namespace, clusterDomain)
+	if !inMesh || wildcard {
+		return ""
+	}
+	if !strings.Contains(h, ".") {
+		return namespace
+	}
+	h = strings.TrimSuffix(h, "."+strings.ToLower(clusterDomain))
+	parts := strings.Split(strings.TrimSuffix(h, ".svc"), ".")
+	if len(parts) != 2 || parts[1] == "" {
+		return ""
+	}
+	return parts[1]
+}
+
 func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, error) {
 	if err := checkType(obj, "", "spec", "object"); err != nil {
 		return nil, err
@@ -285,13 +306,28 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			return nil, err
 		}
 	}
+	hostNS := hostNamespace(host, ns, e.cfg.ClusterDomain)
+	hostMode := ""
+	if hostNS != "" {
+		hostMode = ModeUnknown
+		if n, known := e.ctx.Namespace(hostNS); known {
+			if n.Name == "" {
+				n.Name = hostNS
+			}
+			hostMode = namespaceMode(n, e.cfg)
+		} else if e.cfg.DefaultNamespaceMode != ModeUnknown {
+			hostMode = e.cfg.DefaultNamespaceMode
+		}
+	}
 	return map[string]any{
-		"host":          host,
-		"inMesh":        inMesh,
-		"meshWildcard":  wildcard,
-		"exportedToAll": exportAll,
-		"inRoot":        ns == e.cfg.RootNamespace,
-		"tls":           nonNil(tls),
+		"host":              host,
+		"hostNamespace":     hostNS,
+		"hostNamespaceMode": hostMode,
+		"inMesh":            inMesh,
+		"meshWildcard":      wildcard,
+		"exportedToAll":     exportAll,
+		"inRoot":            ns == e.cfg.RootNamespace,
+		"tls":               nonNil(tls),
 	}, nil
 }
 
@@ -411,7 +447,7 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	if err := checkType(spec, "spec", "rules", "array"); err != nil {
 		return nil, err
 	}
-	var allowAll []any
+	var allowAll, negative []any
 	for i, r := range listAt(spec, "rules") {
 		rm, ok := r.(map[string]any)
 		if !ok && r != nil {
@@ -425,13 +461,66 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 		if ruleMatchesAny(rm) {
 			allowAll = append(allowAll, fmt.Sprintf("spec.rules[%d]", i))
 		}
+		negative = append(negative, negativeMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
 	}
 	return map[string]any{
-		"action":        apAction(spec),
-		"scope":         apScope(spec, ns, e.cfg.RootNamespace),
-		"target":        policyTarget(spec, ns, e.cfg.RootNamespace),
-		"matchAllRules": nonNil(allowAll),
+		"action":          apAction(spec),
+		"scope":           apScope(spec, ns, e.cfg.RootNamespace),
+		"target":          policyTarget(spec, ns, e.cfg.RootNamespace),
+		"matchAllRules":   nonNil(allowAll),
+		"negativeMatches": nonNil(negative),
 	}, nil
+}
+
+// positiveWildcards match every value of their field, so a positive list made
+// of them does not narrow a negative match of the same field.
+var positiveWildcards = map[string]bool{"*": true, "/*": true, "0.0.0.0/0": true, "::/0": true}
+
+// negativeMatches lists the not* fields of an AuthorizationPolicy rule that
+// are not paired with a narrowing positive list of the same field in the same
+// source, operation or condition (RULES.md MESH0022: notPaths next to paths
+// only subtracts from the paths), e.g.
+// `spec.rules[0].to[0].operation.notPaths ["/admin"] without paths`.
+func negativeMatches(rule map[string]any, at string) []any {
+	var out []any
+	check := func(m map[string]any, where string) {
+		for _, k := range sortedKeys(m) {
+			if !strings.HasPrefix(k, "not") || len(k) < 4 {
+				continue
+			}
+			vals, _ := m[k].([]any)
+			if len(vals) == 0 {
+				continue
+			}
+			pos := strings.ToLower(k[3:4]) + k[4:]
+			narrowing := false
+			for _, v := range listAt(m, pos) {
+				if s, _ := v.(string); !positiveWildcards[s] {
+					narrowing = true
+				}
+			}
+			if narrowing {
+				continue
+			}
+			b, _ := json.Marshal(vals)
+			out = append(out, fmt.Sprintf("%s.%s %s without %s", where, k, b, pos))
+		}
+	}
+	for j, f := range listAt(rule, "from") {
+		check(mapAt(asMap(f), "source"), fmt.Sprintf("%s.from[%d].source", at, j))
+	}
+	for j, t := range listAt(rule, "to") {
+		check(mapAt(asMap(t), "operation"), fmt.Sprintf("%s.to[%d].operation", at, j))
+	}
+	for j, w := range listAt(rule, "when") {
+		wm := asMap(w)
+		if key := str(wm, "key"); key != "" {
+			check(wm, fmt.Sprintf("%s.when[%d] (%s)", at, j, key))
+		} else {
+			check(wm, fmt.Sprintf("%s.when[%d]", at, j))
+		}
+	}
+	return out
 }
 
 // selectorLabels returns a policy's selector labels (nil for none).

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -264,16 +265,33 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	for _, f := range []struct{ key, typ string }{
 		{"hostNetwork", "boolean"}, {"hostPID", "boolean"}, {"hostIPC", "boolean"}, {"securityContext", "object"},
 		{"containers", "array"}, {"initContainers", "array"}, {"ephemeralContainers", "array"}, {"shareProcessNamespace", "boolean"},
+		{"volumes", "array"},
 	} {
 		if err := checkType(spec, specPath, f.key, f.typ); err != nil {
 			return nil, err
 		}
 	}
 	podSC := mapAt(spec, "securityContext")
-	for _, k := range []string{"runAsUser", "runAsGroup"} {
-		if err := checkType(podSC, specPath+".securityContext", k, "integer"); err != nil {
+	for _, f := range []struct{ key, typ string }{{"runAsUser", "integer"}, {"runAsGroup", "integer"}, {"fsGroup", "integer"}, {"supplementalGroups", "array"}} {
+		if err := checkType(podSC, specPath+".securityContext", f.key, f.typ); err != nil {
 			return nil, err
 		}
+	}
+	var fsGroup any
+	if v, ok := intAt(podSC, "fsGroup"); ok {
+		fsGroup = float64(v)
+	}
+	var supplementalGroups []any
+	for i, g := range listAt(podSC, "supplementalGroups") {
+		v, ok := intAt(map[string]any{"g": g}, "g")
+		if !ok {
+			return nil, fmt.Errorf("%s.securityContext.supplementalGroups[%d]: expected integer, got %s", specPath, i, jsonType(g))
+		}
+		supplementalGroups = append(supplementalGroups, float64(v))
+	}
+	hostPaths, err := hostPathFacts(spec, specPath)
+	if err != nil {
+		return nil, err
 	}
 	hostNetwork := boolAt(spec, "hostNetwork")
 	mode := podMode(ns, nsKnown, labels, annotations, hostNetwork, e.cfg)
@@ -498,20 +516,24 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"injection": map[string]any{
 			"value": injValue, "source": injSource, "raw": injRaw, "optOut": injValue == "false", "text": optOutText,
 		},
-		"ambientOptOut": labels[labelDataplaneMode] == "none",
-		"revision":      podRevision(ns, nsKnown, labels),
-		"revisionKnown": e.revisionKnown(podRevision(ns, nsKnown, labels)),
-		"hostNetwork":   hostNetwork,
-		"hostPID":       boolAt(spec, "hostPID"),
-		"hostIPC":       boolAt(spec, "hostIPC"),
-		"mirror":        annotations[annMirror] != "",
-		"hasProxy":      hasProxy,
-		"proxyOnly":     proxyOnly,
-		"proxyImageBad": proxyImageBad,
-		"containers":    nonNil(containers),
-		"capAdds":       nonNil(capAdds),
-		"hostPorts":     nonNil(hostPorts),
-		"capture":       e.captureFacts(annotations, postInjection, interception, proxyCfgInterception),
+		"ambientOptOut":         labels[labelDataplaneMode] == "none",
+		"revision":              podRevision(ns, nsKnown, labels),
+		"revisionKnown":         e.revisionKnown(podRevision(ns, nsKnown, labels)),
+		"hostNetwork":           hostNetwork,
+		"hostPID":               boolAt(spec, "hostPID"),
+		"hostIPC":               boolAt(spec, "hostIPC"),
+		"shareProcessNamespace": boolAt(spec, "shareProcessNamespace"),
+		"fsGroup":               fsGroup,
+		"supplementalGroups":    nonNil(supplementalGroups),
+		"hostPaths":             hostPaths,
+		"mirror":                annotations[annMirror] != "",
+		"hasProxy":              hasProxy,
+		"proxyOnly":             proxyOnly,
+		"proxyImageBad":         proxyImageBad,
+		"containers":            nonNil(containers),
+		"capAdds":               nonNil(capAdds),
+		"hostPorts":             nonNil(hostPorts),
+		"capture":               e.captureFacts(annotations, postInjection, interception, proxyCfgInterception),
 	}, nil
 }
 
@@ -644,4 +666,72 @@ func podRevision(ns Namespace, nsKnown bool, labels map[string]string) string {
 		}
 	}
 	return labels[labelRev]
+}
+
+// istioNodePaths are the node directories of Istio's node agents (RULES.md
+// MESH0164): the ztunnel and istio-cni sockets, the CNI configuration and
+// binaries, the network namespaces and procfs.
+var istioNodePaths = []string{"/var/run/ztunnel", "/var/run/istio-cni", "/etc/cni/net.d", "/opt/cni/bin", "/var/run/netns", "/proc"}
+
+// hostPathFacts lists the pod's hostPath volumes: {volume, path, nodePath,
+// text}. nodePath is the Istio node-agent path the host path equals, lies
+// under, or contains (a mount of "/" or "/var/run" exposes them too); "" when
+// none. Paths are cleaned, and /run is read as /var/run, its symlink target on
+// common distributions.
+func hostPathFacts(spec map[string]any, specPath string) ([]any, error) {
+	out := []any{}
+	for i, raw := range listAt(spec, "volumes") {
+		vpath := fmt.Sprintf("%s.volumes[%d]", specPath, i)
+		v, ok := raw.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: expected object, got %s", vpath, jsonType(raw))
+		}
+		if err := checkType(v, vpath, "hostPath", "object"); err != nil {
+			return nil, err
+		}
+		hp, ok := v["hostPath"].(map[string]any)
+		if !ok {
+			continue
+		}
+		if err := checkType(hp, vpath+".hostPath", "path", "string"); err != nil {
+			return nil, err
+		}
+		p := str(hp, "path")
+		name := str(v, "name")
+		nodePath := istioNodePath(p)
+		text := fmt.Sprintf("volume %s mounts host path %s", quote(name), quote(p))
+		if nodePath != "" && nodePath != normalizeHostPath(p) {
+			if strings.HasPrefix(normalizeHostPath(p), nodePath+"/") {
+				text += " (under " + nodePath + ")"
+			} else {
+				text += " (contains " + nodePath + ")"
+			}
+		}
+		out = append(out, map[string]any{"volume": name, "path": p, "nodePath": nodePath, "text": text})
+	}
+	return out, nil
+}
+
+// normalizeHostPath cleans a host path and maps /run to /var/run.
+func normalizeHostPath(p string) string {
+	c := path.Clean("/" + strings.TrimSpace(p))
+	if c == "/run" || strings.HasPrefix(c, "/run/") {
+		c = "/var" + c
+	}
+	return c
+}
+
+// istioNodePath returns the first Istio node-agent path that the host path
+// equals, lies under or contains, or "".
+func istioNodePath(p string) string {
+	if strings.TrimSpace(p) == "" {
+		return ""
+	}
+	c := normalizeHostPath(p)
+	for _, n := range istioNodePaths {
+		if c == n || strings.HasPrefix(c, n+"/") || c == "/" || strings.HasPrefix(n, c+"/") {
+			return n
+		}
+	}
+	return ""
 }
