@@ -1,9 +1,9 @@
 package webhook
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshguard/meshguard/internal/promreg"
 )
 
 // Metrics are the webhook's Prometheus metrics. Register them once with
@@ -48,29 +48,18 @@ func NewMetrics() *Metrics {
 // start) is reused, so both servers count into the same series.
 func (m *Metrics) Register(r prometheus.Registerer) error {
 	var err error
-	if m.Requests, err = reuseCollector(r, m.Requests); err != nil {
+	if m.Requests, err = promreg.Reuse(r, m.Requests); err != nil {
 		return err
 	}
-	if m.Duration, err = reuseCollector(r, m.Duration); err != nil {
+	if m.Duration, err = promreg.Reuse(r, m.Duration); err != nil {
 		return err
 	}
-	if m.Findings, err = reuseCollector(r, m.Findings); err != nil {
+	if m.Findings, err = promreg.Reuse(r, m.Findings); err != nil {
 		return err
 	}
-	if m.Expired, err = reuseCollector(r, m.Expired); err != nil {
+	if m.Expired, err = promreg.Reuse(r, m.Expired); err != nil {
 		return err
 	}
-	m.CacheSynced, err = reuseCollector(r, m.CacheSynced)
+	m.CacheSynced, err = promreg.Reuse(r, m.CacheSynced)
 	return err
-}
-
-func reuseCollector[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
-	err := r.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }

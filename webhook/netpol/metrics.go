@@ -1,9 +1,9 @@
 package netpol
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshguard/meshguard/internal/promreg"
 )
 
 // Metrics are the controller's Prometheus metrics.
@@ -51,29 +51,18 @@ func NewMetrics() *Metrics {
 // (another server in the same process, as in tests) is reused.
 func (m *Metrics) Register(r prometheus.Registerer) error {
 	var err error
-	if m.Namespaces, err = reuse(r, m.Namespaces); err != nil {
+	if m.Namespaces, err = promreg.Reuse(r, m.Namespaces); err != nil {
 		return err
 	}
-	if m.Changes, err = reuse(r, m.Changes); err != nil {
+	if m.Changes, err = promreg.Reuse(r, m.Changes); err != nil {
 		return err
 	}
-	if m.Preview, err = reuse(r, m.Preview); err != nil {
+	if m.Preview, err = promreg.Reuse(r, m.Preview); err != nil {
 		return err
 	}
-	if m.GateRefusals, err = reuse(r, m.GateRefusals); err != nil {
+	if m.GateRefusals, err = promreg.Reuse(r, m.GateRefusals); err != nil {
 		return err
 	}
-	m.Errors, err = reuse(r, m.Errors)
+	m.Errors, err = promreg.Reuse(r, m.Errors)
 	return err
-}
-
-func reuse[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
-	err := r.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
