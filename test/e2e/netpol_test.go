@@ -55,7 +55,7 @@ func startNetpolServer(t *testing.T, env *framework.Env, mode netpol.Mode, lease
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// meshguard's identity: cluster-admin for the test, bound to its service account.
-	npMust(t, ctx, env, fmt.Sprintf(`apiVersion: v1
+	mustKubectl(t, ctx, env, fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: %s}
 ---
@@ -130,15 +130,15 @@ subjects:
 		}
 		_ = logFile.Close()
 		if t.Failed() {
-			t.Logf("meshguard log (last lines):\n%s", npTail(s.logPath, 60))
+			t.Logf("meshguard log (last lines):\n%s", tail(s.logPath, 60))
 		}
 	})
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var last string
-	if !npPoll(60*time.Second, func() bool {
+	if !poll(60*time.Second, 100*time.Millisecond, func() bool {
 		select {
 		case err := <-done:
-			t.Fatalf("meshguard serve exited before it was ready: %v\n%s", err, npTail(s.logPath, 40))
+			t.Fatalf("meshguard serve exited before it was ready: %v\n%s", err, tail(s.logPath, 40))
 		default:
 		}
 		resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", health))
@@ -151,7 +151,7 @@ subjects:
 		last = fmt.Sprintf("%d %s", resp.StatusCode, body)
 		return resp.StatusCode == http.StatusOK
 	}) {
-		t.Fatalf("meshguard /readyz did not turn OK within 60s; last answer: %s\n%s", last, npTail(s.logPath, 40))
+		t.Fatalf("meshguard /readyz did not turn OK within 60s; last answer: %s\n%s", last, tail(s.logPath, 40))
 	}
 	return s
 }
@@ -178,24 +178,24 @@ func (s *npServer) register(t *testing.T, env *framework.Env, probeNS string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	npMust(t, ctx, env, string(b), "apply", "-f", "-")
+	mustKubectl(t, ctx, env, string(b), "apply", "-f", "-")
 	probe := func() framework.KubectlResult {
-		return npKubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameDefaultDeny, "-n", probeNS, "--dry-run=server")
+		return kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameDefaultDeny, "-n", probeNS, "--dry-run=server")
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		npMust(t, ctx, env, "", "delete", "validatingwebhookconfiguration", co.Name, "--ignore-not-found")
+		mustKubectl(t, ctx, env, "", "delete", "validatingwebhookconfiguration", co.Name, "--ignore-not-found")
 		var last framework.KubectlResult
-		if !npPoll(30*time.Second, func() bool {
-			last = npKubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameDefaultDeny, "-n", probeNS, "--dry-run=server")
+		if !poll(30*time.Second, 100*time.Millisecond, func() bool {
+			last = kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameDefaultDeny, "-n", probeNS, "--dry-run=server")
 			return last.ExitCode == 0
 		}) {
 			t.Errorf("the API server still calls the netpol webhook 30s after its removal:\n%s", last)
 		}
 	})
 	var last framework.KubectlResult
-	if !npPoll(30*time.Second, func() bool {
+	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
 		last = probe()
 		return last.ExitCode != 0 && strings.Contains(last.Stderr, "MESH0215")
 	}) {
@@ -225,7 +225,7 @@ func (s *npServer) waitForSet(t *testing.T, ns string, p netpol.Profile) map[str
 	var got map[string]networkingv1.NetworkPolicy
 	var why string
 	// 60s: a namespace that could not be prepared is retried with backoff up to 30s.
-	if !npPoll(60*time.Second, func() bool {
+	if !poll(60*time.Second, 100*time.Millisecond, func() bool {
 		got = s.policies(t, ns)
 		why = setDiff(got, want)
 		return why == ""
@@ -289,7 +289,7 @@ func (s *npServer) waitForEvent(t *testing.T, ns, reason string, contains ...str
 	t.Helper()
 	var events []string
 	var found string
-	if !npPoll(30*time.Second, func() bool {
+	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
 		events = s.namespaceEvents(t, ns)
 		for _, e := range events {
 			if !strings.HasPrefix(e, reason+": ") {
@@ -353,13 +353,13 @@ func TestNetworkPolicies(t *testing.T) {
 	// through; the controller repairs them in place.
 	t.Run("a hand edit is repaired by patch, the object keeps its UID", func(t *testing.T) {
 		ns := "e2e-np-repair"
-		npMust(t, ctx, env, npNamespace(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
+		mustKubectl(t, ctx, env, namespaceYAML(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
 		before := s.waitForSet(t, ns, netpol.ProfileSidecar)
 		repairs := s.metric(t, "meshguard_netpol_changes_total", map[string]string{"action": "repair"})
 		// Open DNS egress to everything, and drop the managed label from the default deny.
-		npMust(t, ctx, env, "", "patch", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--type=json",
+		mustKubectl(t, ctx, env, "", "patch", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--type=json",
 			"-p", `[{"op":"add","path":"/spec/egress/-","value":{}}]`)
-		npMust(t, ctx, env, "", "label", "networkpolicy", netpol.NameDefaultDeny, "-n", ns, netpol.LabelManaged+"-")
+		mustKubectl(t, ctx, env, "", "label", "networkpolicy", netpol.NameDefaultDeny, "-n", ns, netpol.LabelManaged+"-")
 		after := s.waitForSet(t, ns, netpol.ProfileSidecar)
 		for _, name := range []string{netpol.NameAllowDNS, netpol.NameDefaultDeny} {
 			if before[name].UID != after[name].UID {
@@ -374,7 +374,7 @@ func TestNetworkPolicies(t *testing.T) {
 
 	// The webhook protects the policies from here on.
 	probe := "e2e-np-probe"
-	npMust(t, ctx, env, npNamespace(probe, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
+	mustKubectl(t, ctx, env, namespaceYAML(probe, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
 	s.waitForSet(t, probe, netpol.ProfileSidecar)
 	s.register(t, env, probe)
 
@@ -393,10 +393,10 @@ func TestNetworkPolicies(t *testing.T) {
 			}
 			var docs []string
 			for _, c := range cases {
-				docs = append(docs, npNamespace(c.ns, c.labels))
+				docs = append(docs, namespaceYAML(c.ns, c.labels))
 			}
-			docs = append(docs, npNamespace("e2e-np-outside", nil), npNamespace("e2e-np-optout", map[string]string{"istio-injection": "enabled", netpol.LabelProfile: "none"}))
-			npMust(t, ctx, env, strings.Join(docs, "---\n"), "apply", "-f", "-")
+			docs = append(docs, namespaceYAML("e2e-np-outside", nil), namespaceYAML("e2e-np-optout", map[string]string{"istio-injection": "enabled", netpol.LabelProfile: "none"}))
+			mustKubectl(t, ctx, env, strings.Join(docs, "---\n"), "apply", "-f", "-")
 			for _, c := range cases {
 				s.waitForSet(t, c.ns, c.profile)
 				s.waitForEvent(t, c.ns, netpol.ReasonCreated, "profile "+string(c.profile))
@@ -415,17 +415,17 @@ func TestNetworkPolicies(t *testing.T) {
 		t.Run("deleting a managed policy is denied with MESH0215, deleting the namespace succeeds", func(t *testing.T) {
 			t.Parallel()
 			ns := "e2e-np-tamper"
-			npMust(t, ctx, env, npNamespace(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
+			mustKubectl(t, ctx, env, namespaceYAML(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
 			s.waitForSet(t, ns, netpol.ProfileSidecar)
-			res := npKubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameDefaultDeny, "-n", ns)
+			res := kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameDefaultDeny, "-n", ns)
 			npDenied(t, res, "MESH0215", fmt.Sprintf(`tampers with managed NetworkPolicy "%s/%s": deletes it`, ns, netpol.NameDefaultDeny))
 			t.Logf("kubectl printed:\n%s", strings.TrimSpace(res.Stderr))
 			// Weakening by edit or relabel is denied too.
-			npDenied(t, npKubectl(t, ctx, env, "", "label", "networkpolicy", netpol.NameAllowDNS, "-n", ns, netpol.LabelManaged+"-"), "MESH0215", "changes label meshguard.io/managed")
-			npDenied(t, npKubectl(t, ctx, env, "", "patch", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--type=json",
+			npDenied(t, kubectl(t, ctx, env, "", "label", "networkpolicy", netpol.NameAllowDNS, "-n", ns, netpol.LabelManaged+"-"), "MESH0215", "changes label meshguard.io/managed")
+			npDenied(t, kubectl(t, ctx, env, "", "patch", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--type=json",
 				"-p", `[{"op":"add","path":"/spec/egress/-","value":{}}]`), "MESH0215", "changes its spec")
 			// The namespace controller's name alone is not trusted.
-			npDenied(t, npKubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--as="+npNamespaceCtrl),
+			npDenied(t, kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--as="+npNamespaceCtrl),
 				"MESH0215", "is not terminating")
 			if got := s.policies(t, ns); len(got) != len(netpol.Names(netpol.ProfileSidecar)) {
 				t.Fatalf("denied deletes must leave every policy, have %d", len(got))
@@ -433,34 +433,34 @@ func TestNetworkPolicies(t *testing.T) {
 
 			// Deleting the namespace is admitted. envtest runs no namespace
 			// controller, so the namespace stays Terminating.
-			npMust(t, ctx, env, "", "delete", "namespace", ns, "--wait=false")
-			phase := npMust(t, ctx, env, "", "get", "namespace", ns, "-o", "jsonpath={.status.phase}")
+			mustKubectl(t, ctx, env, "", "delete", "namespace", ns, "--wait=false")
+			phase := mustKubectl(t, ctx, env, "", "get", "namespace", ns, "-o", "jsonpath={.status.phase}")
 			if phase.Stdout != "Terminating" {
 				t.Errorf("namespace %s: phase %q, want Terminating", ns, phase.Stdout)
 			}
 			// Once meshguard sees it terminating, the namespace controller may
 			// empty it (what the real controller then does).
 			var last framework.KubectlResult
-			if !npPoll(30*time.Second, func() bool {
-				last = npKubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--as="+npNamespaceCtrl)
+			if !poll(30*time.Second, 100*time.Millisecond, func() bool {
+				last = kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--as="+npNamespaceCtrl)
 				return last.ExitCode == 0
 			}) {
 				t.Fatalf("the namespace controller could not delete a managed policy of a terminating namespace:\n%s", last)
 			}
 			// Anybody else still may not.
-			npDenied(t, npKubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowIstiod, "-n", ns), "MESH0215")
+			npDenied(t, kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowIstiod, "-n", ns), "MESH0215")
 		})
 		t.Run("a profile change is applied in place", func(t *testing.T) {
 			t.Parallel()
 			ns := "e2e-np-profile"
-			npMust(t, ctx, env, npNamespace(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
+			mustKubectl(t, ctx, env, namespaceYAML(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
 			before := s.waitForSet(t, ns, netpol.ProfileSidecar)
 			// Namespace labels that change the profile are meshguard's: a
 			// tenant may not set them.
 			npRBACForTenant(t, ctx, env)
-			npDenied(t, npKubectl(t, ctx, env, "", "label", "namespace", ns, netpol.LabelProfile+"=none", "--as=np-tenant"), "MESH0105", "MESH0106")
+			npDenied(t, kubectl(t, ctx, env, "", "label", "namespace", ns, netpol.LabelProfile+"=none", "--as=np-tenant"), "MESH0105", "MESH0106")
 			// An admin migrates the namespace to ambient.
-			npMust(t, ctx, env, "", "label", "namespace", ns, "istio-injection-", "istio.io/dataplane-mode=ambient")
+			mustKubectl(t, ctx, env, "", "label", "namespace", ns, "istio-injection-", "istio.io/dataplane-mode=ambient")
 			after := s.waitForSet(t, ns, netpol.ProfileAmbient)
 			if before[netpol.NameDefaultDeny].UID != after[netpol.NameDefaultDeny].UID {
 				t.Errorf("the default deny was re-created on a profile change; it must be patched")
@@ -468,8 +468,8 @@ func TestNetworkPolicies(t *testing.T) {
 			s.waitForEvent(t, ns, netpol.ReasonRemoved, netpol.NameAllowIstiod)
 			// An admin opts it out: everything is removed by meshguard itself
 			// (which MESH0215 lets through).
-			npMust(t, ctx, env, "", "label", "namespace", ns, netpol.LabelProfile+"=none")
-			if !npPoll(30*time.Second, func() bool { return len(s.policies(t, ns)) == 0 }) {
+			mustKubectl(t, ctx, env, "", "label", "namespace", ns, netpol.LabelProfile+"=none")
+			if !poll(30*time.Second, 100*time.Millisecond, func() bool { return len(s.policies(t, ns)) == 0 }) {
 				t.Fatalf("an opted-out namespace must lose its policies, has %d", len(s.policies(t, ns)))
 			}
 		})
@@ -479,8 +479,8 @@ func TestNetworkPolicies(t *testing.T) {
 			// Created opted out, with an admission policy that refuses
 			// NetworkPolicies there, so the controller cannot prepare it once
 			// it is enrolled.
-			npMust(t, ctx, env, npNamespace(ns, map[string]string{netpol.LabelProfile: "none"}), "apply", "-f", "-")
-			npMust(t, ctx, env, fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
+			mustKubectl(t, ctx, env, namespaceYAML(ns, map[string]string{netpol.LabelProfile: "none"}), "apply", "-f", "-")
+			mustKubectl(t, ctx, env, fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
 metadata: {name: e2e-np-block}
 spec:
@@ -504,8 +504,8 @@ spec:
 `, ns), "apply", "-f", "-")
 			probe := fmt.Sprintf("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: probe, namespace: %s}\nspec: {podSelector: {}}\n", ns)
 			var last framework.KubectlResult
-			if !npPoll(30*time.Second, func() bool {
-				last = npKubectl(t, ctx, env, probe, "create", "--dry-run=server", "-f", "-")
+			if !poll(30*time.Second, 100*time.Millisecond, func() bool {
+				last = kubectl(t, ctx, env, probe, "create", "--dry-run=server", "-f", "-")
 				return last.ExitCode != 0 && strings.Contains(last.Stderr, "e2e holds this namespace unprepared")
 			}) {
 				t.Fatalf("the blocking admission policy did not take effect within 30s:\n%s", last)
@@ -516,9 +516,9 @@ metadata: {name: app, namespace: %s}
 spec:
   containers: [{name: app, image: registry.example.com/shop/app:1.0}]
 `, ns)
-			npMust(t, ctx, env, "", "label", "namespace", ns, netpol.LabelProfile+"-", "istio.io/dataplane-mode=ambient")
+			mustKubectl(t, ctx, env, "", "label", "namespace", ns, netpol.LabelProfile+"-", "istio.io/dataplane-mode=ambient")
 			s.waitForEvent(t, ns, netpol.ReasonFailed)
-			res := npKubectl(t, ctx, env, pod, "create", "-f", "-")
+			res := kubectl(t, ctx, env, pod, "create", "-f", "-")
 			if res.ExitCode == 0 || !strings.Contains(res.Stderr, fmt.Sprintf(`namespace %q is being prepared`, ns)) || !strings.Contains(res.Stderr, netpol.NameDefaultDeny) {
 				t.Fatalf("a pod in an unprepared namespace must be refused as being prepared:\n%s", res)
 			}
@@ -527,10 +527,10 @@ spec:
 				t.Fatalf("the admission policy must keep the namespace unprepared, it has %d policies", len(got))
 			}
 			// The block goes; the controller retries and the pod is admitted.
-			npMust(t, ctx, env, "", "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "e2e-np-block")
+			mustKubectl(t, ctx, env, "", "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "e2e-np-block")
 			s.waitForSet(t, ns, netpol.ProfileAmbient)
-			if !npPoll(30*time.Second, func() bool {
-				last = npKubectl(t, ctx, env, pod, "create", "-f", "-")
+			if !poll(30*time.Second, 100*time.Millisecond, func() bool {
+				last = kubectl(t, ctx, env, pod, "create", "-f", "-")
 				return last.ExitCode == 0
 			}) {
 				t.Fatalf("the pod must be admitted once the policies exist:\n%s", last)
@@ -547,7 +547,7 @@ func TestNetworkPolicyPreview(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ns := "e2e-np-preview"
-	npMust(t, ctx, env, npNamespace(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
+	mustKubectl(t, ctx, env, namespaceYAML(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
 	ev := s.waitForEvent(t, ns, netpol.ReasonPreview, "would create "+strings.Join(netpol.Names(netpol.ProfileSidecar), ", "))
 	t.Logf("event: %s", ev)
 	if got := s.metric(t, "meshguard_netpol_preview_pending", map[string]string{"namespace": ns, "action": "create"}); got != float64(len(netpol.Names(netpol.ProfileSidecar))) {
@@ -558,7 +558,7 @@ func TestNetworkPolicyPreview(t *testing.T) {
 	}
 	// The pod gate is off in preview: nothing would ever prepare the namespace.
 	pod := fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata: {name: app, namespace: %s}\nspec:\n  containers: [{name: app, image: registry.example.com/shop/app:1.0}]\n", ns)
-	if res := npKubectl(t, ctx, env, pod, "create", "--dry-run=server", "-f", "-"); strings.Contains(res.Stderr, "being prepared") {
+	if res := kubectl(t, ctx, env, pod, "create", "--dry-run=server", "-f", "-"); strings.Contains(res.Stderr, "being prepared") {
 		t.Errorf("preview mode must not gate pods:\n%s", res)
 	}
 	if sum, ok := s.srv.NetworkPolicies.Preview(ns); !ok || !strings.Contains(sum, "would create") {
@@ -568,7 +568,7 @@ func TestNetworkPolicyPreview(t *testing.T) {
 
 func npRBACForTenant(t *testing.T, ctx context.Context, env *framework.Env) {
 	t.Helper()
-	npMust(t, ctx, env, `apiVersion: rbac.authorization.k8s.io/v1
+	mustKubectl(t, ctx, env, `apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: e2e-np-tenant}
 rules:
@@ -584,8 +584,8 @@ subjects:
 - {apiGroup: rbac.authorization.k8s.io, kind: User, name: np-tenant}
 `, "apply", "-f", "-")
 	var can framework.KubectlResult
-	if !npPoll(30*time.Second, func() bool {
-		can = npKubectl(t, ctx, env, "", "auth", "can-i", "patch", "namespaces", "--as=np-tenant")
+	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
+		can = kubectl(t, ctx, env, "", "auth", "can-i", "patch", "namespaces", "--as=np-tenant")
 		return strings.TrimSpace(can.Stdout) == "yes"
 	}) {
 		t.Fatalf("RBAC for np-tenant did not take effect:\n%s", can)
@@ -604,60 +604,4 @@ func npDenied(t *testing.T, res framework.KubectlResult, want ...string) {
 			t.Errorf("kubectl's error does not contain %q:\n%s", w, res)
 		}
 	}
-}
-
-func npNamespace(name string, labels map[string]string) string {
-	b, err := yaml.Marshal(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": name, "labels": labels}})
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
-// npPoll calls cond every 100ms until it returns true or timeout passes.
-func npPoll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func npKubectl(t *testing.T, ctx context.Context, env *framework.Env, stdin string, args ...string) framework.KubectlResult {
-	t.Helper()
-	var in io.Reader
-	if stdin != "" {
-		in = strings.NewReader(stdin)
-	}
-	res, err := env.Kubectl(ctx, in, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func npMust(t *testing.T, ctx context.Context, env *framework.Env, stdin string, args ...string) framework.KubectlResult {
-	t.Helper()
-	res := npKubectl(t, ctx, env, stdin, args...)
-	if res.ExitCode != 0 {
-		t.Fatalf("want success:\n%s", res)
-	}
-	return res
-}
-
-func npTail(file string, n int) string {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
