@@ -355,7 +355,7 @@ func checkJSONReader(t *testing.T, in []byte) {
 	var err error
 	if d.peek() == '{' {
 		var m map[string]any
-		m, err = d.object("")
+		m, err = d.object(objectKubernetes)
 		got = m
 	} else {
 		got, err = d.value()

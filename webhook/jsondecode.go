@@ -92,7 +92,7 @@ func (d *jsonReader) end() error {
 func (d *jsonReader) value() (any, error) {
 	switch d.peek() {
 	case '{':
-		m, err := d.objectAll()
+		m, err := d.object(objectPlain)
 		if err != nil {
 			return nil, err
 		}
@@ -108,12 +108,23 @@ func (d *jsonReader) value() (any, error) {
 	}
 }
 
-// object decodes a Kubernetes object (drop == ""), whose top-level member
-// "metadata" is decoded without its managedFields (drop == "managedFields":
-// the member is checked but not kept). No rule reads managedFields, and they
-// are a quarter of a typical object's bytes. Objects nested anywhere else keep
-// every member (objectAll).
-func (d *jsonReader) object(drop string) (map[string]any, error) {
+// objectKind says which members of an object are special while decoding.
+type objectKind int
+
+const (
+	// objectPlain keeps every member, at any depth.
+	objectPlain objectKind = iota
+	// objectKubernetes is a Kubernetes object: its top-level "metadata" is
+	// decoded as objectMetadata.
+	objectKubernetes
+	// objectMetadata is an object's metadata: "managedFields" is checked but
+	// not kept. No rule reads managedFields, and they are a quarter of a
+	// typical object's bytes. Nested objects keep every member.
+	objectMetadata
+)
+
+// object decodes a JSON object of the given kind.
+func (d *jsonReader) object(kind objectKind) (map[string]any, error) {
 	if err := d.enter(); err != nil {
 		return nil, err
 	}
@@ -138,7 +149,7 @@ func (d *jsonReader) object(drop string) (map[string]any, error) {
 		d.pos++
 		var v any
 		switch {
-		case drop != "" && key == drop:
+		case kind == objectMetadata && key == "managedFields":
 			if err := d.skip(); err != nil {
 				return nil, err
 			}
@@ -146,8 +157,8 @@ func (d *jsonReader) object(drop string) (map[string]any, error) {
 			// member is never kept.
 			delete(m, key)
 			goto next
-		case drop == "" && key == "metadata" && d.peek() == '{':
-			v, err = d.object("managedFields")
+		case kind == objectKubernetes && key == "metadata" && d.peek() == '{':
+			v, err = d.object(objectMetadata)
 		default:
 			v, err = d.value()
 		}
@@ -202,48 +213,6 @@ func (d *jsonReader) array() (any, error) {
 		default:
 			d.stack = d.stack[:base]
 			return nil, d.unexpected("after array element")
-		}
-	}
-}
-
-// objectAll decodes an object keeping every member, at any depth.
-func (d *jsonReader) objectAll() (map[string]any, error) {
-	if err := d.enter(); err != nil {
-		return nil, err
-	}
-	d.pos++
-	m := map[string]any{}
-	if d.peek() == '}' {
-		d.pos++
-		d.depth--
-		return m, nil
-	}
-	for {
-		if d.peek() != '"' {
-			return nil, d.unexpected("looking for beginning of object key string")
-		}
-		key, err := d.key()
-		if err != nil {
-			return nil, err
-		}
-		if d.peek() != ':' {
-			return nil, d.unexpected("after object key")
-		}
-		d.pos++
-		v, err := d.value()
-		if err != nil {
-			return nil, err
-		}
-		m[key] = v
-		switch d.peek() {
-		case ',':
-			d.pos++
-		case '}':
-			d.pos++
-			d.depth--
-			return m, nil
-		default:
-			return nil, d.unexpected("after object key:value pair")
 		}
 	}
 }

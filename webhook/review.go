@@ -154,7 +154,7 @@ func decodeObjectMember(d *jsonReader, ext *runtime.RawExtension) error {
 	switch d.peek() {
 	case '{':
 		start := d.pos
-		m, err := d.object("")
+		m, err := d.object(objectKubernetes)
 		if err != nil {
 			return err
 		}
