@@ -27,8 +27,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/meshguard/meshguard/certs"
@@ -54,7 +52,7 @@ type certServer struct {
 	healthPort int
 	certDir    string
 	logPath    string
-	done       chan error
+	done       <-chan error
 }
 
 // startCertServer starts meshguard with the certificate options against cfg
@@ -63,7 +61,7 @@ type certServer struct {
 func startCertServer(t *testing.T, cfg *rest.Config, port int, co *certs.Options) *certServer {
 	t.Helper()
 	dir := t.TempDir()
-	s := &certServer{port: port, certDir: filepath.Join(dir, "certs"), logPath: filepath.Join(dir, "meshguard.log"), done: make(chan error, 1)}
+	s := &certServer{port: port, certDir: filepath.Join(dir, "certs"), logPath: filepath.Join(dir, "meshguard.log")}
 	var err error
 	for _, p := range []*int{&s.port, &s.healthPort} {
 		if *p != 0 {
@@ -84,32 +82,7 @@ func startCertServer(t *testing.T, cfg *rest.Config, port int, co *certs.Options
 	o.HealthAddr = fmt.Sprintf("127.0.0.1:%d", s.healthPort)
 	o.GracefulShutdown = 5 * time.Second
 	o.Certificates = co
-	logFile, err := os.Create(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := ctrlzap.New(ctrlzap.WriteTo(logFile), ctrlzap.JSONEncoder())
-	if s.srv, err = webhook.NewServer(cfg, o, logger); err != nil {
-		_ = logFile.Close()
-		t.Fatalf("webhook.NewServer: %v", err)
-	}
-	ctx, cancel := context.WithCancel(ctrllog.IntoContext(context.Background(), logger))
-	go func() { s.done <- s.srv.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-s.done:
-			if err != nil {
-				t.Errorf("meshguard serve stopped with an error: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("meshguard serve did not stop within 30s of its context being cancelled")
-		}
-		_ = logFile.Close()
-		if t.Failed() {
-			t.Logf("meshguard log (last lines of %s):\n%s", s.logPath, tail(s.logPath, 40))
-		}
-	})
+	s.srv, s.done = runInProcess(t, cfg, o, s.logPath)
 	return s
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"k8s.io/client-go/rest"
 
 	"fmt"
 	"io"
@@ -36,8 +37,7 @@ type meshguard struct {
 	Certs                          *framework.Certs
 	Port, MetricsPort, HealthPort  int
 	LogPath                        string
-	cancel                         context.CancelFunc
-	done                           chan error
+	done                           <-chan error
 	validatingName, mutatingName   string
 	registeredValidating, mutating bool
 }
@@ -56,7 +56,7 @@ func startMeshguard(t *testing.T, env *framework.Env, policy string) *meshguard 
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &meshguard{Certs: certs, LogPath: filepath.Join(dir, "meshguard.log"), done: make(chan error, 1)}
+	m := &meshguard{Certs: certs, LogPath: filepath.Join(dir, "meshguard.log")}
 	for _, p := range []*int{&m.Port, &m.MetricsPort, &m.HealthPort} {
 		if *p, err = framework.FreeLoopbackPort(); err != nil {
 			t.Fatal(err)
@@ -76,34 +76,7 @@ func startMeshguard(t *testing.T, env *framework.Env, policy string) *meshguard 
 	o.EnrollLabel = "istio-injection=enabled"
 	o.GracefulShutdown = 5 * time.Second
 
-	logFile, err := os.Create(m.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := ctrlzap.New(ctrlzap.WriteTo(logFile), ctrlzap.JSONEncoder())
-	m.Server, err = webhook.NewServer(env.Config, o, logger)
-	if err != nil {
-		_ = logFile.Close()
-		t.Fatalf("webhook.NewServer: %v", err)
-	}
-	ctx, cancel := context.WithCancel(ctrllog.IntoContext(context.Background(), logger))
-	m.cancel = cancel
-	go func() { m.done <- m.Server.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-m.done:
-			if err != nil {
-				t.Errorf("meshguard serve stopped with an error: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("meshguard serve did not stop within 30s of its context being cancelled")
-		}
-		_ = logFile.Close()
-		if t.Failed() {
-			t.Logf("meshguard log (last lines of %s):\n%s", m.LogPath, tail(m.LogPath, 40))
-		}
-	})
+	m.Server, m.done = runInProcess(t, env.Config, o, m.LogPath)
 
 	// Ready means caches synced and the certificate loaded: poll the real endpoint.
 	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", m.HealthPort)
@@ -374,4 +347,40 @@ func tail(file string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// runInProcess builds `meshguard serve` with the production wiring
+// (webhook.NewServer) against cfg, logging JSON to logPath, and runs it until
+// the test ends; on failure the log's last lines are printed. done receives
+// Start's result (a server that exits early shows up there).
+func runInProcess(t *testing.T, cfg *rest.Config, o *webhook.Options, logPath string) (srv *webhook.Server, done <-chan error) {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := ctrlzap.New(ctrlzap.WriteTo(logFile), ctrlzap.JSONEncoder())
+	if srv, err = webhook.NewServer(cfg, o, logger); err != nil {
+		_ = logFile.Close()
+		t.Fatalf("webhook.NewServer: %v", err)
+	}
+	ctx, cancel := context.WithCancel(ctrllog.IntoContext(context.Background(), logger))
+	ch := make(chan error, 1)
+	go func() { ch <- srv.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Errorf("meshguard serve stopped with an error: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("meshguard serve did not stop within 30s of its context being cancelled")
+		}
+		_ = logFile.Close()
+		if t.Failed() {
+			t.Logf("meshguard log (last lines of %s):\n%s", logPath, tail(logPath, 60))
+		}
+	})
+	return srv, ch
 }

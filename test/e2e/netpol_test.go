@@ -18,8 +18,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshguard/meshguard/rules"
@@ -103,36 +101,11 @@ subjects:
 
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: npIdentity}
-	logFile, err := os.Create(s.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := ctrlzap.New(ctrlzap.WriteTo(logFile), ctrlzap.JSONEncoder())
-	if s.srv, err = webhook.NewServer(cfg, o, logger); err != nil {
-		_ = logFile.Close()
-		t.Fatalf("webhook.NewServer: %v", err)
-	}
+	var done <-chan error
+	s.srv, done = runInProcess(t, cfg, o, s.logPath)
 	if s.client, err = client.New(env.Config, client.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctrllog.IntoContext(context.Background(), logger))
-	done := make(chan error, 1)
-	go func() { done <- s.srv.Start(runCtx) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("meshguard serve stopped with an error: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("meshguard serve did not stop within 30s")
-		}
-		_ = logFile.Close()
-		if t.Failed() {
-			t.Logf("meshguard log (last lines):\n%s", tail(s.logPath, 60))
-		}
-	})
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var last string
 	if !poll(60*time.Second, 100*time.Millisecond, func() bool {
