@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -67,9 +68,55 @@ func TestLoadSmoke(t *testing.T) {
 			t.Errorf("Deployment: want every review denied, got %d allowed, %d denied", r.Allowed, r.Denied)
 		}
 	}
-	for _, s := range []string{"p99.9", "srv CPU/decision", "server CPU per decision <= 150 µs", "Pod7KB @1000/s: p99 <= 2 ms"} {
+	// -floor is on by default: the same matrix against the floor handler,
+	// which decides nothing and so allows everything.
+	if len(rep.Floor) != len(rep.Runs) {
+		t.Fatalf("want a floor run per run, got %d", len(rep.Floor))
+	}
+	for i, f := range rep.Floor {
+		want := int(f.Offered * 0.3)
+		if f.Review != rep.Runs[i].Review || f.Offered != rep.Runs[i].Offered || f.Allowed != want || f.Errors != 0 || f.Server.Decisions != int64(want) {
+			t.Errorf("floor %s @%.0f/s: allowed %d, errors %d, server counted %d; want %d allowed and counted", f.Review, f.Offered, f.Allowed, f.Errors, f.Server.Decisions, want)
+		}
+	}
+	for _, s := range []string{"p99.9", "srv CPU/decision", "server CPU per decision <= 150 µs", "Pod7KB @1000/s: p99 <= 2 ms",
+		"deciding alone (handler - floor)", "GOGC 400 (flag)", "GOMAXPROCS"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("output lacks %q", s)
+		}
+	}
+}
+
+// TestLoadPinned runs the server pinned to CPU 0: it must see one CPU and
+// report GOMAXPROCS 1, and the environment from -server-env must reach it.
+func TestLoadPinned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("-pin needs 2 CPUs")
+	}
+	cfg, err := parseFlags([]string{"-duration", "200ms", "-warmup", "0s", "-rates", "100", "-reviews", "PeerAuthentication", "-api", "off",
+		"-floor=false", "-pin", "-server-env", "GOGC=250"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := pinSelf(-1); err != nil { // every CPU again
+			t.Error(err)
+		}
+	}()
+	var out strings.Builder
+	rep, err := measureAll(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 1 || rep.Runs[0].Completed != 20 || rep.Floor != nil {
+		t.Fatalf("want one run of 20 decisions and no floor, got %+v", rep.Runs)
+	}
+	for _, s := range []string{"GOMAXPROCS 1, GOGC 250 (GOGC)", "pinned: server on CPU 0"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("output lacks %q:\n%s", s, out.String())
 		}
 	}
 }
@@ -106,14 +153,14 @@ func TestLoadCountsErrors(t *testing.T) {
 		t.Fatalf("want 30 errors of 30, got scheduled %d, errors %d, completed %d (%q)", r.Scheduled, r.Errors, r.Completed, r.ErrorText)
 	}
 	r.Offered = 1000 // judge it as the 1,000/s run
-	vs := verdicts([]*runResult{r}, &apiResult{With: []time.Duration{3}, Without: []time.Duration{2}})
+	vs := verdicts([]*runResult{r}, []*apiResult{{Etcd: etcdFsync, With: []time.Duration{3}, Without: []time.Duration{2}}})
 	var missed []string
 	for _, v := range vs {
 		if !v.OK {
 			missed = append(missed, v.Target)
 		}
 	}
-	if len(missed) != 2 || !strings.Contains(missed[0], "p99 <= 2 ms, 0 errors") || !strings.Contains(missed[1], "1.15x") {
+	if len(missed) != 2 || !strings.Contains(missed[0], "p99 <= 2 ms, 0 errors") || !strings.Contains(missed[1], "1.15x") || !strings.Contains(missed[1], "etcd fsync") {
 		t.Errorf("want the 1,000/s and the API server targets missed, got %q", missed)
 	}
 }
@@ -121,14 +168,15 @@ func TestLoadCountsErrors(t *testing.T) {
 // TestAPISkipsWithoutControlPlane: without bin/kube-apiserver the API server
 // part is skipped with a message, not failed.
 func TestAPISkipsWithoutControlPlane(t *testing.T) {
-	res, err := runAPI(context.Background(), t.TempDir(), nil, 10, 1, t.Logf)
+	res, err := runAPI(context.Background(), t.TempDir(), nil, 10, 1, etcdFsync, t.Logf)
 	if err != nil || !res.Skipped || !strings.Contains(res.SkipReason, "make tools") {
 		t.Fatalf("want a skip naming make tools, got %+v, %v", res, err)
 	}
 }
 
 func TestFlagsAreBounded(t *testing.T) {
-	for _, args := range [][]string{{"-rates", "0"}, {"-rates", "x"}, {"-duration", "1h"}, {"-reviews", "Secret"}, {"-api", "maybe"}, {"-conns", "0"}} {
+	for _, args := range [][]string{{"-rates", "0"}, {"-rates", "x"}, {"-duration", "1h"}, {"-reviews", "Secret"}, {"-api", "maybe"}, {"-conns", "0"},
+		{"-etcd", "ssd"}, {"-server-env", "GOGC"}, {"-server-env", "=1"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%q: want an error", args)
 		}

@@ -41,8 +41,18 @@ type config struct {
 	Creates, Rounds  int
 	Strict           bool
 	Profile          string
-	Handler          string // meshguard or controller-runtime
+	Handler          string // meshguard, controller-runtime or floor
+	Floor            bool   // also measure the floor handler, for the cost of deciding alone
+	Pin              bool   // server on CPU 0, load generator on the others
+	ServerEnv        []string
+	Etcd             []string // etcdNoFsync and/or etcdFsync
 }
+
+// The etcd configurations the API server measurement can use.
+const (
+	etcdNoFsync = "no-fsync" // envtest's default: etcd never waits for the disk
+	etcdFsync   = "fsync"    // as a production etcd: every commit is fsynced
+)
 
 func main() {
 	if os.Getenv(envRole) == "server" {
@@ -80,7 +90,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.Rounds, "rounds", 3, "alternating rounds the creates are split into")
 	fs.BoolVar(&c.Strict, "strict", false, "exit 3 when a target is missed")
 	fs.StringVar(&c.Profile, "profile", "", "directory for the server process's CPU and allocation profiles (go tool pprof)")
-	fs.StringVar(&c.Handler, "handler", handlerMeshguard, "the server's HTTP handler: meshguard (webhook.ReviewHandler, as `meshguard serve` registers it) or controller-runtime (its admission.Webhook, the handler before, for comparison)")
+	fs.StringVar(&c.Handler, "handler", handlerMeshguard, "the server's HTTP handler: meshguard (webhook.ReviewHandler, as `meshguard serve` registers it) controller-runtime (its admission.Webhook, the handler before, for comparison) or floor (allows every review without deciding: the cost of TLS, HTTP and the server alone)")
+	fs.BoolVar(&c.Floor, "floor", true, "also measure the floor handler (-handler floor) at the same reviews and rates, and report the server CPU of deciding alone (this handler minus the floor)")
+	fs.BoolVar(&c.Pin, "pin", false, "pin the server to CPU 0 (it then runs with GOMAXPROCS 1) and the load generator to the other CPUs, so they do not compete for a core")
+	serverEnv := fs.String("server-env", "", `extra environment of the server process, space-separated (e.g. "GOGC=100 GOMAXPROCS=1"; GOGC and GOMEMLIMIT override meshguard serve's --gc-percent and --memory-limit-ratio defaults, which the server applies)`)
+	etcd := fs.String("etcd", etcdNoFsync+","+etcdFsync, "etcd configurations for the API server creates, comma-separated: no-fsync (envtest's default) and fsync (as production etcd)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -95,6 +109,20 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			return nil, bad("-rates: %q is not a rate in (0, 20000]", s)
 		}
 		c.Rates = append(c.Rates, r)
+	}
+	c.ServerEnv = strings.Fields(*serverEnv)
+	for _, kv := range c.ServerEnv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, bad("-server-env: %q is not NAME=VALUE", kv)
+		}
+	}
+	for _, e := range strings.Split(*etcd, ",") {
+		switch e = strings.TrimSpace(e); e {
+		case etcdNoFsync, etcdFsync:
+			c.Etcd = append(c.Etcd, e)
+		default:
+			return nil, bad("-etcd: %q is not no-fsync or fsync", e)
+		}
 	}
 	known := map[string]bool{}
 	for _, s := range reviewSpecs {
@@ -113,8 +141,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, bad("-warmup: must be in [0, 1m]")
 	case c.Conns < 1 || c.Conns > 1024:
 		return nil, bad("-conns: must be in [1, 1024]")
-	case c.Handler != handlerMeshguard && c.Handler != handlerControllerRuntime:
-		return nil, bad("-handler: meshguard or controller-runtime")
+	case c.Pin && runtime.NumCPU() < 2:
+		return nil, bad("-pin: needs at least 2 CPUs, this machine has %d", runtime.NumCPU())
+	case c.Handler != handlerMeshguard && c.Handler != handlerControllerRuntime && c.Handler != handlerFloor:
+		return nil, bad("-handler: meshguard, controller-runtime or floor")
 	case c.API != "auto" && c.API != "off" && c.API != "required":
 		return nil, bad("-api: auto, off or required")
 	case c.Creates < 1 || c.Creates > 10000 || c.Rounds < 1 || c.Rounds > c.Creates:
@@ -126,7 +156,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 // report is everything one run measured.
 type report struct {
 	Runs     []*runResult
-	API      *apiResult
+	Floor    []*runResult // the floor handler's runs, in the same order (-floor)
+	API      []*apiResult
 	Verdicts []verdict
 	Missed   int
 }
@@ -162,31 +193,35 @@ func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(os.Stderr, "load: "+format+"\n", a...) }
 
+	co := childOptions{Handler: cfg.Handler, Env: cfg.ServerEnv, CPU: -1}
 	if cfg.Profile != "" {
 		abs, err := filepath.Abs(cfg.Profile)
 		if err != nil {
 			return nil, err
 		}
-		os.Setenv(envProfile, abs)
+		co.Profile = abs
 	}
-	os.Setenv(envHandler, cfg.Handler)
-	srv, err := startChild()
+	if cfg.Pin {
+		co.CPU = 0
+		if err := pinSelf(0); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := startChild(co)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	client, err := newClient(srv.CAPEM, cfg.Conns)
-	if err != nil {
-		return nil, err
-	}
-	defer client.CloseIdleConnections()
 
 	host, _ := os.Hostname()
-	fmt.Fprintf(out, "meshguard webhook load test: %s %s/%s, %d CPUs (GOMAXPROCS %d), host %s\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), host)
-	fmt.Fprintf(out, "server: child process (pid %d), controller-runtime webhook server, handler %s, TLS 1.2+, HTTP/1.1 only, https://%s; client: %d keep-alive connections, open loop\n",
-		srv.cmd.Process.Pid, handlerDescription(cfg.Handler), srv.Addr, cfg.Conns)
-	fmt.Fprintf(out, "runs: %s measured after %s warm-up at the same rate; latency from the scheduled send time\n", cfg.Duration, cfg.Warmup)
+	fmt.Fprintf(out, "meshguard webhook load test: %s %s/%s, %d CPUs, host %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), host)
+	fmt.Fprintf(out, "server: child process (pid %d), controller-runtime webhook server, handler %s, TLS 1.2+, HTTP/1.1 only, https://%s, %s\n",
+		srv.cmd.Process.Pid, handlerDescription(cfg.Handler), srv.Addr, srv.Runtime)
+	fmt.Fprintf(out, "client: %d keep-alive connections, open loop, GOMAXPROCS %d", cfg.Conns, runtime.GOMAXPROCS(0))
+	if cfg.Pin {
+		fmt.Fprintf(out, "; pinned: server on CPU 0, load generator on CPUs 1-%d", runtime.NumCPU()-1)
+	}
+	fmt.Fprintf(out, "\nruns: %s measured after %s warm-up at the same rate; latency from the scheduled send time\n", cfg.Duration, cfg.Warmup)
 	for _, r := range reviews {
 		fmt.Fprintf(out, "review %s: object %d bytes, AdmissionReview %d bytes\n", r.Name, r.ObjectLen, len(r.body))
 	}
@@ -194,43 +229,78 @@ func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error
 
 	rep := &report{}
 	uid := 0
-	for _, rev := range reviews {
-		for _, rate := range cfg.Rates {
-			logf("%s at %.0f/s for %s (+%s warm-up)", rev.Name, rate, cfg.Duration, cfg.Warmup)
-			r, err := measure(ctx, client, srv, rev, rate, cfg.Warmup, cfg.Duration, cfg.Conns, &uid)
-			if err != nil {
-				return nil, err
-			}
-			rep.Runs = append(rep.Runs, r)
-		}
+	if rep.Runs, err = measureMatrix(ctx, srv, cfg, reviews, &uid, logf); err != nil {
+		return nil, err
 	}
 	printRuns(out, rep.Runs)
 	fmt.Fprintln(out)
 
-	if cfg.API != "off" {
-		client.CloseIdleConnections()
-		api, err := runAPI(ctx, root, srv, cfg.Creates, cfg.Rounds, logf)
+	if cfg.Floor && cfg.Handler != handlerFloor {
+		fco := co
+		fco.Handler, fco.Profile = handlerFloor, ""
+		floor, err := startChild(fco)
 		if err != nil {
-			return nil, fmt.Errorf("API server creates: %w", err)
+			return nil, err
 		}
-		if api.Skipped {
-			if cfg.API == "required" {
-				return nil, errors.New(api.SkipReason)
+		logf("floor handler (pid %d)", floor.cmd.Process.Pid)
+		rep.Floor, err = measureMatrix(ctx, floor, cfg, reviews, &uid, logf)
+		floor.Close()
+		if err != nil {
+			return nil, fmt.Errorf("floor: %w", err)
+		}
+		fmt.Fprintf(out, "floor: %s\n", handlerDescription(handlerFloor))
+		printRuns(out, rep.Floor)
+		fmt.Fprintln(out)
+		printDecisionCost(out, rep.Runs, rep.Floor)
+		fmt.Fprintln(out)
+	}
+
+	if cfg.API != "off" {
+		for _, mode := range cfg.Etcd {
+			api, err := runAPI(ctx, root, srv, cfg.Creates, cfg.Rounds, mode, logf)
+			if err != nil {
+				return nil, fmt.Errorf("API server creates (etcd %s): %w", mode, err)
 			}
-			fmt.Fprintf(out, "SKIPPED creates through the API server: %s\n\n", api.SkipReason)
-		} else {
+			if api.Skipped {
+				if cfg.API == "required" {
+					return nil, errors.New(api.SkipReason)
+				}
+				fmt.Fprintf(out, "SKIPPED creates through the API server: %s\n\n", api.SkipReason)
+				break
+			}
 			printAPI(out, api)
+			rep.API = append(rep.API, api)
 		}
-		rep.API = api
 	}
 	rep.Verdicts = verdicts(rep.Runs, rep.API)
 	rep.Missed = printVerdicts(out, rep.Verdicts)
 	return rep, nil
 }
 
+// measureMatrix runs every review at every rate against srv.
+func measureMatrix(ctx context.Context, srv *child, cfg *config, reviews []*review, uid *int, logf func(string, ...any)) ([]*runResult, error) {
+	client, err := newClient(srv.CAPEM, cfg.Conns)
+	if err != nil {
+		return nil, err
+	}
+	defer client.CloseIdleConnections()
+	var runs []*runResult
+	for _, rev := range reviews {
+		for _, rate := range cfg.Rates {
+			logf("%s at %.0f/s for %s (+%s warm-up)", rev.Name, rate, cfg.Duration, cfg.Warmup)
+			r, err := measure(ctx, client, srv, rev, rate, cfg.Warmup, cfg.Duration, cfg.Conns, uid)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, r)
+		}
+	}
+	return runs, nil
+}
+
 func printAPI(w io.Writer, a *apiResult) {
-	fmt.Fprintf(w, "Deployment creates through kube-apiserver (client-go, sequential, %d rounds alternating without/with the webhook; control plane started in %s)\n",
-		a.Rounds, a.Startup.Round(time.Millisecond))
+	fmt.Fprintf(w, "Deployment creates through kube-apiserver, etcd %s (client-go, sequential, %d rounds alternating without/with the webhook; control plane started in %s)\n",
+		a.Etcd, a.Rounds, a.Startup.Round(time.Millisecond))
 	fmt.Fprintf(w, "  without webhook: n=%d  p50 %s  p90 %s  p99 %s\n", len(a.Without), ms(Pct(a.Without, .5)), ms(Pct(a.Without, .9)), ms(Pct(a.Without, .99)))
 	fmt.Fprintf(w, "  with meshguard:  n=%d  p50 %s  p90 %s  p99 %s  (webhook decisions during these creates: %d)\n", len(a.With), ms(Pct(a.With, .5)), ms(Pct(a.With, .9)), ms(Pct(a.With, .99)), a.WebhookCalls)
 	fmt.Fprintf(w, "  ratio with/without: p50 %.2fx, p99 %.2fx; errors %d %s\n\n", a.Ratio(), a.RatioP99(), a.Errors, a.ErrorText)

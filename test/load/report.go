@@ -27,7 +27,7 @@ type verdict struct {
 	OK       bool
 }
 
-func verdicts(runs []*runResult, api *apiResult) []verdict {
+func verdicts(runs []*runResult, apis []*apiResult) []verdict {
 	var out []verdict
 	worstCPU, worstBytes := time.Duration(0), 0.0
 	var worstCPUAt, worstBytesAt string
@@ -58,9 +58,12 @@ func verdicts(runs []*runResult, api *apiResult) []verdict {
 				ach >= collapseMinAchieved && r.Errors == 0 && p99 <= collapseMaxP99})
 		}
 	}
-	if api != nil && !api.Skipped {
+	for _, api := range apis {
+		if api == nil || api.Skipped {
+			continue
+		}
 		ratio := api.Ratio()
-		out = append(out, verdict{"creates through the API server with the webhook <= 1.15x (p50 ratio)",
+		out = append(out, verdict{fmt.Sprintf("creates through the API server (etcd %s) with the webhook <= 1.15x (p50 ratio)", api.Etcd),
 			fmt.Sprintf("%.2fx (p99 %.2fx)", ratio, api.RatioP99()), ratio <= targetCreateRatio && api.Errors == 0})
 	}
 	return out
@@ -96,6 +99,23 @@ func printRuns(w io.Writer, runs []*runResult) {
 			fmt.Fprintf(w, "first error, %s @%.0f/s: %s\n", r.Review, r.Offered, r.ErrorText)
 		}
 	}
+}
+
+// printDecisionCost prints, per run, the server CPU and allocations of the
+// real handler minus the floor handler's at the same review and rate: what
+// deciding costs on top of receiving and answering a review.
+func printDecisionCost(w io.Writer, runs, floor []*runResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "deciding alone (handler - floor)\toffered/s\tsrv CPU/decision\tfloor CPU/request\tdeciding CPU\tdeciding KB/req\t")
+	for i, r := range runs {
+		if i >= len(floor) || floor[i].Review != r.Review || floor[i].Offered != r.Offered {
+			break
+		}
+		f := floor[i]
+		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%s\t%.1f\t\n", r.Review, r.Offered, us(r.CPUPerDecision()), us(f.CPUPerDecision()),
+			us(r.CPUPerDecision()-f.CPUPerDecision()), (r.BytesPerRequest()-f.BytesPerRequest())/1024)
+	}
+	_ = tw.Flush()
 }
 
 func printVerdicts(w io.Writer, vs []verdict) (missed int) {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/meshguard/meshguard/internal/gotune"
 	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/test/e2e/framework"
 	"github.com/meshguard/meshguard/webhook"
@@ -51,11 +54,15 @@ const envHandler = "MESHGUARD_LOAD_HANDLER"
 const (
 	handlerMeshguard         = "meshguard"
 	handlerControllerRuntime = "controller-runtime"
+	handlerFloor             = "floor"
 )
 
 func handlerDescription(h string) string {
-	if h == handlerControllerRuntime {
+	switch h {
+	case handlerControllerRuntime:
 		return "controller-runtime admission.Webhook"
+	case handlerFloor:
+		return "floor (reads the review, allows it without deciding: the cost of TLS, HTTP and the server alone)"
 	}
 	return "webhook.ReviewHandler"
 }
@@ -67,7 +74,10 @@ type serverHello struct {
 	Addr  string `json:"addr"`
 	CAPEM []byte `json:"caPEM"`
 	PID   int    `json:"pid"`
-	Error string `json:"error,omitempty"`
+	// Runtime describes the server's Go runtime settings (GOMAXPROCS, GOGC
+	// and memory limit as meshguard serve applies them).
+	Runtime string `json:"runtime"`
+	Error   string `json:"error,omitempty"`
 }
 
 // serverStats are cumulative counters of the server process.
@@ -160,6 +170,14 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 	logger := ctrlzap.New(ctrlzap.WriteTo(devnull), ctrlzap.JSONEncoder(), ctrlzap.Level(zapcore.InfoLevel))
 	ctrllog.SetLogger(logger)
 
+	// The garbage collector settings of meshguard serve (its flag defaults;
+	// GOGC or GOMEMLIMIT in -server-env win, as they do for serve).
+	tuned, err := gotune.Apply(gotune.Options{GCPercent: gotune.DefaultGCPercent, MemoryLimitRatio: gotune.DefaultMemoryLimitRatio}, os.Getenv, "/sys/fs/cgroup")
+	if err != nil {
+		return fail(err)
+	}
+	rt := fmt.Sprintf("GOMAXPROCS %d, GOGC %d (%s), memory limit %s (%s)", runtime.GOMAXPROCS(0), tuned.GCPercent, tuned.GCPercentSource,
+		memLimit(tuned.MemoryLimit), tuned.MemoryLimitSource)
 	if pdir := os.Getenv(envProfile); pdir != "" {
 		stop, err := startProfiles(pdir)
 		if err != nil {
@@ -192,10 +210,13 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 			c.NextProtos = []string{"http/1.1"}
 		}},
 	})
-	if os.Getenv(envHandler) == handlerControllerRuntime {
+	switch os.Getenv(envHandler) {
+	case handlerControllerRuntime:
 		recoverPanic := true
 		whs.Register(webhook.ValidatePath, &crwebhook.Admission{Handler: h, RecoverPanic: &recoverPanic})
-	} else {
+	case handlerFloor:
+		whs.Register(webhook.ValidatePath, &floorHandler{n: &h.n})
+	default:
 		// As `meshguard serve` registers it.
 		whs.Register(webhook.ValidatePath, webhook.NewReviewHandler(h))
 	}
@@ -222,7 +243,7 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := out.Encode(serverHello{Addr: fmt.Sprintf("127.0.0.1:%d", port), CAPEM: certs.CAPEM, PID: os.Getpid()}); err != nil {
+	if err := out.Encode(serverHello{Addr: fmt.Sprintf("127.0.0.1:%d", port), CAPEM: certs.CAPEM, PID: os.Getpid(), Runtime: rt}); err != nil {
 		return err
 	}
 	sc := bufio.NewScanner(stdin)
@@ -239,6 +260,13 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 	case <-time.After(5 * time.Second):
 	}
 	return nil
+}
+
+func memLimit(b int64) string {
+	if b == math.MaxInt64 {
+		return "none"
+	}
+	return fmt.Sprintf("%d MiB", b>>20)
 }
 
 // startProfiles starts a CPU profile into dir/cpu.pprof; the returned function
@@ -264,4 +292,39 @@ func startProfiles(dir string) (func(), error) {
 			a.Close()
 		}
 	}, nil
+}
+
+// floorHandler is the transport floor (-handler floor): it reads the whole
+// review, finds the request UID and allows it, with no decoding beyond that and
+// no rules, on the same server, TLS and metrics as the real handler. The
+// difference between its CPU per request and the real handler's is what
+// deciding costs; its own is what any handler on this stack pays.
+type floorHandler struct {
+	n *atomic.Int64
+}
+
+var uidKey = []byte(`"uid":"`)
+
+func (f *floorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 7<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	i := bytes.Index(body, uidKey)
+	if i < 0 {
+		http.Error(w, "no uid", http.StatusBadRequest)
+		return
+	}
+	uid := body[i+len(uidKey):]
+	if j := bytes.IndexByte(uid, '"'); j >= 0 {
+		uid = uid[:j]
+	}
+	f.n.Add(1)
+	out := make([]byte, 0, 160)
+	out = append(out, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"`...)
+	out = append(out, uid...)
+	out = append(out, `","allowed":true,"status":{"metadata":{},"code":200}}}`...)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
 }

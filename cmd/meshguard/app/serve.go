@@ -12,6 +12,7 @@ import (
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/meshguard/meshguard/certs"
+	"github.com/meshguard/meshguard/internal/gotune"
 	"github.com/meshguard/meshguard/webhook"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -28,11 +29,14 @@ type ServeOptions struct {
 	Netpol          *netpol.Config
 	// Certs selects the certificate source (--cert-mode and the --cert-* flags).
 	Certs *certs.Options
+	// GoRuntime tunes the garbage collector (--gc-percent, --memory-limit-ratio).
+	GoRuntime gotune.Options
 }
 
 // NewServeOptions returns the defaults.
 func NewServeOptions() *ServeOptions {
-	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info", Netpol: netpol.NewConfig(), Certs: certs.NewOptions()}
+	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info", Netpol: netpol.NewConfig(), Certs: certs.NewOptions(),
+		GoRuntime: gotune.Options{GCPercent: gotune.DefaultGCPercent, MemoryLimitRatio: gotune.DefaultMemoryLimitRatio}}
 }
 
 // AddFlags binds the flags.
@@ -51,6 +55,8 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&w.EnrollLabel, "enroll-namespaces", w.EnrollLabel, "label the mutating webhook adds to new namespaces, e.g. istio-injection=enabled (default: no enrollment)")
 	fs.DurationVar(&w.GracefulShutdown, "graceful-shutdown-timeout", w.GracefulShutdown, "how long in-flight requests may finish on shutdown")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info or error (logs are JSON)")
+	fs.IntVar(&o.GoRuntime.GCPercent, "gc-percent", o.GoRuntime.GCPercent, "garbage collector target percentage (GOGC); the GOGC environment variable wins; 0 keeps Go's default of 100")
+	fs.Float64Var(&o.GoRuntime.MemoryLimitRatio, "memory-limit-ratio", o.GoRuntime.MemoryLimitRatio, "soft Go memory limit as a fraction of the container's cgroup memory limit, so the collector tightens before the OOM killer acts; the GOMEMLIMIT environment variable wins; 0 sets none")
 	fs.BoolVar(&o.NetworkPolicies, "netpol", o.NetworkPolicies, "run the controller that gives every namespace the default-deny NetworkPolicy set of its profile (see the --netpol-* flags)")
 	o.Netpol.AddFlags(fs)
 	fs.BoolVar(&w.LeaderElection, "leader-elect", w.LeaderElection, "elect a leader among replicas for the controllers (the webhook serves on every replica)")
@@ -71,6 +77,9 @@ func (o *ServeOptions) Validate() error {
 	o.Webhook.NetworkPolicies = nil
 	if o.NetworkPolicies {
 		o.Webhook.NetworkPolicies = o.Netpol
+	}
+	if err := o.GoRuntime.Validate(); err != nil {
+		return err
 	}
 	o.Certs.Complete(os.Getenv)
 	o.Webhook.Certificates = o.Certs
@@ -121,6 +130,12 @@ func RunServe(ctx context.Context, s Streams, o *ServeOptions) error {
 	}
 	logger := ctrlzap.New(ctrlzap.WriteTo(s.Err), ctrlzap.JSONEncoder(), ctrlzap.Level(level))
 	ctrllog.SetLogger(logger)
+	tuned, err := gotune.Apply(o.GoRuntime, os.Getenv, "/sys/fs/cgroup")
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	logger.Info("go runtime", "gcPercent", tuned.GCPercent, "gcPercentFrom", tuned.GCPercentSource,
+		"memoryLimitBytes", tuned.MemoryLimit, "memoryLimitFrom", tuned.MemoryLimitSource, "cgroupMemoryLimitBytes", tuned.CgroupLimit)
 	cfg, err := o.Kube.RESTConfig()
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}

@@ -36,6 +36,18 @@ func TestServeFlags(t *testing.T) {
 		if o.Webhook.Rules.RootNamespace != "istio-system" {
 			t.Fatalf("the mesh flags must default like audit's: %+v", o.Webhook.Rules)
 		}
+		if o.GoRuntime.GCPercent != 400 || o.GoRuntime.MemoryLimitRatio != 0.9 {
+			t.Fatalf("unexpected garbage collector defaults: %+v", o.GoRuntime)
+		}
+	})
+	t.Run("the garbage collector flags reach the options", func(t *testing.T) {
+		o, err := run("--gc-percent", "0", "--memory-limit-ratio", "0.75")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.GoRuntime.GCPercent != 0 || o.GoRuntime.MemoryLimitRatio != 0.75 {
+			t.Fatalf("flags not applied: %+v", o.GoRuntime)
+		}
 	})
 	t.Run("flags reach the options", func(t *testing.T) {
 		o, err := run("--port", "10443", "--cert-dir", "/certs", "--enroll-namespaces", "istio.io/rev=1-24", "--root-namespace", "mesh-root",
@@ -60,6 +72,8 @@ func TestServeFlags(t *testing.T) {
 		{"an enrollment label without a value is refused", []string{"--enroll-namespaces", "istio-injection"}, "--enroll-namespaces"},
 		{"an unknown log level is refused", []string{"--log-level", "loud"}, "--log-level"},
 		{"a bad interception mode is refused", []string{"--interception-mode", "NONE"}, "--interception-mode"},
+		{"a negative GOGC is refused", []string{"--gc-percent", "-5"}, "--gc-percent"},
+		{"a memory limit ratio above 1 is refused", []string{"--memory-limit-ratio", "1.5"}, "--memory-limit-ratio"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := run(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -66,6 +66,9 @@ type Options struct {
 	NoIstioCRDs bool
 	// APIServerArgs are extra kube-apiserver flags ("name" -> values).
 	APIServerArgs map[string][]string
+	// EtcdArgs are extra etcd flags ("name" -> values); they replace envtest's
+	// defaults of the same name (for example "unsafe-no-fsync": {"false"}).
+	EtcdArgs map[string][]string
 	// StartTimeout bounds the start of each component. Default 60s (the
 	// first start on a loaded 2-core machine can be slow).
 	StartTimeout time.Duration
@@ -253,6 +256,9 @@ func Start(opts Options) (*Env, error) {
 	// Explicit paths: envtest keeps paths that are already set, so neither
 	// KUBEBUILDER_ASSETS nor TEST_ASSET_* can swap the binaries.
 	te.ControlPlane.Etcd = &envtest.Etcd{Path: filepath.Join(opts.BinDir, "etcd")}
+	for name, values := range opts.EtcdArgs {
+		te.ControlPlane.Etcd.Configure().Set(name, values...)
+	}
 	te.ControlPlane.KubectlPath = filepath.Join(opts.BinDir, "kubectl")
 
 	cfg, err := te.Start()
