@@ -36,6 +36,9 @@ type apiResult struct {
 	// WebhookCalls is how many decisions the webhook server made during the
 	// measured creates with the webhook registered (should equal len(With)).
 	WebhookCalls int64
+	// Handshakes is how many TLS connections the API server opened to the
+	// webhook during those creates (keep-alive: a handful, not one per create).
+	Handshakes int64
 }
 
 func (a *apiResult) Ratio() float64    { return ratio(Pct(a.With, 0.5), Pct(a.Without, 0.5)) }
@@ -206,6 +209,7 @@ func runAPI(ctx context.Context, root string, srv *child, creates, rounds int, e
 			}
 			if on {
 				res.WebhookCalls += after.Decisions - before.Decisions
+				res.Handshakes += after.Handshakes - before.Handshakes
 			} else if n := after.Decisions - before.Decisions; n != 0 {
 				return nil, fmt.Errorf("the webhook decided %d requests while it was not registered", n)
 			}

@@ -158,6 +158,7 @@ type report struct {
 	Runs     []*runResult
 	Floor    []*runResult // the floor handler's runs, in the same order (-floor)
 	API      []*apiResult
+	FloorAPI []*apiResult // the same with the floor handler registered instead
 	Verdicts []verdict
 	Missed   int
 }
@@ -235,17 +236,16 @@ func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error
 	printRuns(out, rep.Runs)
 	fmt.Fprintln(out)
 
+	var floor *child
 	if cfg.Floor && cfg.Handler != handlerFloor {
 		fco := co
 		fco.Handler, fco.Profile = handlerFloor, ""
-		floor, err := startChild(fco)
-		if err != nil {
+		if floor, err = startChild(fco); err != nil {
 			return nil, err
 		}
+		defer floor.Close()
 		logf("floor handler (pid %d)", floor.cmd.Process.Pid)
-		rep.Floor, err = measureMatrix(ctx, floor, cfg, reviews, &uid, logf)
-		floor.Close()
-		if err != nil {
+		if rep.Floor, err = measureMatrix(ctx, floor, cfg, reviews, &uid, logf); err != nil {
 			return nil, fmt.Errorf("floor: %w", err)
 		}
 		fmt.Fprintf(out, "floor: %s\n", handlerDescription(handlerFloor))
@@ -268,8 +268,16 @@ func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error
 				fmt.Fprintf(out, "SKIPPED creates through the API server: %s\n\n", api.SkipReason)
 				break
 			}
-			printAPI(out, api)
+			printAPI(out, api, "meshguard")
 			rep.API = append(rep.API, api)
+			if floor != nil {
+				fa, err := runAPI(ctx, root, floor, cfg.Creates, cfg.Rounds, mode, logf)
+				if err != nil {
+					return nil, fmt.Errorf("API server creates with the floor handler (etcd %s): %w", mode, err)
+				}
+				printAPI(out, fa, "the floor handler (what any webhook costs here)")
+				rep.FloorAPI = append(rep.FloorAPI, fa)
+			}
 		}
 	}
 	rep.Verdicts = verdicts(rep.Runs, rep.API)
@@ -298,10 +306,10 @@ func measureMatrix(ctx context.Context, srv *child, cfg *config, reviews []*revi
 	return runs, nil
 }
 
-func printAPI(w io.Writer, a *apiResult) {
+func printAPI(w io.Writer, a *apiResult, webhookName string) {
 	fmt.Fprintf(w, "Deployment creates through kube-apiserver, etcd %s (client-go, sequential, %d rounds alternating without/with the webhook; control plane started in %s)\n",
 		a.Etcd, a.Rounds, a.Startup.Round(time.Millisecond))
 	fmt.Fprintf(w, "  without webhook: n=%d  p50 %s  p90 %s  p99 %s\n", len(a.Without), ms(Pct(a.Without, .5)), ms(Pct(a.Without, .9)), ms(Pct(a.Without, .99)))
-	fmt.Fprintf(w, "  with meshguard:  n=%d  p50 %s  p90 %s  p99 %s  (webhook decisions during these creates: %d)\n", len(a.With), ms(Pct(a.With, .5)), ms(Pct(a.With, .9)), ms(Pct(a.With, .99)), a.WebhookCalls)
+	fmt.Fprintf(w, "  with %s:  n=%d  p50 %s  p90 %s  p99 %s  (webhook decisions during these creates: %d, new TLS connections: %d)\n", webhookName, len(a.With), ms(Pct(a.With, .5)), ms(Pct(a.With, .9)), ms(Pct(a.With, .99)), a.WebhookCalls, a.Handshakes)
 	fmt.Fprintf(w, "  ratio with/without: p50 %.2fx, p99 %.2fx; errors %d %s\n\n", a.Ratio(), a.RatioP99(), a.Errors, a.ErrorText)
 }

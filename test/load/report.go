@@ -71,7 +71,7 @@ func verdicts(runs []*runResult, apis []*apiResult) []verdict {
 
 func printRuns(w io.Writer, runs []*runResult) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "review\toffered/s\tachieved/s\tsent\tallow\tdeny\terrors\tp50\tp90\tp99\tp99.9\tmax\tclient lag p99\tsrv CPU/decision\tsrv CPU util\tsrv sys\tsrv KB/req\tsrv allocs/req\tsrv GCs\tclient CPU/req\tother load\t")
+	fmt.Fprintln(tw, "review\toffered/s\tachieved/s\tsent\tallow\tdeny\terrors\tp50\tp90\tp99\tp99.9\tmax\tclient lag p99\tsrv CPU/decision\tsrv CPU util\tsrv sys\tsrv KB/req\tsrv allocs/req\tsrv GCs\tnew conns\tclient CPU/req\tother load\t")
 	for _, r := range runs {
 		util := 0.0
 		if r.Elapsed > 0 {
@@ -81,10 +81,10 @@ func printRuns(w io.Writer, runs []*runResult) {
 		if r.Scheduled > 0 {
 			clientPer = r.ClientCPU / time.Duration(r.Scheduled)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%.1f\t%.0f\t%d\t%s\t%.2f cores\t\n",
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t%.1f\t%.0f\t%d\t%d\t%s\t%.2f cores\t\n",
 			r.Review, r.Offered, r.Achieved(), r.Scheduled, r.Allowed, r.Denied, r.Errors,
 			ms(Pct(r.Latency, 0.50)), ms(Pct(r.Latency, 0.90)), ms(Pct(r.Latency, 0.99)), ms(Pct(r.Latency, 0.999)), ms(Pct(r.Latency, 1)),
-			ms(Pct(r.SendLag, 0.99)), us(r.CPUPerDecision()), 100*util, 100*sysShare(r.Server), r.BytesPerRequest()/1024, r.AllocsPerRequest(), r.Server.GCCycles, us(clientPer), r.OtherCores())
+			ms(Pct(r.SendLag, 0.99)), us(r.CPUPerDecision()), 100*util, 100*sysShare(r.Server), r.BytesPerRequest()/1024, r.AllocsPerRequest(), r.Server.GCCycles, r.Server.Handshakes, us(clientPer), r.OtherCores())
 	}
 	_ = tw.Flush()
 	worst := 0.0

@@ -85,6 +85,7 @@ type serverStats struct {
 	CPU         time.Duration `json:"cpuNs"` // user + system time of the process
 	SysCPU      time.Duration `json:"sysCpuNs"`
 	Decisions   int64         `json:"decisions"`
+	Handshakes  int64         `json:"handshakes"` // TLS handshakes the server started (new connections)
 	AllocBytes  uint64        `json:"allocBytes"`
 	AllocObjs   uint64        `json:"allocObjects"`
 	GCCycles    uint64        `json:"gcCycles"`
@@ -93,7 +94,7 @@ type serverStats struct {
 
 func (s serverStats) sub(o serverStats) serverStats {
 	return serverStats{
-		CPU: s.CPU - o.CPU, SysCPU: s.SysCPU - o.SysCPU, Decisions: s.Decisions - o.Decisions,
+		CPU: s.CPU - o.CPU, SysCPU: s.SysCPU - o.SysCPU, Decisions: s.Decisions - o.Decisions, Handshakes: s.Handshakes - o.Handshakes,
 		AllocBytes: s.AllocBytes - o.AllocBytes, AllocObjs: s.AllocObjs - o.AllocObjs,
 		GCCycles: s.GCCycles - o.GCCycles, MaxRSSBytes: s.MaxRSSBytes,
 	}
@@ -135,6 +136,9 @@ func newValidator() (*webhook.Validator, error) {
 	return webhook.NewValidator(ev, snap, pol, m), nil
 }
 
+// handshakes counts TLS handshakes (GetConfigForClient runs once per handshake).
+var handshakes atomic.Int64
+
 func readStats(decisions int64) serverStats {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -142,7 +146,7 @@ func readStats(decisions int64) serverStats {
 	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs:objects"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(samples)
 	return serverStats{
-		CPU: cpu, SysCPU: time.Duration(ru.Stime.Nano()), Decisions: decisions,
+		CPU: cpu, SysCPU: time.Duration(ru.Stime.Nano()), Decisions: decisions, Handshakes: handshakes.Load(),
 		AllocBytes: samples[0].Value.Uint64(), AllocObjs: samples[1].Value.Uint64(), GCCycles: samples[2].Value.Uint64(),
 		MaxRSSBytes: ru.Maxrss * 1024,
 	}
@@ -208,6 +212,10 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 			c.MinVersion = tls.VersionTLS12
 			c.NextProtos = []string{"http/1.1"}
+			c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				handshakes.Add(1)
+				return nil, nil // the config as it is
+			}
 		}},
 	})
 	switch os.Getenv(envHandler) {
@@ -295,7 +303,7 @@ func startProfiles(dir string) (func(), error) {
 }
 
 // floorHandler is the transport floor (-handler floor): it reads the whole
-// review, finds the request UID and allows it, with no decoding beyond that and
+// review, finds the request UID and allows it (denies a dry-run request), with no decoding beyond that and
 // no rules, on the same server, TLS and metrics as the real handler. The
 // difference between its CPU per request and the real handler's is what
 // deciding costs; its own is what any handler on this stack pays.
@@ -303,7 +311,10 @@ type floorHandler struct {
 	n *atomic.Int64
 }
 
-var uidKey = []byte(`"uid":"`)
+var (
+	uidKey    = []byte(`"uid":"`)
+	dryRunKey = []byte(`"dryRun":true`)
+)
 
 func (f *floorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 7<<20))
@@ -321,10 +332,17 @@ func (f *floorHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		uid = uid[:j]
 	}
 	f.n.Add(1)
-	out := make([]byte, 0, 160)
+	out := make([]byte, 0, 200)
 	out = append(out, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"`...)
 	out = append(out, uid...)
-	out = append(out, `","allowed":true,"status":{"metadata":{},"code":200}}}`...)
+	if bytes.Contains(body, dryRunKey) {
+		// The API server measurement's probe (a dry-run create) must be
+		// denied, so that the tool can tell when the API server calls this
+		// webhook; the measured creates are not dry-run.
+		out = append(out, `","allowed":false,"status":{"metadata":{},"code":403,"reason":"Forbidden","message":"floor handler: dry-run probe denied"}}}`...)
+	} else {
+		out = append(out, `","allowed":true,"status":{"metadata":{},"code":200}}}`...)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
 }
