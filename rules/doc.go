@@ -5,7 +5,10 @@
 // ValidatingPolicy (policy.yaml) carrying the rule's metadata as annotations,
 // and pass/ and fail/ fixture manifests with the exact expected findings.
 // The policies are embedded in the binary, decoded with strict YAML, validated
-// and compiled once by Load, and indexed by the kinds they apply to.
+// and compiled once by Load, and indexed by the kinds they apply to. They are
+// compiled with kyverno-json's expressions and semantics, but evaluated by our
+// own assertion-tree walk (assert.go), which does not build the field paths and
+// responses kyverno-json allocates on every evaluation.
 //
 // Semantics that are intricate or cross-object (injection precedence, ambient
 // versus sidecar enrollment, effective runAsUser/runAsGroup, capability-name

@@ -248,21 +248,14 @@ func (r *Rule) evaluate(obj Object, bindings binding.Bindings) (*Finding, error)
 	var msgs []string
 	var sev Severity // the highest severity among the violating policy rules
 	for _, cr := range r.compiled {
-		resp := cr.eval(obj, bindings)
-		if resp == nil {
+		_, violations, err := cr.rule.evaluate(obj, bindings)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cr.name, err)
+		}
+		if len(violations) == 0 {
 			continue
 		}
-		if resp.Error != nil {
-			return nil, fmt.Errorf("%s: %w", cr.name, resp.Error)
-		}
-		if len(resp.Violations) == 0 {
-			continue
-		}
-		for _, v := range resp.Violations {
-			m := v.Message
-			if i := strings.LastIndex(m, " (CHECK="); i >= 0 {
-				m = m[:i]
-			}
+		for _, m := range violations {
 			if strings.Contains(m, "ERR (") {
 				return nil, fmt.Errorf("%s: message template failed: %s", cr.name, m)
 			}

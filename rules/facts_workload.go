@@ -216,11 +216,29 @@ func normalizeCap(raw string) string {
 	return strings.TrimPrefix(c, "CAP_")
 }
 
-var containerLists = []struct{ field, word string }{
-	{"initContainers", "init container"},
-	{"containers", "container"},
-	{"ephemeralContainers", "ephemeral container"},
+var containerLists = []struct {
+	field, word string
+	// list is field as a fact value, boxed once.
+	list any
+}{
+	{"initContainers", "init container", "initContainers"},
+	{"containers", "container", "containers"},
+	{"ephemeralContainers", "ephemeral container", "ephemeralContainers"},
 }
+
+// The fields of a container, of its securityContext and of the pod's
+// securityContext whose JSON type the facts depend on.
+var (
+	containerFieldTypes = []struct{ key, typ string }{
+		{"name", "string"}, {"image", "string"}, {"securityContext", "object"}, {"args", "array"}, {"command", "array"}, {"ports", "array"},
+	}
+	containerSCFieldTypes = []struct{ key, typ string }{
+		{"runAsUser", "integer"}, {"runAsGroup", "integer"}, {"privileged", "boolean"}, {"capabilities", "object"},
+	}
+	podSCFieldTypes = []struct{ key, typ string }{
+		{"runAsUser", "integer"}, {"runAsGroup", "integer"}, {"fsGroup", "integer"}, {"supplementalGroups", "array"},
+	}
+)
 
 // workloadFacts computes the facts of a pod or pod template.
 func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Namespace, nsKnown bool) (map[string]any, error) {
@@ -272,9 +290,9 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 	}
 	podSC := mapAt(spec, "securityContext")
-	for _, f := range []struct{ key, typ string }{{"runAsUser", "integer"}, {"runAsGroup", "integer"}, {"fsGroup", "integer"}, {"supplementalGroups", "array"}} {
-		if err := checkType(podSC, specPath+".securityContext", f.key, f.typ); err != nil {
-			return nil, err
+	for _, f := range podSCFieldTypes {
+		if v, bad := wrongType(podSC, f.key, f.typ); bad {
+			return nil, typeError(specPath+".securityContext", f.key, f.typ, v)
 		}
 	}
 	var fsGroup any
@@ -283,7 +301,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	}
 	var supplementalGroups []any
 	for i, g := range listAt(podSC, "supplementalGroups") {
-		v, ok := intAt(map[string]any{"g": g}, "g")
+		v, ok := intValue(g)
 		if !ok {
 			return nil, fmt.Errorf("%s.securityContext.supplementalGroups[%d]: expected integer, got %s", specPath, i, jsonType(g))
 		}
@@ -323,7 +341,12 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	podRunAsUser, podHasUser := intAt(podSC, "runAsUser")
 	podRunAsGroup, podHasGroup := intAt(podSC, "runAsGroup")
 
-	var containers, capAdds, hostPorts []any
+	nContainers := 0
+	for _, cl := range containerLists {
+		nContainers += len(listAt(spec, cl.field))
+	}
+	containers := make([]any, 0, nContainers)
+	var capAdds, hostPorts []any
 	hasProxy, proxyImageBad := false, false
 	// proxyOnly: every container is Istio's own exempt istio-proxy (a gateway
 	// or waypoint pod), so the pod has no application traffic to capture.
@@ -331,28 +354,31 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	for _, cl := range containerLists {
 		for i, raw := range listAt(spec, cl.field) {
 			c, ok := raw.(map[string]any)
-			cpath := fmt.Sprintf("%s.%s[%d]", specPath, cl.field, i)
+			cpath := specPath + "." + cl.field + "[" + strconv.Itoa(i) + "]"
 			if !ok {
 				return nil, fmt.Errorf("%s: expected object, got %s", cpath, jsonType(raw))
 			}
-			for _, f := range []struct{ key, typ string }{{"name", "string"}, {"image", "string"}, {"securityContext", "object"}, {"args", "array"}, {"command", "array"}, {"ports", "array"}} {
-				if err := checkType(c, cpath, f.key, f.typ); err != nil {
-					return nil, err
+			for _, f := range containerFieldTypes {
+				if v, bad := wrongType(c, f.key, f.typ); bad {
+					return nil, typeError(cpath, f.key, f.typ, v)
 				}
 			}
 			sc := mapAt(c, "securityContext")
-			for _, f := range []struct{ key, typ string }{{"runAsUser", "integer"}, {"runAsGroup", "integer"}, {"privileged", "boolean"}, {"capabilities", "object"}} {
-				if err := checkType(sc, cpath+".securityContext", f.key, f.typ); err != nil {
-					return nil, err
+			for _, f := range containerSCFieldTypes {
+				if v, bad := wrongType(sc, f.key, f.typ); bad {
+					return nil, typeError(cpath+".securityContext", f.key, f.typ, v)
 				}
 			}
 			caps := mapAt(sc, "capabilities")
-			if err := checkType(caps, cpath+".securityContext.capabilities", "add", "array"); err != nil {
-				return nil, err
+			if v, bad := wrongType(caps, "add", "array"); bad {
+				return nil, typeError(cpath+".securityContext.capabilities", "add", "array", v)
 			}
-			name := str(c, "name")
-			image := str(c, "image")
-			ref := cl.word + " " + quote(name)
+			// name and image are strings or absent (checked above); the facts
+			// reuse the object's values rather than box copies.
+			name, image := str(c, "name"), str(c, "image")
+			nameV, imageV := stringValue(c, "name"), stringValue(c, "image")
+			ref := quotedRef(cl.word, name)
+			refV := any(ref) // boxed once for every fact that holds it
 			privileged := boolAt(sc, "privileged")
 
 			var added []string
@@ -441,14 +467,14 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			uidText, gidText := "", ""
 			if hasUser {
 				uidV = float64(runAsUser)
-				uidText = fmt.Sprintf("%s runs as UID %d", ref, runAsUser)
+				uidText = ref + " runs as UID " + strconv.FormatInt(runAsUser, 10)
 				if userFrom == "pod" {
 					uidText += " (inherited from the pod securityContext)"
 				}
 			}
 			if hasGroup {
 				gidV = float64(runAsGroup)
-				gidText = fmt.Sprintf("%s runs with GID %d", ref, runAsGroup)
+				gidText = ref + " runs with GID " + strconv.FormatInt(runAsGroup, 10)
 				if groupFrom == "pod" {
 					gidText += " (inherited from the pod securityContext)"
 				}
@@ -462,18 +488,23 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				infraText = fmt.Sprintf("%s is named like Istio's but %s", ref, list)
 			}
 			cf := map[string]any{
-				"name": name, "list": cl.field, "ref": ref, "path": cpath, "image": image,
+				"name": nameV, "list": cl.list, "ref": refV, "path": cpath, "image": imageV,
 				"istioName": istioName, "imageAllowed": imageAllowed, "exempt": exempt, "infraText": infraText,
 				"runAsUser": uidV, "runAsGroup": gidV, "uidText": uidText, "gidText": gidText,
 				"privileged": privileged, "privText": ref + " is privileged",
 			}
 			containers = append(containers, cf)
-			for _, a := range added {
+			for j, a := range added {
 				n := normalizeCap(a)
+				rawV := listAt(caps, "add")[j] // a, as the object holds it
+				capV := rawV
+				if n != a {
+					capV = n
+				}
 				capAdds = append(capAdds, map[string]any{
-					"container": name, "ref": ref, "raw": a, "cap": n, "exempt": exempt,
+					"container": nameV, "ref": refV, "raw": rawV, "cap": capV, "exempt": exempt,
 					"canonical": a == n,
-					"text":      fmt.Sprintf("%s adds capability %s", ref, quote(a)),
+					"text":      ref + " adds capability " + quote(a),
 				})
 			}
 			for j, p := range listAt(c, "ports") {
@@ -487,9 +518,9 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				}
 				cp, _ := intAt(pm, "containerPort")
 				hostPorts = append(hostPorts, map[string]any{
-					"ref": ref, "hostPort": float64(hp), "containerPort": float64(cp),
+					"ref": refV, "hostPort": float64(hp), "containerPort": float64(cp),
 					"istioPort": istioPorts[hp] || istioPorts[cp],
-					"text":      fmt.Sprintf("%s binds host port %d (container port %d)", ref, hp, cp),
+					"text":      ref + " binds host port " + strconv.FormatInt(hp, 10) + " (container port " + strconv.FormatInt(cp, 10) + ")",
 				})
 			}
 		}
@@ -502,15 +533,15 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	}
 
 	return map[string]any{
-		"kind":          info.Kind,
+		"kind":          kindValue(obj, info.Kind),
 		"isPod":         isPod,
 		"postInjection": postInjection,
 		"metadataPath":  metaPath,
 		"specPath":      specPath,
-		"labels":        stringAnyMap(labels),
-		"annotations":   stringAnyMap(annotations),
-		"mode":          mode,
-		"namespaceMode": nsMode,
+		"labels":        stringAnyView(meta["labels"], labels),
+		"annotations":   stringAnyView(meta["annotations"], annotations),
+		"mode":          modeValue(mode),
+		"namespaceMode": modeValue(nsMode),
 		"proxyUID":      float64(uid),
 		"proxyGID":      float64(gid),
 		"injection": map[string]any{
@@ -566,10 +597,13 @@ func (e *engine) captureFacts(ann map[string]string, postInjection bool, interce
 			out["includeOutboundIPRanges"] = v
 		}
 	}
-	defaults := toSet(splitList(e.cfg.InjectorExcludeOutboundIPRanges))
+	var defaults map[string]bool // the install's excludeIPRanges, read for the first range
 	var ranges []any
 	wide, linkLocal := false, true
 	for _, r := range splitList(ann[annExclOutRanges]) {
+		if postInjection && defaults == nil {
+			defaults = toSet(splitList(e.cfg.InjectorExcludeOutboundIPRanges))
+		}
 		if postInjection && defaults[r] {
 			continue
 		}
@@ -614,6 +648,9 @@ func isLinkLocalRange(r string) bool {
 }
 
 func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -643,6 +680,57 @@ func nonNil(s []any) []any {
 		return []any{}
 	}
 	return s
+}
+
+// stringAnyView is stringAnyMap(m) for m == stringMap(orig): orig itself when
+// every value of it is a string (stringMap kept them all), a copy otherwise.
+// Facts are read only, so sharing the object's map is safe.
+func stringAnyView(orig any, m map[string]string) map[string]any {
+	if o, ok := orig.(map[string]any); ok && len(o) > 0 && len(o) == len(m) {
+		return o
+	}
+	return stringAnyMap(m)
+}
+
+// kindValue is kind as a fact value, the object's own "kind" when it is the same.
+func kindValue(obj Object, kind string) any {
+	if v, ok := obj["kind"].(string); ok && v == kind {
+		return obj["kind"]
+	}
+	return kind
+}
+
+// modeValue is a mode as a fact value, without boxing a copy of a known one.
+func modeValue(mode string) any {
+	switch mode {
+	case ModeSidecar:
+		return ModeSidecar
+	case ModeAmbient:
+		return ModeAmbient
+	case ModeNone:
+		return ModeNone
+	case ModeUnknown:
+		return ModeUnknown
+	}
+	return mode
+}
+
+// stringValue is str(m, key) as a fact value: the map's own string value,
+// without boxing a copy, or "".
+func stringValue(m map[string]any, key string) any {
+	v := m[key]
+	if _, ok := v.(string); ok {
+		return v
+	}
+	return ""
+}
+
+// quotedRef is word + " " + quote(name) with one allocation.
+func quotedRef(word, name string) string {
+	var buf [64]byte
+	b := append(buf[:0], word...)
+	b = append(b, ' ')
+	return string(strconv.AppendQuote(b, name))
 }
 
 func stringAnyMap(m map[string]string) map[string]any {
@@ -680,26 +768,27 @@ var istioNodePaths = []string{"/var/run/ztunnel", "/var/run/istio-cni", "/etc/cn
 // common distributions.
 func hostPathFacts(spec map[string]any, specPath string) ([]any, error) {
 	out := []any{}
+	// vpath is the volume's path, built only for an error.
+	vpath := func(i int) string { return specPath + ".volumes[" + strconv.Itoa(i) + "]" }
 	for i, raw := range listAt(spec, "volumes") {
-		vpath := fmt.Sprintf("%s.volumes[%d]", specPath, i)
 		v, ok := raw.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%s: expected object, got %s", vpath, jsonType(raw))
+			return nil, fmt.Errorf("%s: expected object, got %s", vpath(i), jsonType(raw))
 		}
-		if err := checkType(v, vpath, "hostPath", "object"); err != nil {
-			return nil, err
+		if t, bad := wrongType(v, "hostPath", "object"); bad {
+			return nil, typeError(vpath(i), "hostPath", "object", t)
 		}
 		hp, ok := v["hostPath"].(map[string]any)
 		if !ok {
 			continue
 		}
-		if err := checkType(hp, vpath+".hostPath", "path", "string"); err != nil {
-			return nil, err
+		if t, bad := wrongType(hp, "path", "string"); bad {
+			return nil, typeError(vpath(i)+".hostPath", "path", "string", t)
 		}
 		p := str(hp, "path")
 		name := str(v, "name")
 		nodePath := istioNodePath(p)
-		text := fmt.Sprintf("volume %s mounts host path %s", quote(name), quote(p))
+		text := "volume " + quote(name) + " mounts host path " + quote(p)
 		if nodePath != "" && nodePath != normalizeHostPath(p) {
 			if strings.HasPrefix(normalizeHostPath(p), nodePath+"/") {
 				text += " (under " + nodePath + ")"

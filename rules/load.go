@@ -65,7 +65,8 @@ type Rule struct {
 
 type compiledRule struct {
 	name string
-	eval func(any, binding.Bindings) *jsonengine.RuleResponse
+	// rule is the policy rule compiled by compileRule (assert.go).
+	rule *policyRule
 	// severity evaluates the policy rule's "severity" feedback, compiled apart
 	// from the rule so that it runs only for a violation (kyverno-json would
 	// evaluate feedback, and allocate its map, on every matched evaluation).
@@ -229,10 +230,7 @@ func ParseRule(dir string, data []byte) (*Rule, error) {
 	if len(p.Spec.Rules) == 0 {
 		return nil, fmt.Errorf("spec.rules: at least one rule is required")
 	}
-	comp := compilers.DefaultCompilers.WithDefaultCompiler(compilers.CompilerJP)
-	if p.Spec.Compiler != nil {
-		comp = comp.WithDefaultCompiler(string(*p.Spec.Compiler))
-	}
+	comp := policyCompilers(&p)
 	names := map[string]bool{}
 	for i, vr := range p.Spec.Rules {
 		fp := field.NewPath("spec", "rules").Index(i)
@@ -267,14 +265,24 @@ func ParseRule(dir string, data []byte) (*Rule, error) {
 			cr.severity = sev
 			vr.Feedback = nil
 		}
-		eval, ferr := jsonengine.CompileRule(fp, comp, vr)
+		pr, ferr := compileRule(fp, comp, vr)
 		if ferr != nil {
 			return nil, fmt.Errorf("compile: %w", ferr)
 		}
-		cr.eval = eval
+		cr.rule = pr
 		r.compiled = append(r.compiled, cr)
 	}
 	return r, nil
+}
+
+// policyCompilers returns the expression compilers of a policy: JMESPath by
+// default, or the policy's own default compiler.
+func policyCompilers(p *v1alpha1.ValidatingPolicy) compilers.Compilers {
+	comp := compilers.DefaultCompilers.WithDefaultCompiler(compilers.CompilerJP)
+	if p.Spec.Compiler != nil {
+		comp = comp.WithDefaultCompiler(string(*p.Spec.Compiler))
+	}
+	return comp
 }
 
 var knownAnnotations = map[string]bool{

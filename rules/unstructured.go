@@ -55,7 +55,12 @@ func intAt(m map[string]any, key string) (int64, bool) {
 	if m == nil {
 		return 0, false
 	}
-	switch v := m[key].(type) {
+	return intValue(m[key])
+}
+
+// intValue returns an integer value; ok is false when it is not a whole number.
+func intValue(v any) (int64, bool) {
+	switch v := v.(type) {
 	case float64:
 		if v != float64(int64(v)) {
 			return 0, false
@@ -92,12 +97,21 @@ func apiGroup(apiVersion string) string {
 
 // checkType reports a field error when a present field has the wrong JSON type.
 func checkType(m map[string]any, path, key string, want string) error {
+	if v, bad := wrongType(m, key, want); bad {
+		return typeError(path, key, want, v)
+	}
+	return nil
+}
+
+// wrongType reports whether a present field has the wrong JSON type, and its
+// value. It lets a caller build the field's path only for an error.
+func wrongType(m map[string]any, key string, want string) (any, bool) {
 	if m == nil {
-		return nil
+		return nil, false
 	}
 	v, ok := m[key]
 	if !ok || v == nil {
-		return nil
+		return nil, false
 	}
 	okType := false
 	switch want {
@@ -110,12 +124,14 @@ func checkType(m map[string]any, path, key string, want string) error {
 	case "boolean":
 		_, okType = v.(bool)
 	case "integer":
-		_, okType = intAt(m, key)
+		_, okType = intValue(v)
 	}
-	if !okType {
-		return fmt.Errorf("%s%s: expected %s, got %s", prefixPath(path), key, want, jsonType(v))
-	}
-	return nil
+	return v, !okType
+}
+
+// typeError is checkType's error for the value v of path.key.
+func typeError(path, key, want string, v any) error {
+	return fmt.Errorf("%s%s: expected %s, got %s", prefixPath(path), key, want, jsonType(v))
 }
 
 func prefixPath(p string) string {
