@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"runtime"
@@ -21,34 +16,11 @@ import (
 
 	"golang.org/x/sys/unix"
 	admissionv1 "k8s.io/api/admission/v1"
-
-	"github.com/meshguard/meshguard/webhook"
 )
 
 // requestTimeout is the client's bound on one review: the timeoutSeconds of
 // meshguard's webhook configuration (the API server gives up after it).
 const requestTimeout = 5 * time.Second
-
-// newClient returns a keep-alive HTTP/1.1 client over TLS 1.2+ that trusts
-// only the server's CA, with at most conns connections, like the API
-// server's webhook client.
-func newClient(caPEM []byte, conns int) (*http.Client, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, errors.New("no CA certificate")
-	}
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}},
-		ForceAttemptHTTP2:   false,
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // never HTTP/2
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		MaxConnsPerHost:     conns,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	return &http.Client{Transport: tr, Timeout: requestTimeout}, nil
-}
 
 // runResult is one open-loop run of one review at one rate.
 type runResult struct {
@@ -149,7 +121,7 @@ type sample struct {
 // over keep-alive connections; a request waits in the queue while every worker
 // is busy, and that wait is part of its latency. The run is bounded: rate*dur
 // requests, and at most requestTimeout after the last one is scheduled.
-func openLoop(ctx context.Context, client *http.Client, url string, rev *review, rate float64, dur time.Duration, conns, uidBase int) *runResult {
+func openLoop(ctx context.Context, client poster, rev *review, rate float64, dur time.Duration, conns, uidBase int) *runResult {
 	n := int(rate * dur.Seconds())
 	if n < 1 {
 		n = 1
@@ -167,7 +139,7 @@ func openLoop(ctx context.Context, client *http.Client, url string, rev *review,
 		go func() {
 			defer wg.Done()
 			for j := range queue {
-				samples[j.i] = send(ctx, client, url, rev, uidBase+j.i, j.at)
+				samples[j.i] = send(ctx, client, w, rev, uidBase+j.i, j.at)
 			}
 		}()
 	}
@@ -231,31 +203,18 @@ func openLoop(ctx context.Context, client *http.Client, url string, rev *review,
 // send posts one review and judges the response: HTTP 200 with an
 // AdmissionReview whose response echoes the UID and is a decision (allowed,
 // or denied as Forbidden). Anything else is an error.
-func send(ctx context.Context, client *http.Client, url string, rev *review, i int, at time.Time) sample {
+func send(ctx context.Context, client poster, worker int, rev *review, i int, at time.Time) sample {
 	body, uid := rev.Body(i)
 	sent := time.Now()
 	s := sample{lag: sent.Sub(at)}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		s.latency, s.err = time.Since(at), err.Error()
-		return s
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		s.latency, s.err = time.Since(at), err.Error()
-		return s
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	resp.Body.Close()
+	status, data, err := client.post(ctx, worker, body)
 	s.latency = time.Since(at)
 	if err != nil {
-		s.err = "read response: " + err.Error()
+		s.err = err.Error()
 		return s
 	}
-	if resp.StatusCode != http.StatusOK {
-		s.err = fmt.Sprintf("HTTP %d: %.200s", resp.StatusCode, data)
+	if status != http.StatusOK {
+		s.err = fmt.Sprintf("HTTP %d: %.200s", status, data)
 		return s
 	}
 	var out admissionv1.AdmissionReview
@@ -283,10 +242,9 @@ func send(ctx context.Context, client *http.Client, url string, rev *review, i i
 
 // measure runs a warm-up and then a measured open-loop run, bracketing the
 // measured run with the server's counters and this process's CPU time.
-func measure(ctx context.Context, client *http.Client, srv *child, rev *review, rate float64, warmup, dur time.Duration, conns int, uidBase *int) (*runResult, error) {
-	url := "https://" + srv.Addr + webhook.ValidatePath
+func measure(ctx context.Context, client poster, srv *child, rev *review, rate float64, warmup, dur time.Duration, conns int, uidBase *int) (*runResult, error) {
 	if warmup > 0 {
-		w := openLoop(ctx, client, url, rev, rate, warmup, conns, *uidBase)
+		w := openLoop(ctx, client, rev, rate, warmup, conns, *uidBase)
 		*uidBase += w.Scheduled
 	}
 	before, err := srv.Stats()
@@ -294,7 +252,7 @@ func measure(ctx context.Context, client *http.Client, srv *child, rev *review, 
 		return nil, err
 	}
 	cpu0, busy0 := processCPU(), machineBusy()
-	r := openLoop(ctx, client, url, rev, rate, dur, conns, *uidBase)
+	r := openLoop(ctx, client, rev, rate, dur, conns, *uidBase)
 	r.ClientCPU = processCPU() - cpu0
 	if busy0 > 0 {
 		r.MachineBusy = machineBusy() - busy0

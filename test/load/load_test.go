@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -148,9 +150,18 @@ func TestLoadCountsErrors(t *testing.T) {
 	srv.Config.SetKeepAlivesEnabled(true)
 	srv.StartTLS()
 	defer srv.Close()
-	r := openLoop(context.Background(), srv.Client(), srv.URL+"/validate", reviews[0], 200, 150*time.Millisecond, 1, 0)
-	if r.Scheduled != 30 || r.Errors != 30 || r.Completed != 0 || r.ErrorText == "" {
-		t.Fatalf("want 30 errors of 30, got scheduled %d, errors %d, completed %d (%q)", r.Scheduled, r.Errors, r.Completed, r.ErrorText)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	var r *runResult
+	for _, client := range []poster{
+		&httpPoster{client: srv.Client(), url: srv.URL + "/validate"},
+		newRawPoster(pool, srv.Listener.Addr().String(), "/validate", 2),
+	} {
+		r = openLoop(context.Background(), client, reviews[0], 200, 150*time.Millisecond, 2, 0)
+		client.close()
+		if r.Scheduled != 30 || r.Errors != 30 || r.Completed != 0 || r.ErrorText == "" {
+			t.Fatalf("%T: want 30 errors of 30, got scheduled %d, errors %d, completed %d (%q)", client, r.Scheduled, r.Errors, r.Completed, r.ErrorText)
+		}
 	}
 	r.Offered = 1000 // judge it as the 1,000/s run
 	vs := verdicts([]*runResult{r}, []*apiResult{{Etcd: etcdFsync, With: []time.Duration{3}, Without: []time.Duration{2}}})
@@ -176,7 +187,7 @@ func TestAPISkipsWithoutControlPlane(t *testing.T) {
 
 func TestFlagsAreBounded(t *testing.T) {
 	for _, args := range [][]string{{"-rates", "0"}, {"-rates", "x"}, {"-duration", "1h"}, {"-reviews", "Secret"}, {"-api", "maybe"}, {"-conns", "0"},
-		{"-etcd", "ssd"}, {"-server-env", "GOGC"}, {"-server-env", "=1"}} {
+		{"-etcd", "ssd"}, {"-client", "curl"}, {"-server-env", "GOGC"}, {"-server-env", "=1"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%q: want an error", args)
 		}
@@ -195,5 +206,45 @@ func TestPct(t *testing.T) {
 	}
 	if Pct(nil, 0.5) != 0 {
 		t.Error("Pct of nothing")
+	}
+}
+
+// TestRawPosterHTTP: the raw client reads chunked bodies, follows the server
+// closing the connection (and dials again), and keeps connections alive
+// otherwise.
+func TestRawPosterHTTP(t *testing.T) {
+	var n atomic.Int64
+	big := strings.Repeat("x", 10000)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		i := n.Add(1)
+		if i%3 == 0 {
+			w.Header().Set("Connection", "close")
+		}
+		_, _ = io.WriteString(w, string(body)+":")
+		w.(http.Flusher).Flush() // forces a chunked response
+		_, _ = io.WriteString(w, big)
+	}))
+	var conns atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	p := newRawPoster(pool, srv.Listener.Addr().String(), "/validate", 1)
+	defer p.close()
+	for i := 0; i < 9; i++ {
+		body := fmt.Sprintf("req-%d", i)
+		status, data, err := p.post(context.Background(), 0, []byte(body))
+		if err != nil || status != http.StatusOK || string(data) != body+":"+big {
+			t.Fatalf("request %d: status %d, %d bytes, %v", i, status, len(data), err)
+		}
+	}
+	if got := conns.Load(); got != 3 {
+		t.Errorf("want 3 connections (the server closes every third response), got %d", got)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/meshguard/meshguard/test/e2e/framework"
+	"github.com/meshguard/meshguard/webhook"
 )
 
 type config struct {
@@ -46,6 +47,7 @@ type config struct {
 	Pin              bool   // server on CPU 0, load generator on the others
 	ServerEnv        []string
 	Etcd             []string // etcdNoFsync and/or etcdFsync
+	Client           string   // clientRaw or clientNetHTTP
 }
 
 // The etcd configurations the API server measurement can use.
@@ -95,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.Pin, "pin", false, "pin the server to CPU 0 (it then runs with GOMAXPROCS 1) and the load generator to the other CPUs, so they do not compete for a core")
 	serverEnv := fs.String("server-env", "", `extra environment of the server process, space-separated (e.g. "GOGC=100 GOMAXPROCS=1"; GOGC and GOMEMLIMIT override meshguard serve's --gc-percent and --memory-limit-ratio defaults, which the server applies)`)
 	etcd := fs.String("etcd", etcdNoFsync+","+etcdFsync, "etcd configurations for the API server creates, comma-separated: no-fsync (envtest's default) and fsync (as production etcd)")
+	fs.StringVar(&c.Client, "client", clientRaw, "load generator's HTTP client: raw (a TLS connection per worker, HTTP/1.1 written directly and read with net/http's parser: less client CPU and no goroutine hand-offs per request) or net/http (http.Client, as the API server's webhook client)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -143,6 +146,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, bad("-conns: must be in [1, 1024]")
 	case c.Pin && runtime.NumCPU() < 2:
 		return nil, bad("-pin: needs at least 2 CPUs, this machine has %d", runtime.NumCPU())
+	case c.Client != clientRaw && c.Client != clientNetHTTP:
+		return nil, bad("-client: raw or net/http")
 	case c.Handler != handlerMeshguard && c.Handler != handlerControllerRuntime && c.Handler != handlerFloor:
 		return nil, bad("-handler: meshguard, controller-runtime or floor")
 	case c.API != "auto" && c.API != "off" && c.API != "required":
@@ -218,7 +223,7 @@ func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error
 	fmt.Fprintf(out, "meshguard webhook load test: %s %s/%s, %d CPUs, host %s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), host)
 	fmt.Fprintf(out, "server: child process (pid %d), controller-runtime webhook server, handler %s, TLS 1.2+, HTTP/1.1 only, https://%s, %s\n",
 		srv.cmd.Process.Pid, handlerDescription(cfg.Handler), srv.Addr, srv.Runtime)
-	fmt.Fprintf(out, "client: %d keep-alive connections, open loop, GOMAXPROCS %d", cfg.Conns, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(out, "client: %s, up to %d keep-alive connections, open loop, GOMAXPROCS %d", cfg.Client, cfg.Conns, runtime.GOMAXPROCS(0))
 	if cfg.Pin {
 		fmt.Fprintf(out, "; pinned: server on CPU 0, load generator on CPUs 1-%d", runtime.NumCPU()-1)
 	}
@@ -287,11 +292,11 @@ func measureAll(ctx context.Context, cfg *config, out io.Writer) (*report, error
 
 // measureMatrix runs every review at every rate against srv.
 func measureMatrix(ctx context.Context, srv *child, cfg *config, reviews []*review, uid *int, logf func(string, ...any)) ([]*runResult, error) {
-	client, err := newClient(srv.CAPEM, cfg.Conns)
+	client, err := newPoster(cfg.Client, srv.CAPEM, srv.Addr, webhook.ValidatePath, cfg.Conns)
 	if err != nil {
 		return nil, err
 	}
-	defer client.CloseIdleConnections()
+	defer client.close()
 	var runs []*runResult
 	for _, rev := range reviews {
 		for _, rate := range cfg.Rates {
