@@ -59,6 +59,7 @@ type assertion struct {
 // only validated: their values are never used (the Engine compiles the
 // severity feedback apart).
 func compileRule(path *field.Path, comp compilers.Compilers, in v1alpha1.ValidatingRule) (*policyRule, *field.Error) {
+	comp = withScopeJP(comp) // scope.go
 	if in.Compiler != nil {
 		comp = comp.WithDefaultCompiler(string(*in.Compiler))
 	}

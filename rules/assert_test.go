@@ -182,6 +182,23 @@ spec:
         check:
           ~.($facts.containers || $facts.ports || ` + "`[]`" + `):
             name: {}
+  - name: let
+    match:
+      all:
+      - (let $n = metadata.name in $n != null): true
+    assert:
+      all:
+      - message: "let {{ let $k = kind in $k }} {{ metadata.name }}"
+        check:
+          (let $n = metadata.name in $n): (let $m = metadata.name in $m)
+          (let $f = $facts.mode, $r = $request.operation in join(' ', [$f, $r])): STRICT CREATE
+          (metadata.name): (let $x = @ in $x)
+  - name: let-error
+    assert:
+      all:
+      - message: undefined
+        check:
+          (let $x = $undefined in $x): 1
   - name: cel
     compiler: cel
     assert:
@@ -287,10 +304,12 @@ func (r *diffRule) runOurs(resource any, bindings binding.Bindings) (o outcome) 
 	return outcome{applied: applied, violations: violations, err: err}
 }
 
-// compare evaluates one rule both ways and reports a difference.
-func (r *diffRule) compare(resource any, bindings binding.Bindings, st *diffStats) error {
+// compare evaluates one rule both ways and reports a difference: kyverno-json
+// with its own bindings, ours with the Engine's (scope, scope.go), which hold
+// the same values.
+func (r *diffRule) compare(resource any, bindings, ours binding.Bindings, st *diffStats) error {
 	want := r.runKyverno(resource, bindings)
-	got := r.runOurs(resource, bindings)
+	got := r.runOurs(resource, ours)
 	st.evaluations++
 	switch {
 	case (want.err == nil) != (got.err == nil):
@@ -348,6 +367,16 @@ func (in *diffInput) bindings() binding.Bindings {
 	mesh := in.mesh
 	return binding.NewBindings().
 		Register("$facts", binding.NewBinding(in.facts)).
+		Register("$namespace", binding.NewBinding(in.ns)).
+		Register("$request", binding.NewBinding(in.req)).
+		Register("$mesh", binding.NewDelegate(func() (any, error) { return mesh, nil }))
+}
+
+// scope returns the same bindings as the Engine's scope.
+func (in *diffInput) scope() binding.Bindings {
+	mesh := in.mesh
+	var s *scope
+	return s.Register("$facts", binding.NewBinding(in.facts)).
 		Register("$namespace", binding.NewBinding(in.ns)).
 		Register("$request", binding.NewBinding(in.req)).
 		Register("$mesh", binding.NewDelegate(func() (any, error) { return mesh, nil }))
@@ -566,9 +595,9 @@ func TestAssertMatchesKyvernoJSON(t *testing.T) {
 	var asIs, mutated diffStats
 	failures := 0
 	check := func(in diffInput, what string, st *diffStats) {
-		b := in.bindings()
+		b, ob := in.bindings(), in.scope()
 		for i := range rules {
-			if err := rules[i].compare(in.resource, b, st); err != nil {
+			if err := rules[i].compare(in.resource, b, ob, st); err != nil {
 				failures++
 				if failures <= 20 {
 					t.Errorf("%s, %s, rule %s: %v", in.name, what, rules[i].name, err)
@@ -691,9 +720,9 @@ func FuzzAssert(f *testing.F) {
 			{name: "object", resource: v, facts: base.facts, ns: base.ns, req: base.req, mesh: base.mesh},
 			{name: "facts", resource: base.resource, facts: v, ns: base.ns, req: base.req, mesh: base.mesh},
 		} {
-			b := in.bindings()
+			b, ob := in.bindings(), in.scope()
 			for i := range rules {
-				if err := rules[i].compare(in.resource, b, &st); err != nil {
+				if err := rules[i].compare(in.resource, b, ob, &st); err != nil {
 					t.Errorf("fuzzed %s, rule %s: %v", in.name, rules[i].name, err)
 				}
 			}

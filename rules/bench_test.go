@@ -33,7 +33,7 @@ var benchCases = []benchCase{
 	{"PeerAuthentication", "peerauthentication.yaml", false},
 }
 
-func loadBench(b *testing.B, file string) (Object, []byte) {
+func loadBench(b testing.TB, file string) (Object, []byte) {
 	b.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "bench", file))
 	if err != nil {
@@ -50,7 +50,7 @@ func loadBench(b *testing.B, file string) (Object, []byte) {
 	return obj, js
 }
 
-func benchEngine(b *testing.B) (*Engine, *Snapshot) {
+func benchEngine(b testing.TB) (*Engine, *Snapshot) {
 	b.Helper()
 	c, err := DefaultCatalog()
 	if err != nil {

@@ -219,7 +219,16 @@ func normalizeImageRepo(ref string) string {
 
 // isProxyImage reports whether image is an allowed Istio proxy image.
 func (c *compiledConfig) isProxyImage(image string) bool {
-	return c.proxyImage.MatchString(normalizeImageRepo(image))
+	// The expression matches only if one of the names follows the last "/" of
+	// the normalised reference (names hold no "/", tags and digests neither).
+	// normalizeImageRepo only prepends a prefix ending in "/" to the image or
+	// to a suffix of it, so that name is then also in the image itself.
+	for _, n := range c.ProxyImageNames {
+		if strings.Contains(image, n) {
+			return c.proxyImage.MatchString(normalizeImageRepo(image))
+		}
+	}
+	return false
 }
 
 func (c *compiledConfig) exemptNamespace(ns string) bool {

@@ -193,11 +193,29 @@ func (e *Engine) prepare(req *Request) (*prepared, error) {
 // requestBinding is the $request binding: operation, postInjection and user
 // ({known, username, admin}; known is false offline, where nobody is asking).
 func requestBinding(op string, req *Request) map[string]any {
-	user := map[string]any{"known": false, "username": "", "admin": false}
+	var user map[string]any
 	if req.User != nil {
 		user = map[string]any{"known": true, "username": req.User.Username, "admin": req.User.Admin}
+	} else {
+		user = map[string]any{"known": false, "username": "", "admin": false}
 	}
-	return map[string]any{"operation": op, "postInjection": req.PostInjection, "user": user}
+	return map[string]any{"operation": operationValue(op), "postInjection": req.PostInjection, "user": user}
+}
+
+// operationValue is an operation as a binding value, without boxing a copy of
+// a known one.
+func operationValue(op string) any {
+	switch op {
+	case "CREATE":
+		return "CREATE"
+	case "UPDATE":
+		return "UPDATE"
+	case "DELETE":
+		return "DELETE"
+	case "CONNECT":
+		return "CONNECT"
+	}
+	return op
 }
 
 func (e *Engine) meshBinding(st *engine) map[string]any {
@@ -220,11 +238,7 @@ func (e *Engine) Evaluate(_ context.Context, req *Request) ([]Finding, error) {
 	if err != nil || p == nil {
 		return nil, err
 	}
-	bindings := binding.NewBindings().
-		Register("$facts", binding.NewBinding(p.facts)).
-		Register("$namespace", binding.NewBinding(p.namespace)).
-		Register("$request", binding.NewBinding(p.request)).
-		Register("$mesh", binding.NewDelegate(func() (any, error) { return e.meshBinding(p.st), nil }))
+	bindings := e.newRequestScope(p)
 	var findings []Finding
 	for _, r := range p.rules {
 		if r.SkipControlPlane && p.exemptNS {

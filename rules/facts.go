@@ -375,7 +375,7 @@ func (e *engine) namespaceBinding(ns Namespace, known bool) map[string]any {
 	return map[string]any{
 		"name":   ns.Name,
 		"known":  known,
-		"mode":   mode,
+		"mode":   modeValue(mode),
 		"labels": stringAnyMap(ns.Labels),
 		"exempt": e.cfg.exemptNamespace(ns.Name),
 	}

@@ -392,7 +392,8 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 
 			// Istio's own containers, recognised by name, image and exact injected shape (RULES.md 1.6).
 			istioName := cl.field != "ephemeralContainers" && (name == "istio-init" || name == "istio-validation" || name == "istio-proxy")
-			imageAllowed := e.cfg.isProxyImage(image) || name == "istio-proxy" && (image == "auto" || image == "" && !postInjection)
+			proxyImage := e.cfg.isProxyImage(image)
+			imageAllowed := proxyImage || name == "istio-proxy" && (image == "auto" || image == "" && !postInjection)
 			var problems []string
 			if istioName {
 				if !imageAllowed {
@@ -448,7 +449,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			}
 			if name == "istio-proxy" && (cl.field == "containers" || cl.field == "initContainers" && str(c, "restartPolicy") == "Always") {
 				hasProxy = true
-				if !e.cfg.isProxyImage(image) {
+				if !proxyImage {
 					proxyImageBad = true
 				}
 			}

@@ -230,7 +230,7 @@ func ParseRule(dir string, data []byte) (*Rule, error) {
 	if len(p.Spec.Rules) == 0 {
 		return nil, fmt.Errorf("spec.rules: at least one rule is required")
 	}
-	comp := policyCompilers(&p)
+	comp := withScopeJP(policyCompilers(&p))
 	names := map[string]bool{}
 	for i, vr := range p.Spec.Rules {
 		fp := field.NewPath("spec", "rules").Index(i)
