@@ -233,17 +233,28 @@ func (e *Engine) bindingsMap(obj Object, _ KindInfo, req *Request) (map[string]a
 }
 
 // Evaluate implements Evaluator.
-func (e *Engine) Evaluate(_ context.Context, req *Request) ([]Finding, error) {
+//
+// A panic inside a rule (JMESPath's contains, for one, panics on some Go
+// value types a decoded JSON object never has but a caller's object may) is
+// returned as an error naming the object and rule, never as no findings, so
+// neither the webhook nor the CLI crashes or allows on it.
+func (e *Engine) Evaluate(_ context.Context, req *Request) (findings []Finding, err error) {
 	p, err := e.prepare(req)
 	if err != nil || p == nil {
 		return nil, err
 	}
+	code := ""
+	defer func() {
+		if v := recover(); v != nil {
+			findings, err = nil, fmt.Errorf("evaluate %s: rule %s: internal error: %v", p.ref, code, v)
+		}
+	}()
 	bindings := e.newRequestScope(p)
-	var findings []Finding
 	for _, r := range p.rules {
 		if r.SkipControlPlane && p.exemptNS {
 			continue
 		}
+		code = r.Code
 		f, err := r.evaluate(req.Object, bindings)
 		if err != nil {
 			return nil, fmt.Errorf("evaluate %s: rule %s: %w", p.ref, r.Code, err)

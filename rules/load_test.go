@@ -163,3 +163,30 @@ func FuzzEvaluate(f *testing.F) {
 		_, _ = e.Evaluate(context.Background(), &Request{Object: obj, OldObject: obj, Operation: "UPDATE", PostInjection: true})
 	})
 }
+
+// TestEvaluateTurnsPanicsIntoErrors: JMESPath's contains panics on a
+// []string; a rule that meets one must give an error naming the object and
+// the rule, not a crash and not "no findings".
+func TestEvaluateTurnsPanicsIntoErrors(t *testing.T) {
+	src := strings.Replace(validPolicy, "(metadata.name == 'ok'): true", "(contains(spec.tags, 'x')): false", 1)
+	cat, err := LoadCatalog(fstest.MapFS{"MESH9001-test-rule/policy.yaml": {Data: []byte(src)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := New(cat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := Object{"apiVersion": "v1", "kind": "Service", "metadata": map[string]any{"name": "web", "namespace": "shop"},
+		"spec": map[string]any{"tags": []string{"x"}}}
+	findings, err := eng.Evaluate(context.Background(), &Request{Object: obj, Operation: "CREATE"})
+	if err == nil || findings != nil || !strings.Contains(err.Error(), "MESH9001") || !strings.Contains(err.Error(), "web") {
+		t.Fatalf("want an error naming MESH9001 and the object, got %v, %v", findings, err)
+	}
+	// The same rule on a decoded-JSON value ([]any) evaluates normally.
+	obj["spec"] = map[string]any{"tags": []any{"x"}}
+	findings, err = eng.Evaluate(context.Background(), &Request{Object: obj, Operation: "CREATE"})
+	if err != nil || len(findings) != 1 {
+		t.Fatalf("want one finding, got %v, %v", findings, err)
+	}
+}
