@@ -421,36 +421,6 @@ func readDocuments(t testing.TB, file string) []map[string]any {
 	return out
 }
 
-// requestOf builds the request for a document as the catalog tests do: an
-// AdmissionReview is the webhook's request, anything else a manifest.
-func requestOf(doc map[string]any, snap *Snapshot, post bool) *Request {
-	req := &Request{Object: doc, Context: snap, PostInjection: post}
-	if doc["kind"] != "AdmissionReview" {
-		return req
-	}
-	r, _ := doc["request"].(map[string]any)
-	req.Object, _ = r["object"].(map[string]any)
-	req.OldObject, _ = r["oldObject"].(map[string]any)
-	req.Operation, _ = r["operation"].(string)
-	if req.Operation == "DELETE" {
-		req.Object = req.OldObject
-	}
-	req.DefaultNamespace, _ = r["namespace"].(string)
-	req.PostInjection = req.Object != nil && req.Object["kind"] == "Pod" && req.Operation == "CREATE"
-	if ui, ok := r["userInfo"].(map[string]any); ok {
-		req.User = &User{}
-		req.User.Username, _ = ui["username"].(string)
-		groups, _ := ui["groups"].([]any)
-		for _, g := range groups {
-			if s, ok := g.(string); ok {
-				req.User.Groups = append(req.User.Groups, s)
-				req.User.Admin = req.User.Admin || s == "meshguard-admins"
-			}
-		}
-	}
-	return req
-}
-
 // inputOf returns the bindings the Engine builds for a request, whatever the
 // object's kind: rules of every kind are evaluated on every object.
 func inputOf(e *Engine, name string, req *Request) (diffInput, bool) {
@@ -476,14 +446,7 @@ func inputOf(e *Engine, name string, req *Request) (diffInput, bool) {
 // examples with its bindings.
 func corpusInputs(t testing.TB) []diffInput {
 	t.Helper()
-	c, err := DefaultCatalog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, _ := benchEngine(t)
 	var files []string
 	for _, pattern := range []string{
 		"catalog/*/pass/*.yaml", "catalog/*/fail/*.yaml",
@@ -507,7 +470,11 @@ func corpusInputs(t testing.TB) []diffInput {
 		for i, d := range docs {
 			for _, post := range []bool{false, true} {
 				name := fmt.Sprintf("%s#%d (post-injection %v)", file, i, post)
-				if in, ok := inputOf(e, name, requestOf(d, snap, post)); ok {
+				req, err := FixtureRequest(d, snap, post)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if in, ok := inputOf(e, name, req); ok {
 					out = append(out, in)
 				}
 				if d["kind"] == "AdmissionReview" {

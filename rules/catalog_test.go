@@ -17,9 +17,6 @@ import (
 // UPDATE_GOLDEN=1 go test ./rules/ (or make update-golden).
 var updateGolden = os.Getenv("UPDATE_GOLDEN") == "1"
 
-// fixtureAdminGroup makes the requester of a fixture AdmissionReview a meshguard admin.
-const fixtureAdminGroup = "meshguard-admins"
-
 func newEngine(t testing.TB) (*rules.Catalog, *rules.Engine) {
 	t.Helper()
 	c, err := rules.DefaultCatalog()
@@ -58,31 +55,9 @@ func fixtureFindings(t *testing.T, e *rules.Engine, file, code string) []string 
 	}
 	var lines []string
 	for _, d := range docs {
-		req := &rules.Request{Object: d.Object, Context: snap}
-		if d.Object["kind"] == "AdmissionReview" {
-			r, _ := d.Object["request"].(map[string]any)
-			if r == nil {
-				t.Fatalf("%s: document %d: AdmissionReview without request", file, d.Index)
-			}
-			req.Object, _ = r["object"].(map[string]any)
-			req.OldObject, _ = r["oldObject"].(map[string]any)
-			req.Operation, _ = r["operation"].(string)
-			if req.Operation == "DELETE" {
-				req.Object = req.OldObject
-			}
-			req.DefaultNamespace, _ = r["namespace"].(string)
-			req.PostInjection = req.Object != nil && req.Object["kind"] == "Pod" && req.Operation == "CREATE"
-			if ui, ok := r["userInfo"].(map[string]any); ok {
-				req.User = &rules.User{}
-				req.User.Username, _ = ui["username"].(string)
-				groups, _ := ui["groups"].([]any)
-				for _, g := range groups {
-					if s, ok := g.(string); ok {
-						req.User.Groups = append(req.User.Groups, s)
-						req.User.Admin = req.User.Admin || s == fixtureAdminGroup
-					}
-				}
-			}
+		req, err := rules.FixtureRequest(d.Object, snap, false)
+		if err != nil {
+			t.Fatalf("%s: document %d: %v", file, d.Index, err)
 		}
 		fs, err := e.Evaluate(context.Background(), req)
 		if err != nil {

@@ -106,14 +106,7 @@ func TestLoadCatalogNamesTheFile(t *testing.T) {
 }
 
 func TestEvaluateReportsWrongTypesAsErrors(t *testing.T) {
-	c, err := DefaultCatalog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, _ := benchEngine(t)
 	cases := []struct{ name, obj, field string }{
 		{"containers that are not a list", `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":"app"}}`, "spec.containers"},
 		{"a capability that is not a string", `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"spec":{"containers":[{"name":"a","securityContext":{"capabilities":{"add":[1]}}}]}}}}`, "spec.template.spec.containers[0].securityContext.capabilities.add[0]"},
