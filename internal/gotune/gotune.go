@@ -67,7 +67,9 @@ type Applied struct {
 type Env func(string) string
 
 // Apply sets the collector's percent and memory limit. root is the cgroup
-// file system's mount point ("/sys/fs/cgroup" in production).
+// file system's mount point ("/sys/fs/cgroup" in production). An error
+// reading the cgroup's limit is returned after the percent is applied, with
+// no memory limit set: the caller may log it and go on.
 func Apply(o Options, getenv Env, root string) (Applied, error) {
 	var a Applied
 	if err := o.Validate(); err != nil {

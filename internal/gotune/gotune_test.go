@@ -136,3 +136,17 @@ func TestValidate(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+func TestApplyKeepsThePercentWhenTheCgroupIsUnreadable(t *testing.T) {
+	restore(t)
+	debug.SetMemoryLimit(math.MaxInt64)
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "memory.max"), "lots")
+	a, err := Apply(Options{GCPercent: 250, MemoryLimitRatio: 0.9}, noEnv, root)
+	if err == nil || !strings.Contains(err.Error(), "memory.max") {
+		t.Fatalf("want an error naming memory.max, got %v", err)
+	}
+	if a.GCPercent != 250 || a.MemoryLimitSource != "none" || debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		t.Errorf("Apply = %+v; want GOGC 250 applied and no memory limit", a)
+	}
+}

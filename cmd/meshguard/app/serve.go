@@ -130,9 +130,13 @@ func RunServe(ctx context.Context, s Streams, o *ServeOptions) error {
 	}
 	logger := ctrlzap.New(ctrlzap.WriteTo(s.Err), ctrlzap.JSONEncoder(), ctrlzap.Level(level))
 	ctrllog.SetLogger(logger)
+	// The flags were validated; what can still fail is reading the cgroup's
+	// memory limit. That is no reason to stay down (with failurePolicy Fail a
+	// webhook that does not start blocks the kinds it covers): log it and run
+	// without a memory limit.
 	tuned, err := gotune.Apply(o.GoRuntime, os.Getenv, "/sys/fs/cgroup")
 	if err != nil {
-		return &ExitError{Code: 1, Err: err}
+		logger.Error(err, "go runtime: no memory limit set")
 	}
 	logger.Info("go runtime", "gcPercent", tuned.GCPercent, "gcPercentFrom", tuned.GCPercentSource,
 		"memoryLimitBytes", tuned.MemoryLimit, "memoryLimitFrom", tuned.MemoryLimitSource, "cgroupMemoryLimitBytes", tuned.CgroupLimit)
