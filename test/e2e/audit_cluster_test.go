@@ -149,11 +149,10 @@ func nsSummary(t *testing.T, sums []audit.NamespaceSummary, name string) audit.N
 	return audit.NamespaceSummary{}
 }
 
-// TestAuditClusterRun drives audit.RunCluster against the real API server
-// with a small page size, so every kind with more objects than a page is read
-// through Continue tokens.
-func TestAuditClusterRun(t *testing.T) {
-	env := setupAuditCluster(t)
+// runAuditCluster audits the cluster with the whole catalog, pageSize
+// objects per list call, and fails the test on any error.
+func runAuditCluster(t *testing.T, env *framework.Env) *audit.Report {
+	t.Helper()
 	cat, err := rules.DefaultCatalog()
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +174,15 @@ func TestAuditClusterRun(t *testing.T) {
 	if len(rep.Errors) > 0 {
 		t.Fatalf("input errors: %+v", rep.Errors)
 	}
+	return rep
+}
+
+// TestAuditClusterRun drives audit.RunCluster against the real API server
+// with a small page size, so every kind with more objects than a page is read
+// through Continue tokens.
+func TestAuditClusterRun(t *testing.T) {
+	env := setupAuditCluster(t)
+	rep := runAuditCluster(t, env)
 
 	t.Run("findings", func(t *testing.T) {
 		dep := findingsFor(rep, "cluster://Deployment/"+nsSidecar+"/netadmin")

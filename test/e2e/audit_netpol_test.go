@@ -132,27 +132,7 @@ func checkNetpolSummary(t *testing.T, sums []audit.NamespaceSummary) {
 // for mesh namespaces without the managed default-deny.
 func TestAuditClusterNetworkPolicies(t *testing.T) {
 	env := setupNetpolAudit(t)
-	cat, err := rules.DefaultCatalog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := rules.New(cat, rules.NewConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := audit.NewClusterClients(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	rep, err := audit.RunCluster(ctx, ev, cl, audit.ClusterOptions{Kinds: cat.Kinds(), PageSize: pageSize})
-	if err != nil {
-		t.Fatalf("RunCluster: %v", err)
-	}
-	if len(rep.Errors) > 0 {
-		t.Fatalf("input errors: %+v", rep.Errors)
-	}
+	rep := runAuditCluster(t, env)
 	checkNetpolSummary(t, rep.Cluster.Namespaces)
 	for name, want := range npaWant {
 		f, got := findingsFor(rep, "cluster://Namespace/"+name)["MESH0217"]

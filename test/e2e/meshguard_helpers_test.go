@@ -207,7 +207,14 @@ func (m *meshguard) waitForNamespace(t *testing.T, name string, want map[string]
 // when it is absent.
 func (m *meshguard) metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", m.MetricsPort))
+	return scrapeMetric(t, m.MetricsPort, name, labels)
+}
+
+// scrapeMetric reads one sample (a metric with these labels, or without any)
+// from the metrics endpoint on a loopback port, 0 when it is absent.
+func scrapeMetric(t *testing.T, port int, name string, labels map[string]string) float64 {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	if err != nil {
 		t.Fatalf("scrape metrics: %v", err)
 	}
@@ -217,7 +224,7 @@ func (m *meshguard) metric(t *testing.T, name string, labels map[string]string) 
 lines:
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
 			continue
 		}
 		for k, v := range labels {
@@ -383,4 +390,34 @@ func runInProcess(t *testing.T, cfg *rest.Config, o *webhook.Options, logPath st
 		}
 	})
 	return srv, ch
+}
+
+// grantNamespaceEditor lets user get, list, patch and update namespaces (a
+// ClusterRole and binding named e2e-namespace-editor-USER) and waits until
+// the API server's RBAC informer says so (at most 30 s).
+func grantNamespaceEditor(t *testing.T, ctx context.Context, env *framework.Env, user string) {
+	t.Helper()
+	name := "e2e-namespace-editor-" + user
+	mustKubectl(t, ctx, env, fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: %[1]s}
+rules:
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, patch, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: %[1]s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: %[1]s}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: %[2]s}
+`, name, user), "apply", "-f", "-")
+	var can framework.KubectlResult
+	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
+		can = kubectl(t, ctx, env, "", "auth", "can-i", "patch", "namespaces", "--as="+user)
+		return strings.TrimSpace(can.Stdout) == "yes"
+	}) {
+		t.Fatalf("RBAC for %s did not take effect:\n%s", user, can)
+	}
 }

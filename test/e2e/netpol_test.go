@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -287,30 +286,7 @@ func (s *npServer) waitForEvent(t *testing.T, ns, reason string, contains ...str
 // metric reads one sample from the real metrics endpoint (0 when absent).
 func (s *npServer) metric(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.metricsPort))
-	if err != nil {
-		t.Fatalf("scrape metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-lines:
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
-			continue
-		}
-		for k, v := range labels {
-			if !strings.Contains(line, fmt.Sprintf("%s=%q", k, v)) {
-				continue lines
-			}
-		}
-		var f float64
-		if _, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &f); err == nil {
-			return f
-		}
-	}
-	return 0
+	return scrapeMetric(t, s.metricsPort, name, labels)
 }
 
 // TestNetworkPolicies runs meshguard with the default-deny NetworkPolicy
@@ -391,14 +367,14 @@ func TestNetworkPolicies(t *testing.T) {
 			mustKubectl(t, ctx, env, namespaceYAML(ns, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
 			s.waitForSet(t, ns, netpol.ProfileSidecar)
 			res := kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameDefaultDeny, "-n", ns)
-			npDenied(t, res, "MESH0215", fmt.Sprintf(`tampers with managed NetworkPolicy "%s/%s": deletes it`, ns, netpol.NameDefaultDeny))
+			assertDenied(t, res, "MESH0215", fmt.Sprintf(`tampers with managed NetworkPolicy "%s/%s": deletes it`, ns, netpol.NameDefaultDeny))
 			t.Logf("kubectl printed:\n%s", strings.TrimSpace(res.Stderr))
 			// Weakening by edit or relabel is denied too.
-			npDenied(t, kubectl(t, ctx, env, "", "label", "networkpolicy", netpol.NameAllowDNS, "-n", ns, netpol.LabelManaged+"-"), "MESH0215", "changes label meshguard.io/managed")
-			npDenied(t, kubectl(t, ctx, env, "", "patch", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--type=json",
+			assertDenied(t, kubectl(t, ctx, env, "", "label", "networkpolicy", netpol.NameAllowDNS, "-n", ns, netpol.LabelManaged+"-"), "MESH0215", "changes label meshguard.io/managed")
+			assertDenied(t, kubectl(t, ctx, env, "", "patch", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--type=json",
 				"-p", `[{"op":"add","path":"/spec/egress/-","value":{}}]`), "MESH0215", "changes its spec")
 			// The namespace controller's name alone is not trusted.
-			npDenied(t, kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--as="+npNamespaceCtrl),
+			assertDenied(t, kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--as="+npNamespaceCtrl),
 				"MESH0215", "is not terminating")
 			if got := s.policies(t, ns); len(got) != len(netpol.Names(netpol.ProfileSidecar)) {
 				t.Fatalf("denied deletes must leave every policy, have %d", len(got))
@@ -421,7 +397,7 @@ func TestNetworkPolicies(t *testing.T) {
 				t.Fatalf("the namespace controller could not delete a managed policy of a terminating namespace:\n%s", last)
 			}
 			// Anybody else still may not.
-			npDenied(t, kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowIstiod, "-n", ns), "MESH0215")
+			assertDenied(t, kubectl(t, ctx, env, "", "delete", "networkpolicy", netpol.NameAllowIstiod, "-n", ns), "MESH0215")
 		})
 		t.Run("a profile change is applied in place", func(t *testing.T) {
 			t.Parallel()
@@ -430,8 +406,8 @@ func TestNetworkPolicies(t *testing.T) {
 			before := s.waitForSet(t, ns, netpol.ProfileSidecar)
 			// Namespace labels that change the profile are meshguard's: a
 			// tenant may not set them.
-			npRBACForTenant(t, ctx, env)
-			npDenied(t, kubectl(t, ctx, env, "", "label", "namespace", ns, netpol.LabelProfile+"=none", "--as=np-tenant"), "MESH0105", "MESH0106")
+			grantNamespaceEditor(t, ctx, env, "np-tenant")
+			assertDenied(t, kubectl(t, ctx, env, "", "label", "namespace", ns, netpol.LabelProfile+"=none", "--as=np-tenant"), "MESH0105", "MESH0106")
 			// An admin migrates the namespace to ambient.
 			mustKubectl(t, ctx, env, "", "label", "namespace", ns, "istio-injection-", "istio.io/dataplane-mode=ambient")
 			after := s.waitForSet(t, ns, netpol.ProfileAmbient)
@@ -536,45 +512,5 @@ func TestNetworkPolicyPreview(t *testing.T) {
 	}
 	if sum, ok := s.srv.NetworkPolicies.Preview(ns); !ok || !strings.Contains(sum, "would create") {
 		t.Errorf("Preview(%s) = %q, %v", ns, sum, ok)
-	}
-}
-
-func npRBACForTenant(t *testing.T, ctx context.Context, env *framework.Env) {
-	t.Helper()
-	mustKubectl(t, ctx, env, `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: e2e-np-tenant}
-rules:
-- apiGroups: [""]
-  resources: [namespaces]
-  verbs: [get, list, patch, update]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: e2e-np-tenant}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: e2e-np-tenant}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: np-tenant}
-`, "apply", "-f", "-")
-	var can framework.KubectlResult
-	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
-		can = kubectl(t, ctx, env, "", "auth", "can-i", "patch", "namespaces", "--as=np-tenant")
-		return strings.TrimSpace(can.Stdout) == "yes"
-	}) {
-		t.Fatalf("RBAC for np-tenant did not take effect:\n%s", can)
-	}
-}
-
-// npDenied checks kubectl failed with meshguard's denial naming every string.
-func npDenied(t *testing.T, res framework.KubectlResult, want ...string) {
-	t.Helper()
-	if res.ExitCode == 0 {
-		t.Errorf("want a denial, kubectl succeeded:\n%s", res)
-		return
-	}
-	for _, w := range append([]string{"denied the request: meshguard: "}, want...) {
-		if !strings.Contains(res.Stderr, w) {
-			t.Errorf("kubectl's error does not contain %q:\n%s", w, res)
-		}
 	}
 }

@@ -437,30 +437,7 @@ func testNamespaces(t *testing.T, ctx context.Context, env *framework.Env) {
 	}
 
 	// A tenant may edit its namespace's labels (RBAC) but not meshguard's.
-	rbac := `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: e2e-namespace-editor}
-rules:
-- apiGroups: [""]
-  resources: [namespaces]
-  verbs: [get, list, patch, update]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: e2e-namespace-editor}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: e2e-namespace-editor}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}
-`
-	mustKubectl(t, ctx, env, rbac, "apply", "-f", "-")
-	// RBAC is also served from an informer: wait until alice may patch.
-	var can framework.KubectlResult
-	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
-		can = kubectl(t, ctx, env, "", "auth", "can-i", "patch", "namespaces", "--as=alice")
-		return strings.TrimSpace(can.Stdout) == "yes"
-	}) {
-		t.Fatalf("RBAC for alice did not take effect:\n%s", can)
-	}
+	grantNamespaceEditor(t, ctx, env, "alice")
 	mustKubectl(t, ctx, env, "", "label", "namespace", "e2e-tenant", "team=payments", "--as=alice")
 	res := kubectl(t, ctx, env, "", "label", "namespace", "e2e-tenant", "meshguard.io/mode=audit", "--as=alice")
 	assertDenied(t, res, "MESH0106", "alice", "not a meshguard admin")
