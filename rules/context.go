@@ -22,6 +22,15 @@ type Context interface {
 	AuthorizationPolicies(namespace string) []Object
 }
 
+// NamespacePods is implemented by contexts that know the pods running in a
+// namespace (the webhook's informer cache). A namespace's mesh-mode change is
+// then judged against them (MESH0107).
+type NamespacePods interface {
+	// Pods returns the pods of a namespace as decoded objects (apiVersion and
+	// kind set), and whether the pods are known at all.
+	Pods(namespace string) ([]Object, bool)
+}
+
 // Object is a decoded Kubernetes object (JSON-compatible maps, float64 numbers).
 type Object = map[string]any
 
@@ -33,6 +42,7 @@ type Snapshot struct {
 	aps        map[string][]Object
 	webhooks   []Object
 	services   map[string]Object // namespace/name
+	pods       map[string][]Object
 	// netpols are the names of managed NetworkPolicies by namespace.
 	netpols        map[string][]string
 	netpolsUnknown bool
@@ -44,12 +54,13 @@ var (
 	_ InjectorRevisions = (*Snapshot)(nil)
 
 	_ ManagedNetworkPolicies = (*Snapshot)(nil)
+	_ NamespacePods          = (*Snapshot)(nil)
 )
 
 // NewSnapshot returns an empty Snapshot.
 func NewSnapshot() *Snapshot { return &Snapshot{} }
 
-// Add records an object if it is context (a Namespace, PeerAuthentication,
+// Add records an object if it is context (a Namespace, Pod, PeerAuthentication,
 // AuthorizationPolicy, Service, webhook configuration, or a NetworkPolicy
 // labelled meshguard.io/managed: "true"); other kinds are ignored. defaultNamespace is used for
 // namespaced objects that do not name their namespace.
@@ -75,6 +86,11 @@ func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 			Annotations: stringMap(meta["annotations"]),
 			Terminating: terminating && meta["deletionTimestamp"] != nil,
 		}
+	case group == "" && kind == "Pod":
+		if s.pods == nil {
+			s.pods = map[string][]Object{}
+		}
+		s.pods[ns] = append(s.pods[ns], obj)
 	case group == "security.istio.io" && kind == "PeerAuthentication":
 		if s.pas == nil {
 			s.pas = map[string][]Object{}
@@ -101,6 +117,12 @@ func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 		}
 		s.netpols[ns] = append(s.netpols[ns], str(meta, "name"))
 	}
+}
+
+// Pods implements NamespacePods with the Pods added to the snapshot; they are
+// known only when the snapshot holds any.
+func (s *Snapshot) Pods(namespace string) ([]Object, bool) {
+	return s.pods[namespace], s.pods != nil
 }
 
 // WebhookBackends implements WebhookBackends from the webhook configurations

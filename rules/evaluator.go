@@ -88,6 +88,9 @@ func (e *Engine) RulesFor(gk schema.GroupKind) []*Rule { return e.byKind[gk] }
 type engine struct {
 	cfg *compiledConfig
 	ctx Context
+	// eng evaluates other objects a fact depends on (the pods a namespace
+	// change would leave behind).
+	eng *Engine
 }
 
 // ObjectRefOf returns the reference of a decoded object.
@@ -169,7 +172,7 @@ func (e *Engine) prepare(req *Request) (*prepared, error) {
 		ns = Namespace{Name: nsName, Labels: stringMap(meta["labels"]), Annotations: stringMap(meta["annotations"])}
 		nsKnown = true
 	}
-	st := &engine{cfg: e.cfg, ctx: ctxt}
+	st := &engine{cfg: e.cfg, ctx: ctxt, eng: e}
 	facts, err := st.objectFacts(obj, info, req, ns, nsKnown)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: %w", ref, err)

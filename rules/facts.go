@@ -25,6 +25,8 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		return e.namespaceFacts(obj, req)
 	case info.Group == "" && info.Kind == "Service":
 		return serviceFacts(obj)
+	case info.Group == "" && info.Kind == "Binding":
+		return bindingFacts(obj)
 	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":
 		facts, err := networkPolicyFacts(obj)
 		if err != nil {
@@ -74,6 +76,14 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 	changes := guardKeyChanges("label", oldLabels, cur.Labels)
 	changes = append(changes, guardKeyChanges("annotation", oldAnn, stringMap(meta["annotations"]))...)
 	facts["guardChanges"] = nonNil(changes)
+	facts["strandedPods"] = []any{}
+	if req.OldObject != nil && facts["oldMode"] != facts["mode"] {
+		stranded, err := e.strandedPods(cur, Namespace{Name: cur.Name, Labels: oldLabels, Annotations: oldAnn})
+		if err != nil {
+			return nil, err
+		}
+		facts["strandedPods"] = stranded
+	}
 	facts["netpolOptOut"] = netpolOptOut(cur.Labels, oldProfile, hadProfile)
 	facts["netpol"] = e.netpolFacts(cur, meta["deletionTimestamp"] != nil)
 	rev := cur.Labels[labelRev]
@@ -85,6 +95,53 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 		facts["revisionKnown"] = e.revisionKnown(rev)
 	}
 	return facts, nil
+}
+
+// bindingFacts lists the Istio and meshguard labels and annotations a
+// Binding would copy onto its pod (MESH0117).
+func bindingFacts(obj Object) (map[string]any, error) {
+	meta := mapAt(obj, "metadata")
+	for _, f := range []string{"labels", "annotations"} {
+		if err := checkType(meta, "metadata", f, "object"); err != nil {
+			return nil, err
+		}
+	}
+	var out []any
+	for _, kind := range []string{"label", "annotation"} {
+		m := stringMap(meta[kind+"s"])
+		for _, k := range sortedStringKeys(m) {
+			if MeshKey(k) {
+				out = append(out, fmt.Sprintf("sets %s %s=%s", kind, k, quote(m[k])))
+			}
+		}
+	}
+	return map[string]any{"meshMetadata": nonNil(out)}, nil
+}
+
+// MeshKey reports whether a label or annotation key belongs to Istio
+// (istio.io and its subdomains: sidecar.istio.io, traffic.sidecar.istio.io,
+// ambient.istio.io, ...) or to meshguard (meshguard.io).
+func MeshKey(k string) bool {
+	i := strings.IndexByte(k, '/')
+	if i < 0 {
+		return false
+	}
+	domain := strings.ToLower(k[:i])
+	for _, d := range []string{"istio.io", "meshguard.io"} {
+		if domain == d || strings.HasSuffix(domain, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedStringKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // guardPrefix marks meshguard's own labels and annotations.

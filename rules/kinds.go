@@ -42,6 +42,10 @@ var knownKinds = []KindInfo{
 	{Group: "batch", Kind: "Job", Versions: []string{"v1"}, Resource: "jobs", Namespaced: true, PodTemplate: []string{"spec", "template"}},
 	{Group: "batch", Kind: "CronJob", Versions: []string{"v1"}, Resource: "cronjobs", Namespaced: true, PodTemplate: []string{"spec", "jobTemplate", "spec", "template"}},
 	{Kind: "Namespace", Versions: []string{"v1"}, Resource: "namespaces"},
+	// A Binding reaches the webhook as the pods/binding subresource (or the
+	// legacy bindings resource): the API server copies its labels and
+	// annotations onto the pod.
+	{Kind: "Binding", Versions: []string{"v1"}, Resource: "bindings", Namespaced: true},
 	{Kind: "Service", Versions: []string{"v1"}, Resource: "services", Namespaced: true},
 	{Group: "networking.k8s.io", Kind: "NetworkPolicy", Versions: []string{"v1"}, Resource: "networkpolicies", Namespaced: true},
 	{Group: "security.istio.io", Kind: "PeerAuthentication", Versions: []string{"v1", "v1beta1"}, Resource: "peerauthentications", Namespaced: true},

@@ -61,7 +61,10 @@ func (o *ConfigOptions) clientConfig(path string) admissionregistrationv1.Webhoo
 
 // ValidatingConfiguration returns the ValidatingWebhookConfiguration for every
 // kind the catalog covers, in every served version, plus pods/ephemeralcontainers
-// (so `kubectl debug` cannot add a privileged container to a meshed pod). Istio
+// (so `kubectl debug` cannot add a privileged container to a meshed pod) and
+// the status, finalize and binding subresources through which labels and
+// annotations change (a webhook of their own whose matchConditions send only
+// the requests that change them). Istio
 // configuration is judged in every namespace (istio-system is the root
 // namespace); workloads, Services, NetworkPolicies and Namespaces skip the
 // excluded namespaces.
@@ -71,6 +74,11 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 	byGroup := map[string]map[string][]string{} // group -> resource -> versions
 	istioGroups := map[string]bool{}
 	for _, k := range cat.Kinds() {
+		if k.Kind == "Binding" && k.Group == "" {
+			// Bindings are subresource requests (pods/binding): the
+			// subresources webhook receives them.
+			continue
+		}
 		if byGroup[k.Group] == nil {
 			byGroup[k.Group] = map[string][]string{}
 		}
@@ -147,6 +155,13 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 	whs := []admissionregistrationv1.ValidatingWebhook{
 		hook("workloads.meshguard.io", workload, exclude),
 		hook("istio-config.meshguard.io", istio, &metav1.LabelSelector{}),
+	}
+	if sub := subresourceRules(cat); len(sub) > 0 {
+		// Status, finalize and binding requests that can change labels and
+		// annotations (see subresources.go), only when they do.
+		h := hook("subresources.meshguard.io", sub, exclude)
+		h.MatchConditions = append([]admissionregistrationv1.MatchCondition(nil), subresourceMatchConditions...)
+		whs = append(whs, h)
 	}
 	if o.ProtectNetworkPolicies {
 		nsScope := admissionregistrationv1.NamespacedScope

@@ -7,6 +7,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -31,6 +32,7 @@ type cacheContext struct {
 
 var (
 	_ rules.Context           = (*cacheContext)(nil)
+	_ rules.NamespacePods     = (*cacheContext)(nil)
 	_ rules.WebhookBackends   = (*cacheContext)(nil)
 	_ rules.InjectorRevisions = (*cacheContext)(nil)
 )
@@ -162,4 +164,61 @@ func (c *cacheContext) PeerAuthentications(namespace string) []rules.Object {
 
 func (c *cacheContext) AuthorizationPolicies(namespace string) []rules.Object {
 	return c.list(gvkAuthorizationPolicy, namespace)
+}
+
+// Pods implements rules.NamespacePods from the pod cache (trimmed by
+// trimPod). Until the caches have synced the pods are unknown.
+func (c *cacheContext) Pods(namespace string) ([]rules.Object, bool) {
+	if !c.synced.Load() {
+		return nil, false
+	}
+	var l corev1.PodList
+	if err := c.reader.List(context.Background(), &l, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, false
+	}
+	out := make([]rules.Object, 0, len(l.Items))
+	for i := range l.Items {
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&l.Items[i])
+		if err != nil {
+			return nil, false
+		}
+		m["apiVersion"], m["kind"] = "v1", "Pod"
+		normalizeNumbers(m)
+		out = append(out, m)
+	}
+	return out, true
+}
+
+// normalizeNumbers turns the integers of a converted object into float64,
+// as decoded JSON has them (the rules compare JSON numbers).
+func normalizeNumbers(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = normalizeNumbers(x)
+		}
+		return t
+	case []any:
+		for i, x := range t {
+			t[i] = normalizeNumbers(x)
+		}
+		return t
+	case int64:
+		return float64(t)
+	case int32:
+		return float64(t)
+	case int:
+		return float64(t)
+	}
+	return v
+}
+
+// trimPod drops what no rule reads from a cached pod: managed fields and all
+// of the status but the phase.
+func trimPod(obj any) (any, error) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		p.ManagedFields = nil
+		p.Status = corev1.PodStatus{Phase: p.Status.Phase}
+	}
+	return obj, nil
 }

@@ -188,6 +188,10 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionReleaseOnCancel: true,
 	}
+	// Pods are cached without what no rule reads (status but its phase,
+	// managed fields), for judging a namespace's mode change against the
+	// pods running in it (MESH0107).
+	mopts.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: trimPod}}
 	if o.NetworkPolicies != nil {
 		// Only managed NetworkPolicies are cached.
 		obj, sel := netpol.CacheByObject()
@@ -195,7 +199,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		mopts.Cache.ByObject = map[client.Object]cache.ByObject{obj: {Label: s}}
+		mopts.Cache.ByObject[obj] = cache.ByObject{Label: s}
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
@@ -227,7 +231,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	// request does not create them.
 	var informers []func(context.Context) error
 	for _, obj := range []client.Object{
-		&corev1.Namespace{}, &corev1.Service{},
+		&corev1.Namespace{}, &corev1.Service{}, &corev1.Pod{},
 		&admissionregistrationv1.ValidatingWebhookConfiguration{}, &admissionregistrationv1.MutatingWebhookConfiguration{},
 	} {
 		informers = append(informers, func(ctx context.Context) error {

@@ -97,9 +97,7 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 	logInfo := func(msg string, kv ...any) {
 		log.FromContext(ctx).Info(msg, append([]any{"uid", req.UID, "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name, "operation", req.Operation}, kv...)...)
 	}
-	switch req.SubResource {
-	case "", "ephemeralcontainers":
-	default:
+	if !JudgedSubresource(req.SubResource) {
 		return admission.Allowed(fmt.Sprintf("meshguard does not judge the %s subresource", req.SubResource)), "allow"
 	}
 	ext := &req.Object
@@ -131,7 +129,14 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 		// Garbage collection and finalizer removal update objects that are
 		// already being deleted; denying them (a Critical finding is never
 		// grandfathered) would leave the object stuck terminating.
-		return admission.Allowed("meshguard: the object is being deleted and its spec is unchanged"), "allow"
+		return admission.Allowed("meshguard: the object is being deleted and nothing the rules read changed"), "allow"
+	}
+	if metadataOnlySubresource(req.SubResource) && old != nil && sameLabelsAndAnnotations(obj, old) {
+		// A status or finalize update whose labels and annotations are
+		// unchanged cannot change what the rules read (the API server resets
+		// the spec of a status update); the kubelet's status updates of a pod
+		// with a Critical finding must not be refused.
+		return admission.Allowed("meshguard: the " + req.SubResource + " update changes no label or annotation"), "allow"
 	}
 	user := &rules.User{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups, Admin: pol.IsAdmin(req.UserInfo.Username, req.UserInfo.Groups)}
 	rreq := &rules.Request{
@@ -190,8 +195,11 @@ func objectOf(ext *runtime.RawExtension) (rules.Object, error) {
 }
 
 // beingDeleted reports an UPDATE of an object that has a deletionTimestamp and
-// whose spec, labels and annotations did not change: finalizers or owner
-// references being removed.
+// of which nothing a rule reads changed: finalizers or owner references being
+// removed. Every top-level field but status (spec, a PodTemplate's template,
+// a webhook configuration's webhooks, a ConfigMap's data) and every metadata
+// field but the bookkeeping ones must be equal, so a kind that keeps its pod
+// outside spec cannot carry a change through this shortcut.
 func beingDeleted(obj, old rules.Object) bool {
 	if old == nil {
 		return false
@@ -200,13 +208,63 @@ func beingDeleted(obj, old rules.Object) bool {
 	if meta["deletionTimestamp"] == nil {
 		return false
 	}
+	return sameExceptBookkeeping(obj, old)
+}
+
+// deletionBookkeeping are the metadata fields that change while an object is
+// deleted (or on any write) and that no rule reads.
+var deletionBookkeeping = map[string]bool{
+	"finalizers": true, "ownerReferences": true, "managedFields": true, "resourceVersion": true,
+	"generation": true, "deletionTimestamp": true, "deletionGracePeriodSeconds": true,
+}
+
+// sameExceptBookkeeping compares two objects ignoring status and the metadata
+// bookkeeping fields.
+func sameExceptBookkeeping(obj, old rules.Object) bool {
+	for k, v := range obj {
+		if k == "status" || k == "metadata" {
+			continue
+		}
+		if !reflect.DeepEqual(v, old[k]) {
+			return false
+		}
+	}
+	for k := range old {
+		if _, ok := obj[k]; !ok && k != "status" && k != "metadata" {
+			return false
+		}
+	}
+	meta, _ := obj["metadata"].(map[string]any)
 	oldMeta, _ := old["metadata"].(map[string]any)
-	// Only finalizers and owner references may change: a label or annotation
-	// change (the managed label of a NetworkPolicy, meshguard's namespace
-	// labels) is still judged.
-	return reflect.DeepEqual(obj["spec"], old["spec"]) &&
-		reflect.DeepEqual(meta["labels"], oldMeta["labels"]) &&
-		reflect.DeepEqual(meta["annotations"], oldMeta["annotations"])
+	for k, v := range meta {
+		if !deletionBookkeeping[k] && !reflect.DeepEqual(v, oldMeta[k]) {
+			return false
+		}
+	}
+	for k := range oldMeta {
+		if _, ok := meta[k]; !ok && !deletionBookkeeping[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// sameLabelsAndAnnotations reports whether two objects carry the same labels
+// and annotations (absent and empty are the same).
+func sameLabelsAndAnnotations(obj, old rules.Object) bool {
+	meta, _ := obj["metadata"].(map[string]any)
+	oldMeta, _ := old["metadata"].(map[string]any)
+	for _, k := range []string{"labels", "annotations"} {
+		a, _ := meta[k].(map[string]any)
+		b, _ := oldMeta[k].(map[string]any)
+		if len(a) == 0 && len(b) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(a, b) {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeObject decodes a JSON object; anything else is an error.
@@ -262,10 +320,12 @@ func (v *Validator) actions(pol *Policy, findings, before []rules.Finding, obj r
 		if a, ok := pol.Actions[f.Code]; ok {
 			d.Action = a
 		}
-		// Only the same finding, no more severe than before, is grandfathered:
-		// rules whose severity comes from feedback can escalate (Low to High)
-		// with an unchanged message.
-		if p, ok := prior[f.Code]; ok && p.Message == f.Message && f.Severity <= p.Severity && f.Severity < rules.SeverityCritical && d.Action.strength() > ActionAudit.strength() {
+		// Only a finding whose offending items were all present before, no
+		// more severe than before, is grandfathered: rules whose severity
+		// comes from feedback can escalate (Low to High) with an unchanged
+		// message, and a partial fix (NET_RAW dropped from one of two
+		// containers) leaves a subset of the items.
+		if p, ok := prior[f.Code]; ok && itemsWerePresent(f.Message, p.Message) && f.Severity <= p.Severity && f.Severity < rules.SeverityCritical && d.Action.strength() > ActionAudit.strength() {
 			d.Action, d.Note = ActionAudit, "already present before this update"
 		}
 		if nsMode != "" && f.Severity < rules.SeverityCritical {
@@ -298,6 +358,26 @@ func (v *Validator) actions(pol *Policy, findings, before []rules.Finding, obj r
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Code < out[j].Code })
 	return out, dedupe(expired)
+}
+
+// itemsWerePresent reports whether every offending item of a finding's
+// message was already in the earlier message of the same rule. Rules join
+// their items with "; " (rules/catalog/README.md), so the items are the
+// message's "; "-separated parts; a message without items is one item.
+func itemsWerePresent(msg, before string) bool {
+	if msg == before {
+		return true
+	}
+	old := map[string]bool{}
+	for _, it := range strings.Split(before, "; ") {
+		old[it] = true
+	}
+	for _, it := range strings.Split(msg, "; ") {
+		if !old[it] {
+			return false
+		}
+	}
+	return true
 }
 
 func baseAction(s rules.Severity) Action {

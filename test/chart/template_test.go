@@ -168,6 +168,10 @@ func checkWebhooks(t *testing.T, c *chart, cat *rules.Catalog, v variant) {
 			wantYAML, _ := yaml.Marshal(w.Rules)
 			t.Errorf("webhook %s: the rules differ from the catalog's (webhook.ValidatingConfiguration); copy these into templates/validatingwebhookconfiguration.yaml:\n%s", w.Name, wantYAML)
 		}
+		if w.Name != "netpol-guard.meshguard.io" && !matchConditionsEqual(g.MatchConditions, w.MatchConditions) {
+			wantYAML, _ := yaml.Marshal(w.MatchConditions)
+			t.Errorf("webhook %s: the matchConditions differ from webhook.ValidatingConfiguration's; copy these into templates/validatingwebhookconfiguration.yaml:\n%s", w.Name, wantYAML)
+		}
 		checkCommon(t, w.Name, g.AdmissionReviewVersions, g.SideEffects, g.MatchPolicy, g.TimeoutSeconds, timeout)
 		if g.FailurePolicy == nil || *g.FailurePolicy != fp {
 			t.Errorf("webhook %s: failurePolicy %v, want %s", w.Name, g.FailurePolicy, fp)
@@ -608,4 +612,18 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 			}
 		})
 	}
+}
+
+// matchConditionsEqual compares match conditions by name and by expression
+// with runs of white space collapsed (the chart folds long expressions).
+func matchConditionsEqual(a, b []admissionregistrationv1.MatchCondition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || strings.Join(strings.Fields(a[i].Expression), " ") != strings.Join(strings.Fields(b[i].Expression), " ") {
+			return false
+		}
+	}
+	return true
 }

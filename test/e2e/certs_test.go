@@ -307,7 +307,7 @@ metadata: {name: e2e-certs-meshguard}
 rules:
 - {apiGroups: [admissionregistration.k8s.io], resources: [validatingwebhookconfigurations, mutatingwebhookconfigurations], verbs: [get, list, watch]}
 - {apiGroups: [admissionregistration.k8s.io], resources: [validatingwebhookconfigurations, mutatingwebhookconfigurations], resourceNames: [%[3]s], verbs: [update]}
-- {apiGroups: [""], resources: [namespaces, services], verbs: [get, list, watch]}
+- {apiGroups: [""], resources: [namespaces, pods, services], verbs: [get, list, watch]}
 - {apiGroups: [security.istio.io], resources: [peerauthentications, authorizationpolicies], verbs: [get, list, watch]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
