@@ -14,10 +14,17 @@ type bypassCase struct {
 	// NSLabels are the labels of the case's namespace. Nil means a namespace
 	// enrolled with istio-injection=enabled.
 	NSLabels map[string]string
+	// Exempt places the case in a namespace where the suite's policy allows
+	// object exemptions and an admin exemption for MESH0150/MESH0151
+	// applies (bp-exempt-N).
+	Exempt bool
 	// Setup is YAML the admin applies before the attempt (admitted: the
 	// admin is a meshguard admin only for meshguard's own labels, so Setup
 	// holds objects without findings, or uses the case's namespace mode).
 	Setup string
+	// Prepare are kubectl commands the admin runs after Setup (for example
+	// deleting an object that holds a finalizer).
+	Prepare [][]string
 	// Manifest is sent on kubectl's standard input.
 	Manifest string
 	// Args are kubectl's arguments; the default is "apply -f -".

@@ -49,6 +49,13 @@ type npServer struct {
 // controller in the given mode, leader-elected, and waits for /readyz.
 func startNetpolServer(t *testing.T, env *framework.Env, mode netpol.Mode, leaseID string) *npServer {
 	t.Helper()
+	return startNetpolServerWithPolicy(t, env, mode, leaseID, "mode: enforce\nadmins:\n  groups: [\"system:masters\"]\n")
+}
+
+// startNetpolServerWithPolicy is startNetpolServer with the given admin
+// policy file.
+func startNetpolServerWithPolicy(t *testing.T, env *framework.Env, mode netpol.Mode, leaseID, policy string) *npServer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// meshguard's identity: cluster-admin for the test, bound to its service account.
@@ -77,7 +84,7 @@ subjects:
 		}
 	}
 	policyFile := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policyFile, []byte("mode: enforce\nadmins:\n  groups: [\"system:masters\"]\n"), 0o600); err != nil {
+	if err := os.WriteFile(policyFile, []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	o := webhook.NewOptions()

@@ -1,0 +1,294 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/meshguard/meshguard/test/e2e/framework"
+	"github.com/meshguard/meshguard/webhook/netpol"
+)
+
+// bypassTenant is the tenant of the bypass suite: it owns its namespaces
+// (every verb on every namespaced resource and subresource there), may edit
+// namespaces and their status and finalizers, and is not a meshguard admin.
+const bypassTenant = "mallory"
+
+// bypassPolicy is the admin policy of the bypass suite: object exemptions are
+// allowed only in namespaces named bp-exempt-*, and one admin exemption
+// applies there too.
+func bypassPolicy(now time.Time) string {
+	return fmt.Sprintf(`mode: enforce
+admins:
+  groups: ["system:masters"]
+namespaceModes: ["bp-relaxed-*"]
+objectExemptions: ["bp-exempt-*"]
+exemptions:
+- name: capture-tool
+  codes: [MESH0151, MESH0150]
+  namespaces: ["bp-exempt-*"]
+  reason: the packet capture tool needs raw sockets until OPS-77 replaces it
+  expires: %s
+`, now.Add(24*time.Hour).UTC().Format(time.RFC3339))
+}
+
+// TestBypass is the regression suite of every way a tenant has tried to get a
+// weakened mesh admitted (issue 9): each case runs as the tenant through the
+// real API server and the real kubectl, against `meshguard serve` with the
+// NetworkPolicy controller and every webhook registered, and must be denied
+// with its code and its fix. Each new rule adds its own attempts here.
+func TestBypass(t *testing.T) {
+	env := framework.Shared(t)
+	s := startNetpolServerWithPolicy(t, env, netpol.ModeEnforce, "e2e-bypass", bypassPolicy(time.Now()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	probe := "bp-probe"
+	mustKubectl(t, ctx, env, namespaceYAML(probe, map[string]string{"istio-injection": "enabled"}), "apply", "-f", "-")
+	s.waitForSet(t, probe, netpol.ProfileSidecar)
+	s.register(t, env, probe)
+	grantBypassTenant(t, ctx, env)
+
+	var cases []bypassCase
+	for _, group := range [][]bypassCase{
+		bypassHeldCases(), bypassSubresourceCases(), bypassWorkloadStateCases(),
+		bypassNetpolCases, bypassAuthzCases, bypassCaptureCases, bypassExtraCases,
+	} {
+		cases = append(cases, group...)
+	}
+	var seq atomic.Int32
+	t.Run("tenant", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.Name, func(t *testing.T) {
+				t.Parallel()
+				n := seq.Add(1)
+				ns := fmt.Sprintf("bp-%d", n)
+				if tc.Exempt {
+					ns = fmt.Sprintf("bp-exempt-%d", n)
+				}
+				runBypassCase(t, ctx, env, s, ns, tc)
+			})
+		}
+	})
+
+	t.Run("a namespaces/status patch cannot opt out of the managed NetworkPolicies", func(t *testing.T) {
+		ns := "bp-netpol-status"
+		prepareBypassNamespace(t, ctx, env, s, ns, nil, "")
+		before := s.waitForSet(t, ns, netpol.ProfileSidecar)
+		res := kubectl(t, ctx, env, "", "patch", "namespace", ns, "--subresource=status", "--type=merge",
+			"-p", `{"metadata":{"labels":{"meshguard.io/netpol-profile":"none","meshguard.io/mode":"audit"}}}`, "--as="+bypassTenant)
+		assertDenied(t, res, "MESH0105", "MESH0106")
+		after := s.waitForSet(t, ns, netpol.ProfileSidecar)
+		for name, np := range before {
+			if after[name].UID != np.UID {
+				t.Errorf("managed NetworkPolicy %s changed identity or went missing after the denied patch", name)
+			}
+		}
+	})
+
+	t.Run("a partial fix of a grandfathered finding is admitted", func(t *testing.T) {
+		// Created while the namespace was in audit mode (an admin's
+		// choice), then returned to enforce: both NET_RAW containers are
+		// grandfathered.
+		ns := "bp-relaxed-grandfather"
+		prepareBypassNamespace(t, ctx, env, s, ns, map[string]string{"istio-injection": "enabled", "meshguard.io/mode": "audit"}, "")
+		mustKubectl(t, ctx, env, twoContainerDeployment(ns, []string{"NET_RAW"}, []string{"NET_RAW"}), "apply", "-f", "-")
+		mustKubectl(t, ctx, env, "", "label", "namespace", ns, "meshguard.io/mode-")
+		s.waitForNamespaceLabels(t, ns, map[string]string{"meshguard.io/mode": ""})
+		// Dropping NET_RAW from one container changes the finding's message
+		// and is admitted; adding it back is a new item and is denied.
+		mustKubectl(t, ctx, env, twoContainerDeployment(ns, nil, []string{"NET_RAW"}), "apply", "-f", "-", "--as="+bypassTenant)
+		res := kubectl(t, ctx, env, twoContainerDeployment(ns, []string{"NET_RAW"}, []string{"NET_RAW"}), "apply", "-f", "-", "--as="+bypassTenant)
+		assertDenied(t, res, "MESH0151", `container "app" adds capability "NET_RAW"`)
+	})
+}
+
+// runBypassCase prepares the case's namespace, runs the attempt and checks
+// the denial.
+func runBypassCase(t *testing.T, ctx context.Context, env *framework.Env, s *npServer, ns string, tc bypassCase) {
+	t.Helper()
+	ns2 := ns + "-b"
+	expand := func(in string) string {
+		return strings.NewReplacer("{{ns}}", ns, "{{ns2}}", ns2).Replace(in)
+	}
+	labels := tc.NSLabels
+	if labels == nil {
+		labels = map[string]string{"istio-injection": "enabled"}
+	}
+	if strings.Contains(tc.Setup+tc.Manifest+strings.Join(tc.Args, " "), "{{ns2}}") {
+		prepareBypassNamespace(t, ctx, env, s, ns2, labels, "")
+	}
+	prepareBypassNamespace(t, ctx, env, s, ns, labels, expand(tc.Setup))
+	for _, cmd := range tc.Prepare {
+		args := make([]string, len(cmd))
+		for i, a := range cmd {
+			args[i] = expand(a)
+		}
+		mustKubectl(t, ctx, env, "", args...)
+	}
+	args := []string{"apply", "-f", "-"}
+	if len(tc.Args) > 0 {
+		args = nil
+		for _, a := range tc.Args {
+			args = append(args, expand(a))
+		}
+	}
+	if !tc.Admin {
+		args = append(args, "--as="+bypassTenant)
+	}
+	res := kubectl(t, ctx, env, expand(tc.Manifest), args...)
+	want := []string{tc.Code}
+	if tc.Fix != "" {
+		want = append(want, tc.Fix)
+	}
+	for _, c := range tc.Contains {
+		want = append(want, expand(c))
+	}
+	assertDenied(t, res, want...)
+	if t.Failed() {
+		t.Logf("kubectl %s", strings.Join(args, " "))
+	}
+}
+
+// prepareBypassNamespace creates a namespace with labels, lets the tenant own
+// it, applies setup as the admin and waits until meshguard's caches hold the
+// namespace and every Pod of the setup.
+func prepareBypassNamespace(t *testing.T, ctx context.Context, env *framework.Env, s *npServer, ns string, labels map[string]string, setup string) {
+	t.Helper()
+	if labels == nil {
+		labels = map[string]string{"istio-injection": "enabled"}
+	}
+	mustKubectl(t, ctx, env, namespaceYAML(ns, labels)+"---\n"+fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: tenant, namespace: %s}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: e2e-bypass-tenant}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}]
+`, ns, bypassTenant), "apply", "-f", "-")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		kubectl(t, ctx, env, "", "delete", "deployments,replicasets,statefulsets,daemonsets,jobs,cronjobs,replicationcontrollers,podtemplates,pods,services", "--all", "-n", ns, "--wait=false", "--grace-period=0")
+	})
+	s.waitForNamespaceLabels(t, ns, labels)
+	var can framework.KubectlResult
+	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
+		can = kubectl(t, ctx, env, "", "auth", "can-i", "create", "pods", "-n", ns, "--as="+bypassTenant)
+		return strings.TrimSpace(can.Stdout) == "yes"
+	}) {
+		t.Fatalf("the tenant's RoleBinding in %s did not take effect:\n%s", ns, can)
+	}
+	if strings.TrimSpace(setup) == "" {
+		return
+	}
+	mustKubectl(t, ctx, env, setup, "apply", "-f", "-")
+	for _, name := range podNames(t, setup) {
+		var pod corev1.Pod
+		if !poll(30*time.Second, 50*time.Millisecond, func() bool {
+			return s.srv.Manager.GetCache().Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &pod) == nil
+		}) {
+			t.Fatalf("meshguard's pod cache did not see pod %s/%s within 30s", ns, name)
+		}
+	}
+}
+
+// podNames returns the names of the Pods in a YAML stream.
+func podNames(t *testing.T, stream string) []string {
+	t.Helper()
+	var out []string
+	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(stream, -1) {
+		var obj struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+			t.Fatalf("setup YAML: %v", err)
+		}
+		if obj.Kind == "Pod" {
+			out = append(out, obj.Metadata.Name)
+		}
+	}
+	return out
+}
+
+// waitForNamespaceLabels waits (bounded) until meshguard's cache holds the
+// namespace with the wanted label values ("" for a label that must be absent).
+func (s *npServer) waitForNamespaceLabels(t *testing.T, name string, want map[string]string) {
+	t.Helper()
+	var ns corev1.Namespace
+	if !poll(30*time.Second, 50*time.Millisecond, func() bool {
+		if err := s.srv.Manager.GetCache().Get(context.Background(), client.ObjectKey{Name: name}, &ns); err != nil {
+			return false
+		}
+		for k, v := range want {
+			if got, ok := ns.Labels[k]; (v == "" && ok) || (v != "" && got != v) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("meshguard's cache did not see namespace %s with labels %v within 30s (has %v)", name, want, ns.Labels)
+	}
+}
+
+// grantBypassTenant creates the tenant's roles: every verb on every
+// namespaced resource and subresource of the groups meshguard judges (bound
+// per namespace), and namespaces with their status and finalize
+// subresources cluster-wide.
+func grantBypassTenant(t *testing.T, ctx context.Context, env *framework.Env) {
+	t.Helper()
+	mustKubectl(t, ctx, env, fmt.Sprintf(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: e2e-bypass-tenant}
+rules:
+- apiGroups: ["", apps, batch, networking.k8s.io, security.istio.io, networking.istio.io, extensions.istio.io, telemetry.istio.io]
+  resources: ["*"]
+  verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: e2e-bypass-tenant-namespaces}
+rules:
+- apiGroups: [""]
+  resources: [namespaces, namespaces/status, namespaces/finalize]
+  verbs: [get, list, watch, patch, update]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: e2e-bypass-tenant-namespaces}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: e2e-bypass-tenant-namespaces}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}]
+`, bypassTenant), "apply", "-f", "-")
+}
+
+// twoContainerDeployment renders a Deployment whose containers app and
+// capture add the given capabilities.
+func twoContainerDeployment(ns string, app, capture []string) string {
+	c := func(name string, caps []string) map[string]any {
+		m := map[string]any{"name": name, "image": "registry.example.com/shop/" + name + ":1.0"}
+		if len(caps) > 0 {
+			m["securityContext"] = map[string]any{"capabilities": map[string]any{"add": caps}}
+		}
+		return m
+	}
+	return mustYAML(map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "capture", "namespace": ns},
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": map[string]string{"app": "capture"}},
+			"template": map[string]any{
+				"metadata": map[string]any{"labels": map[string]string{"app": "capture"}},
+				"spec":     map[string]any{"containers": []any{c("app", app), c("capture", capture)}},
+			},
+		},
+	})
+}
