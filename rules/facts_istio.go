@@ -331,58 +331,54 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 	}, nil
 }
 
-var catchAllCIDRs = map[string]bool{"0.0.0.0/0": true, "::/0": true}
-
 // sourceUnconstrained reports whether an AuthorizationPolicy source admits
-// plaintext, unauthenticated requests from anywhere (RULES.md 2.3).
+// plaintext, unauthenticated requests from anywhere (RULES.md 2.3): every
+// positive field it sets matches every caller (ipBlocks or remoteIpBlocks
+// whose CIDRs together cover every address of a family, 0.0.0.0/0 or ::/0
+// being the literal forms), and negative fields are ignored, since callers without
+// the attribute pass them, unless a notIpBlocks or notRemoteIpBlocks list
+// excludes every address: then the source matches nothing.
 func sourceUnconstrained(src map[string]any) bool {
-	for k, v := range src {
-		if strings.HasPrefix(k, "not") {
-			continue
-		}
-		list, _ := v.([]any)
+	for k := range src {
+		list := strs(src, k)
 		if len(list) == 0 {
 			continue
 		}
-		if k == "ipBlocks" || k == "remoteIpBlocks" {
-			all := false
-			for _, c := range list {
-				if s, _ := c.(string); catchAllCIDRs[s] {
-					all = true
-				}
+		if k == "notIpBlocks" || k == "notRemoteIpBlocks" {
+			if ipCoverage(list).all() {
+				return false
 			}
-			if all {
-				continue
-			}
+			continue
+		}
+		if strings.HasPrefix(k, "not") {
+			continue
+		}
+		if (k == "ipBlocks" || k == "remoteIpBlocks") && matchesEverything(k, list) {
+			continue
 		}
 		return false
 	}
 	return true
 }
 
-var operationWildcards = map[string]map[string]bool{
-	"methods": {"*": true},
-	"paths":   {"*": true, "/*": true},
-	"hosts":   {"*": true},
-}
-
+// operationUnconstrained reports whether an operation matches every request:
+// each positive list matches everything (methods, paths or hosts "*", paths
+// "/*", ports naming every port) and each negative list excludes nothing
+// (excludesNothing: notPaths that do not start with "/", notMethods that are
+// not tokens, notHosts that cannot be a Host, notPorts ["0"]).
 func operationUnconstrained(op map[string]any) bool {
-	for k, v := range op {
-		list, _ := v.([]any)
+	for k := range op {
+		list := strs(op, k)
 		if len(list) == 0 {
 			continue
 		}
-		wild, ok := operationWildcards[k]
-		if !ok {
-			return false
-		}
-		any := false
-		for _, x := range list {
-			if s, _ := x.(string); wild[s] {
-				any = true
+		if strings.HasPrefix(k, "not") {
+			if !excludesNothing(k, list) {
+				return false
 			}
+			continue
 		}
-		if !any {
+		if !matchesEverything(k, list) {
 			return false
 		}
 	}
@@ -410,7 +406,8 @@ func ruleMatchesAny(rule map[string]any) bool {
 		return false
 	}
 	for _, w := range listAt(rule, "when") {
-		if len(listAt(asMap(w), "values")) > 0 {
+		wm := asMap(w)
+		if !conditionUnconstrained(str(wm, "key"), strs(wm, "values"), strs(wm, "notValues")) {
 			return false
 		}
 	}
@@ -422,8 +419,11 @@ func asMap(v any) map[string]any {
 	return m
 }
 
+// apScope is the reach of an AuthorizationPolicy: a selector made only of
+// labels every injected pod carries (universalSelector) reaches as far as no
+// selector.
 func apScope(spec map[string]any, ns, root string) string {
-	if hasSelector(spec, "selector") || len(listAt(spec, "targetRefs")) > 0 || len(mapAt(spec, "targetRef")) > 0 {
+	if (hasSelector(spec, "selector") && universalSelector(spec) == "") || len(listAt(spec, "targetRefs")) > 0 || len(mapAt(spec, "targetRef")) > 0 {
 		return "workload"
 	}
 	if ns == root {
@@ -447,7 +447,19 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	if err := checkType(spec, "spec", "rules", "array"); err != nil {
 		return nil, err
 	}
-	var allowAll, negative []any
+	if err := checkType(spec, "spec", "selector", "object"); err != nil {
+		return nil, err
+	}
+	if err := checkType(mapAt(spec, "selector"), "spec.selector", "matchLabels", "object"); err != nil {
+		return nil, err
+	}
+	ml := mapAt(spec, "selector", "matchLabels")
+	for _, k := range sortedKeys(ml) {
+		if err := checkType(ml, "spec.selector.matchLabels", k, "string"); err != nil {
+			return nil, err
+		}
+	}
+	var allowAll, negative, notes []any
 	for i, r := range listAt(spec, "rules") {
 		rm, ok := r.(map[string]any)
 		if !ok && r != nil {
@@ -458,16 +470,31 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 				return nil, err
 			}
 		}
+		if err := checkAuthorizationRule(rm, fmt.Sprintf("spec.rules[%d]", i)); err != nil {
+			return nil, err
+		}
 		if ruleMatchesAny(rm) {
 			allowAll = append(allowAll, fmt.Sprintf("spec.rules[%d]", i))
+			for _, n := range allowAllNotes(rm, fmt.Sprintf("spec.rules[%d]", i)) {
+				notes = append(notes, n)
+			}
 		}
 		negative = append(negative, negativeMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
 	}
+	scope := apScope(spec, ns, e.cfg.RootNamespace)
+	target, why := policyTarget(spec, ns, e.cfg.RootNamespace), universalSelector(spec)
+	if why != "" && scope != "workload" {
+		target = policyTarget(map[string]any{}, ns, e.cfg.RootNamespace) + " (" + why + ")"
+	} else {
+		why = ""
+	}
 	return map[string]any{
 		"action":          apAction(spec),
-		"scope":           apScope(spec, ns, e.cfg.RootNamespace),
-		"target":          policyTarget(spec, ns, e.cfg.RootNamespace),
+		"scope":           scope,
+		"scopeReason":     why,
+		"target":          target,
 		"matchAllRules":   nonNil(allowAll),
+		"matchAllNotes":   nonNil(notes),
 		"negativeMatches": nonNil(negative),
 	}, nil
 }
@@ -480,23 +507,34 @@ var positiveWildcards = map[string]bool{"*": true, "/*": true, "0.0.0.0/0": true
 // are not paired with a narrowing positive list of the same field in the same
 // source, operation or condition (RULES.md MESH0022: notPaths next to paths
 // only subtracts from the paths), e.g.
-// `spec.rules[0].to[0].operation.notPaths ["/admin"] without paths`.
+// `spec.rules[0].to[0].operation.notPaths ["/admin"] without paths`. A
+// positive list that matches everything (matchesEverything) does not narrow,
+// and an operation's not* list that excludes nothing (excludesNothing) is not
+// a negative match: it changes nothing, and MESH0020 judges the rule.
 func negativeMatches(rule map[string]any, at string) []any {
 	var out []any
-	check := func(m map[string]any, where string) {
+	check := func(m map[string]any, where, condKey string) {
 		for _, k := range sortedKeys(m) {
 			if !strings.HasPrefix(k, "not") || len(k) < 4 {
 				continue
 			}
-			vals, _ := m[k].([]any)
-			if len(vals) == 0 {
+			vals := strs(m, k)
+			if len(vals) == 0 || excludesNothing(k, vals) ||
+				k == "notValues" && condKey == "destination.port" && excludesNothing("notPorts", vals) {
 				continue
 			}
 			pos := strings.ToLower(k[3:4]) + k[4:]
 			narrowing := false
-			for _, v := range listAt(m, pos) {
-				if s, _ := v.(string); !positiveWildcards[s] {
-					narrowing = true
+			posVals := strs(m, pos)
+			switch {
+			case len(posVals) == 0:
+			case pos == "values" && conditionValuesMatchEverything(condKey, posVals):
+			case matchesEverything(pos, posVals):
+			default:
+				for _, s := range posVals {
+					if !positiveWildcards[s] {
+						narrowing = true
+					}
 				}
 			}
 			if narrowing {
@@ -507,17 +545,17 @@ func negativeMatches(rule map[string]any, at string) []any {
 		}
 	}
 	for j, f := range listAt(rule, "from") {
-		check(mapAt(asMap(f), "source"), fmt.Sprintf("%s.from[%d].source", at, j))
+		check(mapAt(asMap(f), "source"), fmt.Sprintf("%s.from[%d].source", at, j), "")
 	}
 	for j, t := range listAt(rule, "to") {
-		check(mapAt(asMap(t), "operation"), fmt.Sprintf("%s.to[%d].operation", at, j))
+		check(mapAt(asMap(t), "operation"), fmt.Sprintf("%s.to[%d].operation", at, j), "")
 	}
 	for j, w := range listAt(rule, "when") {
 		wm := asMap(w)
 		if key := str(wm, "key"); key != "" {
-			check(wm, fmt.Sprintf("%s.when[%d] (%s)", at, j, key))
+			check(wm, fmt.Sprintf("%s.when[%d] (%s)", at, j, key), key)
 		} else {
-			check(wm, fmt.Sprintf("%s.when[%d]", at, j))
+			check(wm, fmt.Sprintf("%s.when[%d]", at, j), "")
 		}
 	}
 	return out
