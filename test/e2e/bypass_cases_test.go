@@ -15,7 +15,7 @@ type bypassCase struct {
 	// enrolled with istio-injection=enabled.
 	NSLabels map[string]string
 	// Exempt places the case in a namespace where the suite's policy allows
-	// object exemptions and an admin exemption for MESH0150/MESH0151
+	// object exemptions and an admin exemption for MESH0151
 	// applies (bp-exempt-N).
 	Exempt bool
 	// Setup is YAML the admin applies before the attempt (admitted: the

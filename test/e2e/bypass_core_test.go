@@ -146,7 +146,7 @@ spec:
 			"metadata: {name: w, namespace: \"{{ns}}\"}", "metadata: {name: w, namespace: \"{{ns}}\", annotations: {meshguard.io/exempt: MESH0151, meshguard.io/exempt-reason: packet capture}}", 1),
 			Code: "MESH0151", Fix: fixNetRaw},
 		bypassCase{Name: "an admin exemption used outside its namespaces", Manifest: bypassWorkload("Deployment", "NET_RAW"), Code: "MESH0151", Fix: fixNetRaw},
-		bypassCase{Name: "a Critical finding under an admin exemption and an object exemption", Exempt: true, Manifest: strings.Replace(bypassWorkload("Deployment", "NET_ADMIN"),
+		bypassCase{Name: "a Critical finding under an object exemption where object exemptions are allowed", Exempt: true, Manifest: strings.Replace(bypassWorkload("Deployment", "NET_ADMIN"),
 			"metadata: {name: w, namespace: \"{{ns}}\"}", "metadata: {name: w, namespace: \"{{ns}}\", annotations: {meshguard.io/exempt: MESH0150, meshguard.io/exempt-reason: capture tool}}", 1),
 			Code: "MESH0150", Fix: fixNetAdmin},
 	)
@@ -171,7 +171,7 @@ spec:
 "annotations":{"traffic.sidecar.istio.io/excludeOutboundIPRanges":"0.0.0.0/0"}},"target":{"apiVersion":"v1","kind":"Node","name":"node-1"}}`,
 			Args: []string{"create", "--raw", path, "-f", "-"},
 			Code: "MESH0117", Fix: "Set Istio and meshguard labels and annotations on the Pod or its template",
-			Contains: []string{`sets annotation traffic.sidecar.istio.io/excludeOutboundIPRanges=\"0.0.0.0/0\"`},
+			Contains: []string{`sets annotation traffic.sidecar.istio.io/excludeOutboundIPRanges="0.0.0.0/0"`},
 		}
 	}
 	return []bypassCase{

@@ -33,7 +33,7 @@ namespaceModes: ["bp-relaxed-*"]
 objectExemptions: ["bp-exempt-*"]
 exemptions:
 - name: capture-tool
-  codes: [MESH0151, MESH0150]
+  codes: [MESH0151]
   namespaces: ["bp-exempt-*"]
   reason: the packet capture tool needs raw sockets until OPS-77 replaces it
   expires: %s
@@ -91,6 +91,20 @@ func TestBypass(t *testing.T) {
 			if after[name].UID != np.UID {
 				t.Errorf("managed NetworkPolicy %s changed identity or went missing after the denied patch", name)
 			}
+		}
+	})
+
+	t.Run("what the kubelet and the scheduler send is admitted", func(t *testing.T) {
+		ns := "bp-system-writes"
+		prepareBypassNamespace(t, ctx, env, s, ns, nil, injectedPod(ns, "reviews"))
+		mustKubectl(t, ctx, env, "", "patch", "pod", "reviews", "-n", ns, "--subresource=status", "--type=merge",
+			"-p", `{"status":{"conditions":[{"type":"PodReadyToStartContainers","status":"True"}]}}`)
+		mustKubectl(t, ctx, env, fmt.Sprintf(`{"apiVersion":"v1","kind":"Binding","metadata":{"name":"reviews","namespace":%q,
+"labels":{"topology.kubernetes.io/zone":"z1"}},"target":{"apiVersion":"v1","kind":"Node","name":"node-1"}}`, ns),
+			"create", "--raw", "/api/v1/namespaces/"+ns+"/pods/reviews/binding", "-f", "-")
+		got := mustKubectl(t, ctx, env, "", "get", "pod", "reviews", "-n", ns, "-o", "jsonpath={.spec.nodeName}")
+		if got.Stdout != "node-1" {
+			t.Errorf("the pod must be bound to node-1, got %q", got.Stdout)
 		}
 	})
 
