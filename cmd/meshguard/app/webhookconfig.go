@@ -27,7 +27,8 @@ func NewWebhookConfigCommand(s Streams) *cobra.Command {
 		Use:   "webhook-config [flags]",
 		Short: "Print the ValidatingWebhookConfiguration (and enrollment MutatingWebhookConfiguration) for the catalog",
 		Long: `Print the webhook configurations that send every kind the catalog covers, in every served
-version, to meshguard (plus pods/ephemeralcontainers). Point them at a Service (--service-*) or a URL,
+version, to meshguard (plus pods/ephemeralcontainers, and in a webhook of its own the status, finalize and
+binding subresources, sent only when they change labels or annotations). Point them at a Service (--service-*) or a URL,
 with the CA bundle that signed the serving certificate. System namespaces and meshguard's own namespace
 are excluded from the workload webhook by kubernetes.io/metadata.name; Istio configuration is judged
 everywhere, since istio-system is the mesh root namespace.`,
