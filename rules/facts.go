@@ -43,7 +43,9 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	case info.Group == "networking.istio.io" && info.Kind == "DestinationRule":
 		return e.destinationRuleFacts(obj, nsName)
 	case info.Group == "networking.istio.io" && info.Kind == "EnvoyFilter":
-		return map[string]any{"allowedNamespace": nsName == e.cfg.RootNamespace || e.cfg.efAllowed[nsName]}, nil
+		return map[string]any{"allowedNamespace": e.envoyFilterNamespace(nsName)}, nil
+	case info.Group == "extensions.istio.io" && (info.Kind == "WasmPlugin" || info.Kind == "TrafficExtension"):
+		return e.extensionFacts(obj, info.Kind, nsName)
 	}
 	if err := checkType(obj, "", "spec", "object"); err != nil {
 		return nil, err

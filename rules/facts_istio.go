@@ -187,47 +187,94 @@ func labelsText(labels map[string]string) string {
 // inMeshHost reports whether a DestinationRule host names in-mesh services
 // (RULES.md 2.2), and whether it is a wildcard covering the whole mesh.
 func inMeshHost(host, namespace, clusterDomain string) (inMesh, meshWildcard bool) {
-	h := strings.ToLower(strings.TrimSpace(host))
-	cd := strings.ToLower(clusterDomain)
-	switch h {
-	case "*", "*.local", "*." + cd, "*.svc." + cd:
-		return true, true
-	case "":
-		return false, false
-	}
-	if net.ParseIP(h) != nil {
-		return false, false // an address is never resolved as a short name
-	}
-	if !strings.Contains(h, ".") {
-		return true, false
-	}
-	if strings.HasSuffix(h, ".svc."+cd) || strings.HasSuffix(h, ".svc") {
-		return true, false
-	}
-	if strings.HasPrefix(h, "*.") && strings.HasSuffix(h, ".svc."+cd) {
-		return true, false
-	}
-	return false, false
+	inMesh, meshWildcard, _ = meshHost(host, namespace, clusterDomain)
+	return inMesh, meshWildcard
 }
 
 // hostNamespace returns the one namespace an in-mesh DestinationRule host
 // names: the DR's own for a short name, <ns> for <svc>.<ns>.svc[.<domain>] and
-// *.<ns>.svc.<domain>; "" for mesh wildcards and other hosts.
+// for wildcards that cover services of <ns> only (*.<ns>.svc.<domain>,
+// *api.<ns>.svc.<domain>); "" for mesh wildcards, wildcards that cover several
+// namespaces and other hosts.
 func hostNamespace(host, namespace, clusterDomain string) string {
+	_, _, ns := meshHost(host, namespace, clusterDomain)
+	return ns
+}
+
+// meshHost classifies a DestinationRule host: whether it names or covers
+// in-mesh services, whether it covers every service of the mesh, and the one
+// namespace it names ("" when none or several).
+//
+// A host starting with "*" is a wildcard, matched as Istio's host.Name.Matches
+// does (pkg/config/host/name.go): the rest after the star is a plain string
+// suffix, with or without a dot, so "*svc.cluster.local", "*local" and "*" all
+// cover every Kubernetes service, whose registry name is
+// <svc>.<ns>.svc.<clusterDomain>. A wildcard covers in-mesh services when some
+// such name ends with its suffix; the <svc>.<ns>.svc form, which RULES.md also
+// counts as in-mesh for plain hosts, makes a wildcard in-mesh but never
+// mesh-wide. Every other host is taken as written (short names resolve in the
+// DR's namespace).
+func meshHost(host, namespace, clusterDomain string) (inMesh, meshWildcard bool, hostNS string) {
 	h := strings.ToLower(strings.TrimSpace(host))
-	inMesh, wildcard := inMeshHost(h, namespace, clusterDomain)
-	if !inMesh || wildcard {
-		return ""
+	cd := strings.Trim(strings.ToLower(clusterDomain), ".")
+	if h == "" {
+		return false, false, ""
+	}
+	if strings.HasPrefix(h, "*") {
+		return wildcardMeshHost(h[1:], cd)
+	}
+	if net.ParseIP(h) != nil {
+		return false, false, "" // an address is never resolved as a short name
 	}
 	if !strings.Contains(h, ".") {
-		return namespace
+		return true, false, namespace
 	}
-	h = strings.TrimSuffix(h, "."+strings.ToLower(clusterDomain))
-	parts := strings.Split(strings.TrimSuffix(h, ".svc"), ".")
-	if len(parts) != 2 || parts[1] == "" {
-		return ""
+	for _, tail := range []string{".svc." + cd, ".svc"} {
+		if rest, ok := strings.CutSuffix(h, tail); ok {
+			// <svc>.<ns> names one namespace; anything else still counts as
+			// in-mesh but names none.
+			if svc, ns, ok := strings.Cut(rest, "."); ok && svc != "" && ns != "" && !strings.Contains(ns, ".") {
+				return true, false, ns
+			}
+			return true, false, ""
+		}
 	}
-	return parts[1]
+	return false, false, ""
+}
+
+// wildcardMeshHost classifies the suffix of a wildcard host (what follows the
+// "*") against the in-mesh service names <svc>.<ns>.svc.<cd> and <svc>.<ns>.svc.
+func wildcardMeshHost(suffix, cd string) (inMesh, meshWildcard bool, hostNS string) {
+	for _, tail := range []string{".svc." + cd, ".svc"} {
+		registryForm := tail != ".svc"
+		if strings.HasSuffix(tail, suffix) {
+			// The suffix lies within the domain tail: every service matches.
+			inMesh = true
+			if registryForm {
+				return true, true, ""
+			}
+			continue
+		}
+		rest, ok := strings.CutSuffix(suffix, tail)
+		if !ok {
+			continue
+		}
+		// rest must be a suffix of some <svc>.<ns>: at most one dot.
+		switch strings.Count(rest, ".") {
+		case 0:
+			// A namespace-name suffix ("*prod.svc.cluster.local" covers prod,
+			// preprod, ...): in-mesh, but no single namespace.
+			inMesh = true
+		case 1:
+			if _, ns, _ := strings.Cut(rest, "."); ns != "" {
+				inMesh = true
+				if hostNS == "" {
+					hostNS = ns
+				}
+			}
+		}
+	}
+	return inMesh, false, hostNS
 }
 
 func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, error) {
@@ -241,7 +288,7 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 		}
 	}
 	host := str(spec, "host")
-	inMesh, wildcard := inMeshHost(host, ns, e.cfg.ClusterDomain)
+	inMesh, wildcard, hostNS := meshHost(host, ns, e.cfg.ClusterDomain)
 	exportAll := true
 	for _, x := range listAt(spec, "exportTo") {
 		if x != "*" {
@@ -306,7 +353,6 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			return nil, err
 		}
 	}
-	hostNS := hostNamespace(host, ns, e.cfg.ClusterDomain)
 	hostMode := ""
 	if hostNS != "" {
 		hostMode = ModeUnknown

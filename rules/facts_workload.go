@@ -533,6 +533,8 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		optOutText = fmt.Sprintf("%s %s is %s", injSource, keySidecarInject, quote(injRaw))
 	}
 
+	imageOverrides, customizations := e.proxyFacts(spec, annotations, isPod, postInjection, req)
+
 	return map[string]any{
 		"kind":          kindValue(obj, info.Kind),
 		"isPod":         isPod,
@@ -566,6 +568,10 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"capAdds":               nonNil(capAdds),
 		"hostPorts":             nonNil(hostPorts),
 		"capture":               e.captureFacts(annotations, postInjection, interception, proxyCfgInterception),
+
+		// MESH0115 and MESH0116 (facts_proxy.go).
+		"proxyImageOverrides": imageOverrides,
+		"proxyCustomizations": customizations,
 	}, nil
 }
 

@@ -54,6 +54,10 @@ var knownKinds = []KindInfo{
 	{Group: "networking.istio.io", Kind: "DestinationRule", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "destinationrules", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "Sidecar", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "sidecars", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "EnvoyFilter", Versions: []string{"v1alpha3"}, Resource: "envoyfilters", Namespaced: true},
+	// extensions.istio.io: v1alpha1 is the only version served by the CRDs of
+	// the pinned istio.io/api module (kubernetes/customresourcedefinitions.gen.yaml).
+	{Group: "extensions.istio.io", Kind: "WasmPlugin", Versions: []string{"v1alpha1"}, Resource: "wasmplugins", Namespaced: true},
+	{Group: "extensions.istio.io", Kind: "TrafficExtension", Versions: []string{"v1alpha1"}, Resource: "trafficextensions", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "Gateway", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "gateways", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "VirtualService", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "virtualservices", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "ServiceEntry", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "serviceentries", Namespaced: true},
