@@ -4,5 +4,4 @@ package e2e_test
 var (
 	bypassNetpolCases  []bypassCase
 	bypassCaptureCases []bypassCase
-	bypassExtraCases   []bypassCase
 )
