@@ -28,6 +28,18 @@ type ConfigOptions struct {
 	ExcludeNamespaces []string
 	// Enroll registers the namespace-enrollment mutating webhook.
 	Enroll bool
+	// JudgeUnchangedUpdates sends every UPDATE to meshguard. By default
+	// (false) a matchCondition skips an UPDATE that changes none of what the
+	// rules read (spec, a PodTemplate's template, labels, annotations): finalizer,
+	// owner-reference and managed-field writes, such as garbage collection of
+	// an object being deleted, never wait on meshguard.
+	JudgeUnchangedUpdates bool
+	// JudgeOwnedWorkloads sends ReplicaSets controlled by a Deployment and Jobs
+	// controlled by a CronJob to meshguard. By default (false) they are
+	// skipped: the owner was judged, and every Pod they create is judged at
+	// CREATE after injection, so a forged owner reference gets nothing past
+	// meshguard that reaches a running pod.
+	JudgeOwnedWorkloads bool
 	// ProtectNetworkPolicies adds the netpol-guard webhook: UPDATE and DELETE
 	// of NetworkPolicies labelled meshguard.io/managed=true (an objectSelector
 	// matches when the old or the new object carries the label), for MESH0215.
@@ -156,6 +168,14 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 		hook("workloads.meshguard.io", workload, exclude),
 		hook("istio-config.meshguard.io", istio, &metav1.LabelSelector{}),
 	}
+	if !o.JudgeUnchangedUpdates {
+		for i := range whs {
+			whs[i].MatchConditions = append(whs[i].MatchConditions, MatchChangesWhatRulesRead)
+		}
+	}
+	if !o.JudgeOwnedWorkloads {
+		whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotOwnedWorkload)
+	}
 	if sub := subresourceRules(cat); len(sub) > 0 {
 		// Status, finalize and binding requests that can change labels and
 		// annotations (see subresources.go), only when they do.
@@ -227,4 +247,29 @@ func joinSorted(s []string) string {
 		out += v
 	}
 	return out
+}
+
+// MatchChangesWhatRulesRead skips UPDATEs that change nothing a rule reads:
+// every kind the catalog covers keeps what its rules read in spec (a
+// PodTemplate in template), labels and annotations (TestRulesReadOnlyMatchedFields
+// keeps it so). Metadata bookkeeping (finalizers, owner references, managed
+// fields) and status are not read.
+var MatchChangesWhatRulesRead = admissionregistrationv1.MatchCondition{
+	Name: "changes-what-rules-read",
+	Expression: "request.operation != 'UPDATE' || " +
+		"(has(object.spec) ? object.spec : {}) != (has(oldObject.spec) ? oldObject.spec : {}) || " +
+		"(has(object.template) ? object.template : {}) != (has(oldObject.template) ? oldObject.template : {}) || " +
+		"(has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) || " +
+		"(has(object.metadata.annotations) ? object.metadata.annotations : {}) != (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {})",
+}
+
+// MatchNotOwnedWorkload skips ReplicaSets controlled by a Deployment and Jobs
+// controlled by a CronJob: their owner was judged, and their pods are judged
+// when they are created.
+var MatchNotOwnedWorkload = admissionregistrationv1.MatchCondition{
+	Name: "not-owned-workload",
+	Expression: "!((request.kind.group == 'apps' && request.kind.kind == 'ReplicaSet' || request.kind.group == 'batch' && request.kind.kind == 'Job') && " +
+		"has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller && " +
+		"(request.kind.kind == 'ReplicaSet' && r.kind == 'Deployment' && r.apiVersion.startsWith('apps/') || " +
+		"request.kind.kind == 'Job' && r.kind == 'CronJob' && r.apiVersion.startsWith('batch/'))))",
 }

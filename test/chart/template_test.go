@@ -63,7 +63,8 @@ var variants = []variant{
 	{name: "enrollment renders the mutating webhook", release: "meshguard", namespace: "meshguard",
 		args: []string{"--set", "webhook.enrollNamespaces=istio-injection=enabled"}, fullname: "meshguard", enroll: "istio-injection=enabled", netpol: true},
 	{name: "another release name, namespace and failure policy", release: "guard", namespace: "platform",
-		args:     []string{"--set", "webhook.failurePolicy=Ignore", "--set", "webhook.timeoutSeconds=3", "--set", "networkPolicies.enabled=false", "--set", "webhook.excludeNamespaces={kube-system,tools}"},
+		args: []string{"--set", "webhook.failurePolicy=Ignore", "--set", "webhook.timeoutSeconds=3", "--set", "networkPolicies.enabled=false", "--set", "webhook.excludeNamespaces={kube-system,tools}",
+			"--set", "webhook.skipUnchangedUpdates=false", "--set", "webhook.skipOwnedWorkloads=false"},
 		fullname: "guard-meshguard", netpol: false},
 }
 
@@ -141,7 +142,9 @@ func TestTemplateCoversCatalog(t *testing.T) {
 func checkWebhooks(t *testing.T, c *chart, cat *rules.Catalog, v variant) {
 	t.Helper()
 	exclude := append(append([]string{}, excludedNamespaces(t, v)...), v.namespace)
-	opts := webhook.ConfigOptions{ProtectNetworkPolicies: v.netpol, Enroll: v.enroll != "", ExcludeNamespaces: exclude}
+	opts := webhook.ConfigOptions{ProtectNetworkPolicies: v.netpol, Enroll: v.enroll != "", ExcludeNamespaces: exclude,
+		JudgeUnchangedUpdates: slices.Contains(v.args, "webhook.skipUnchangedUpdates=false"),
+		JudgeOwnedWorkloads:   slices.Contains(v.args, "webhook.skipOwnedWorkloads=false")}
 	want := webhook.ValidatingConfiguration(cat, opts)
 	var got admissionregistrationv1.ValidatingWebhookConfiguration
 	into(t, c.get(t, "ValidatingWebhookConfiguration", v.fullname), &got)

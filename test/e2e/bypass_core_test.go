@@ -192,6 +192,37 @@ spec:
 	}
 }
 
+// bypassSkippedPathCases prove that what the webhook configuration's
+// matchConditions skip cannot carry a weakening into a running pod: a
+// ReplicaSet or Job that claims a controller owner is not sent to meshguard,
+// but every pod it would run is.
+func bypassSkippedPathCases() []bypassCase {
+	owned := func(kind, apiVersion, ownerKind, ownerAPI string) string {
+		return strings.Replace(bypassWorkload(kind, "NET_ADMIN"), "metadata: {name: w, namespace: \"{{ns}}\"}",
+			fmt.Sprintf("metadata:\n  name: w\n  namespace: \"{{ns}}\"\n  ownerReferences: [{apiVersion: %s, kind: %s, name: forged, uid: 6b0c1c0e-0000-4000-8000-00000000f00d, controller: true}]", ownerAPI, ownerKind), 1) +
+			fmt.Sprintf(`---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: w-pod
+  namespace: "{{ns}}"
+  ownerReferences: [{apiVersion: %s, kind: %s, name: w, uid: 6b0c1c0e-0000-4000-8000-00000000beef, controller: true}]
+spec:
+  %s
+`, apiVersion, kind, strings.ReplaceAll(bypassPodSpec("NET_ADMIN"), "\n      ", "\n    "))
+	}
+	return []bypassCase{
+		{Name: "a ReplicaSet forging a Deployment owner cannot run a pod with NET_ADMIN", Manifest: owned("ReplicaSet", "apps/v1", "Deployment", "apps/v1"),
+			Code: "MESH0150", Fix: fixNetAdmin, Contains: []string{"Pod/{{ns}}/w-pod"}},
+		{Name: "a Job forging a CronJob owner cannot run a pod with NET_ADMIN", Manifest: owned("Job", "batch/v1", "CronJob", "batch/v1"),
+			Code: "MESH0150", Fix: fixNetAdmin, Contains: []string{"Pod/{{ns}}/w-pod"}},
+		{Name: "an UPDATE that only adds a finalizer cannot carry a template change", Setup: cleanDeployment,
+			Args: []string{"patch", "deployment", "web", "-n", "{{ns}}", "--type=json", "-p",
+				`[{"op":"add","path":"/metadata/finalizers","value":["example.com/hold"]},{"op":"add","path":"/spec/template/spec/containers/0/securityContext","value":{"capabilities":{"add":["NET_ADMIN"]}}}]`},
+			Code: "MESH0150", Fix: fixNetAdmin},
+	}
+}
+
 // bypassWorkloadStateCases use the state of the cluster: a namespace flipped
 // under running pods, an object being deleted.
 func bypassWorkloadStateCases() []bypassCase {

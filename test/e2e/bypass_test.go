@@ -59,7 +59,7 @@ func TestBypass(t *testing.T) {
 
 	var cases []bypassCase
 	for _, group := range [][]bypassCase{
-		bypassHeldCases(), bypassSubresourceCases(), bypassWorkloadStateCases(),
+		bypassHeldCases(), bypassSubresourceCases(), bypassWorkloadStateCases(), bypassSkippedPathCases(),
 		bypassNetpolCases, bypassAuthzCases, bypassCaptureCases, bypassExtraCases,
 	} {
 		cases = append(cases, group...)
@@ -106,6 +106,22 @@ func TestBypass(t *testing.T) {
 		if got.Stdout != "node-1" {
 			t.Errorf("the pod must be bound to node-1, got %q", got.Stdout)
 		}
+	})
+
+	t.Run("the matchConditions skip owned workloads and unchanged updates", func(t *testing.T) {
+		ns := "bp-skipped"
+		prepareBypassNamespace(t, ctx, env, s, ns, nil, "")
+		// Not sent to meshguard: its pods would be judged when created.
+		rs := strings.Replace(strings.ReplaceAll(bypassWorkload("ReplicaSet", "NET_ADMIN"), "{{ns}}", ns), "metadata: {name: w, namespace: \""+ns+"\"}",
+			"metadata:\n  name: w\n  namespace: "+ns+"\n  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: 6b0c1c0e-0000-4000-8000-00000000f00d, controller: true}]", 1)
+		mustKubectl(t, ctx, env, rs, "apply", "-f", "-")
+		// An UPDATE that changes only finalizers is not sent either: the
+		// grandfathered Critical finding does not hold it up.
+		mustKubectl(t, ctx, env, "", "patch", "replicaset", "w", "-n", ns, "--type=json", "-p", `[{"op":"add","path":"/metadata/ownerReferences","value":[]}]`)
+		mustKubectl(t, ctx, env, "", "patch", "replicaset", "w", "-n", ns, "--type=merge", "-p", `{"metadata":{"finalizers":["example.com/hold"]}}`)
+		mustKubectl(t, ctx, env, "", "patch", "replicaset", "w", "-n", ns, "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+		// Without its owner, a change of what the rules read is judged.
+		assertDenied(t, kubectl(t, ctx, env, "", "label", "replicaset", "w", "-n", ns, "team=shop"), "MESH0150")
 	})
 
 	t.Run("a partial fix of a grandfathered finding is admitted", func(t *testing.T) {

@@ -111,3 +111,17 @@ annotations:
 {{- end }}
 {{- join "," $out }}
 {{- end }}
+
+{{/*
+The matchCondition that skips UPDATEs changing none of what the rules read
+(webhook.MatchChangesWhatRulesRead; test/chart checks they are equal).
+*/}}
+{{- define "meshguard.matchChangesWhatRulesRead" -}}
+- name: changes-what-rules-read
+  expression: >-
+    request.operation != 'UPDATE' ||
+    (has(object.spec) ? object.spec : {}) != (has(oldObject.spec) ? oldObject.spec : {}) ||
+    (has(object.template) ? object.template : {}) != (has(oldObject.template) ? oldObject.template : {}) ||
+    (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) ||
+    (has(object.metadata.annotations) ? object.metadata.annotations : {}) != (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {})
+{{- end }}
