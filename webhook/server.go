@@ -70,6 +70,12 @@ type Options struct {
 	EnrollLabel string
 	// GracefulShutdown bounds how long in-flight requests may finish. Default 15s.
 	GracefulShutdown time.Duration
+	// ShutdownDelay is how long the server keeps answering after it is told
+	// to stop, with /readyz failing and every response closing its
+	// connection, before it stops accepting: the API server moves its
+	// keep-alive connections to the other replicas instead of meeting a
+	// connection closed under a request. Default 5s; 0 stops at once.
+	ShutdownDelay time.Duration
 	// Rules is the mesh configuration shared with `meshguard audit`.
 	Rules *rules.Config
 	// NetworkPolicies configures the default-deny NetworkPolicy controller
@@ -93,6 +99,7 @@ func NewOptions() *Options {
 		MetricsAddr:      ":8080",
 		HealthAddr:       ":8081",
 		GracefulShutdown: 15 * time.Second,
+		ShutdownDelay:    5 * time.Second,
 		Rules:            rules.NewConfig(),
 		LeaderElectionID: "meshguard-controller",
 	}
@@ -105,6 +112,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Port <= 0 || o.Port > 65535 {
 		return fmt.Errorf("--port: %d is not a TCP port", o.Port)
+	}
+	if o.ShutdownDelay < 0 {
+		return fmt.Errorf("--shutdown-delay: %s is negative", o.ShutdownDelay)
 	}
 	if o.EnrollLabel != "" {
 		if _, _, err := parseEnrollLabel(o.EnrollLabel); err != nil {
@@ -138,6 +148,7 @@ type Server struct {
 	// NetworkPolicies is the default-deny NetworkPolicy controller; nil when disabled.
 	NetworkPolicies *netpol.Controller
 	context         *cacheContext
+	drain           *drainer
 }
 
 // NewServer wires the webhook server, caches, metrics and health checks.
@@ -292,7 +303,8 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			handler = &netpol.PodGate{Next: v, Readiness: npc, Metrics: nm}
 		}
 	}
-	whs.Register(ValidatePath, NewReviewHandler(handler))
+	drain := &drainer{delay: o.ShutdownDelay}
+	whs.Register(ValidatePath, drain.wrap(NewReviewHandler(handler)))
 	if o.EnrollLabel != "" {
 		k, val, _ := parseEnrollLabel(o.EnrollLabel)
 		mut := &NamespaceEnroller{Key: k, Value: val, Exclude: append(append([]string{}, o.Rules.SystemNamespaces...), o.Rules.ControlPlaneNamespaces...)}
@@ -316,11 +328,27 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return &Server{Manager: mgr, Validator: v, Metrics: m, NetworkPolicies: npc, context: cc}, nil
+	if err := mgr.AddReadyzCheck("not-draining", drain.check); err != nil {
+		return nil, err
+	}
+	return &Server{Manager: mgr, Validator: v, Metrics: m, NetworkPolicies: npc, context: cc, drain: drain}, nil
 }
 
 // Start runs the server until ctx is done, then shuts down gracefully.
-func (s *Server) Start(ctx context.Context) error { return s.Manager.Start(ctx) }
+// When ctx is done the server first drains for ShutdownDelay (see drainer).
+func (s *Server) Start(ctx context.Context) error {
+	inner, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			s.drain.start(ctrllogFrom(ctx))
+			cancel()
+		case <-inner.Done():
+		}
+	}()
+	return s.Manager.Start(inner)
+}
 
 func ptrTrue() *bool { b := true; return &b }
 

@@ -181,6 +181,8 @@ func (d *demo) setup(ctx context.Context) error {
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metrics),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", health),
 		"--enroll-namespaces", "istio-injection=enabled",
+		// One replica and nobody behind it: no connections to drain on stop.
+		"--shutdown-delay", "0s",
 	}
 	d.say("$ %s %s", d.rel(d.opts.meshguard), strings.Join(args, " "))
 	d.logPath = filepath.Join(d.tmp, "meshguard.log")

@@ -367,6 +367,9 @@ func runInProcess(t *testing.T, cfg *rest.Config, o *webhook.Options, logPath st
 		t.Fatal(err)
 	}
 	logger := ctrlzap.New(ctrlzap.WriteTo(logFile), ctrlzap.JSONEncoder())
+	// In-process servers stop when their test ends, with nothing left to
+	// drain; TestResilienceHA exercises the drain with real processes.
+	o.ShutdownDelay = 0
 	if srv, err = webhook.NewServer(cfg, o, logger); err != nil {
 		_ = logFile.Close()
 		t.Fatalf("webhook.NewServer: %v", err)

@@ -54,6 +54,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&w.PolicyFile, "policy", w.PolicyFile, "admin policy file: mode, namespace modes, object exemptions, admins, exemptions (default: enforce)")
 	fs.StringVar(&w.EnrollLabel, "enroll-namespaces", w.EnrollLabel, "label the mutating webhook adds to new namespaces, e.g. istio-injection=enabled (default: no enrollment)")
 	fs.DurationVar(&w.GracefulShutdown, "graceful-shutdown-timeout", w.GracefulShutdown, "how long in-flight requests may finish on shutdown")
+	fs.DurationVar(&w.ShutdownDelay, "shutdown-delay", w.ShutdownDelay, "on SIGTERM, keep answering this long with /readyz failing and every response closing its connection, so the API server moves to the other replicas before the server stops (0: stop at once)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info or error (logs are JSON)")
 	fs.IntVar(&o.GoRuntime.GCPercent, "gc-percent", o.GoRuntime.GCPercent, "garbage collector target percentage (GOGC); the GOGC environment variable wins; 0 keeps Go's default of 100")
 	fs.Float64Var(&o.GoRuntime.MemoryLimitRatio, "memory-limit-ratio", o.GoRuntime.MemoryLimitRatio, "soft Go memory limit as a fraction of the container's cgroup memory limit, so the collector tightens before the OOM killer acts; the GOMEMLIMIT environment variable wins; 0 sets none")
