@@ -71,6 +71,7 @@ test: verify tools ## Run every test (unit, catalog fixtures, CLI, e2e against a
 bench: ## Run the evaluator benchmarks, then the webhook load test over HTTPS (see BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./rules/ | tee bench.out
 	$(GO) run ./test/load | tee bench-load.out
+	$(GO) run ./test/matchbench -rollouts 600 -rounds 3 | tee bench-matchconditions.out
 
 ##@ Demo
 
