@@ -221,7 +221,8 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	// The webhook server starts only once the certificate is loaded. The
 	// manager adds its webhook server ungated when GetWebhookServer is
 	// called, so nothing here calls it.
-	src, err := certs.New(o.Certificates, certs.Files{Dir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName})
+	certFiles := certs.Files{Dir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName}
+	src, err := certs.New(o.Certificates, certFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +231,9 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	}
 	if err := mgr.Add(certs.ServeWhenReady(whs, src)); err != nil {
 		return nil, err
+	}
+	if err := certs.RegisterMetrics(metrics.Registry, certFiles); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 
 	// Whether the Istio security API is served is asked at start and every
