@@ -120,7 +120,7 @@ func (e *contextReadError) Error() string {
 
 func (e *contextReadError) Unwrap() error { return e.err }
 
-// requestScoped is implemented by contexts whose reads can fail: ForRequest
+// requestScoped is implemented by contexts whose reads can fail: forRequest
 // returns a view for one request and a function that returns the first read
 // error of that view.
 type requestScoped interface {
