@@ -36,7 +36,9 @@ func TestNewRefusesAMissingDirectoryAndBadOptions(t *testing.T) {
 }
 
 func TestFilesModeIsReadyAtOnce(t *testing.T) {
-	src, err := New(&Options{Mode: ModeFiles}, Files{Dir: "/certs"})
+	dir := t.TempDir()
+	writeTestPair(t, dir, time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	src, err := New(&Options{Mode: ModeFiles}, Files{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func TestFilesModeIsReadyAtOnce(t *testing.T) {
 func TestServeWhenReadyHoldsTheServer(t *testing.T) {
 	r := newReadiness("waiting")
 	started := make(chan struct{})
-	g := ServeWhenReady(runnable(func(context.Context) error { close(started); return nil }), &fileSource{r})
+	g := ServeWhenReady(runnable(func(context.Context) error { close(started); return nil }), &fileSource{readiness: r})
 	done := make(chan error, 1)
 	go func() { done <- g.Start(context.Background()) }()
 	select {
@@ -78,7 +80,7 @@ func TestServeWhenReadyHoldsTheServer(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := ServeWhenReady(runnable(func(context.Context) error { t.Error("started"); return nil }), &fileSource{newReadiness("x")}).Start(ctx); err != nil {
+	if err := ServeWhenReady(runnable(func(context.Context) error { t.Error("started"); return nil }), &fileSource{readiness: newReadiness("x")}).Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -98,33 +98,20 @@ func loadPair(f Files, now time.Time) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", f.certPath(), err)
 	}
-	if now.After(leaf.NotAfter) {
-		return leaf, fmt.Errorf("%s expired at %s", f.certPath(), leaf.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if now.Before(leaf.NotBefore) {
-		return leaf, fmt.Errorf("%s is not valid before %s", f.certPath(), leaf.NotBefore.UTC().Format(time.RFC3339))
-	}
-	return leaf, nil
+	return leaf, validAt(f, leaf, now)
 }
 
-// servedCertValid is the /readyz check once serving: the certificate file
-// exists and has not expired (the key is not read: a renewal writes it first,
-// and certwatcher keeps the previous pair until both match).
+// servedCertValid is the /readyz check once serving, in every mode: the
+// certificate file exists and is valid now, neither expired nor not valid
+// yet (the key is not read: a renewal writes it first, and certwatcher keeps
+// the previous pair until both match).
 func servedCertValid(f Files, now time.Time) error {
-	data, err := os.ReadFile(f.certPath())
+	leaf, err := readLeaf(f)
 	if err != nil {
 		return fmt.Errorf("serving certificate: %w", err)
 	}
-	b, _ := pem.Decode(data)
-	if b == nil || b.Type != "CERTIFICATE" {
-		return fmt.Errorf("serving certificate: %s holds no PEM certificate", f.certPath())
-	}
-	leaf, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		return fmt.Errorf("serving certificate: parse %s: %w", f.certPath(), err)
-	}
-	if now.After(leaf.NotAfter) {
-		return fmt.Errorf("serving certificate: %s expired at %s", f.certPath(), leaf.NotAfter.UTC().Format(time.RFC3339))
+	if err := validAt(f, leaf, now); err != nil {
+		return fmt.Errorf("serving certificate: %w", err)
 	}
 	return nil
 }

@@ -21,6 +21,8 @@
 //
 // In every mode the webhook server starts only once a certificate is loaded
 // (ServeWhenReady), and until then /readyz fails with the reason at
-// /readyz/certificate and in the logs. There is no insecure fallback: without
-// a certificate nothing is served.
+// /readyz/certificate and in the logs. Once serving, /readyz fails in every
+// mode while the certificate file has expired or is not valid yet, and
+// RegisterMetrics exports its expiry and validity. There is no insecure
+// fallback: without a certificate nothing is served.
 package certs

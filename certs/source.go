@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -58,14 +59,14 @@ func New(o *Options, f Files) (Source, error) {
 	}
 	f = f.withDefaults()
 	if o == nil {
-		return newFileSource(), nil
+		return newFileSource(f), nil
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	switch o.Mode {
 	case ModeFiles:
-		return newFileSource(), nil
+		return newFileSource(f), nil
 	case ModeSelfSigned:
 		return newSelfSigned(o, f), nil
 	case ModeCertManager:
@@ -154,17 +155,32 @@ func (r *readiness) Check(*http.Request) error {
 }
 
 // fileSource serves the directory as it is: the webhook server fails to start
-// when the files are missing, as before certificate modes existed.
-type fileSource struct{ *readiness }
+// when the files are missing, as before certificate modes existed. It never
+// holds the server, but /readyz fails while the certificate file has expired
+// or is not valid yet (whoever writes the files must replace it; certwatcher
+// then serves the new one without a restart).
+type fileSource struct {
+	*readiness
+	files Files
+}
 
-func newFileSource() *fileSource {
-	s := &fileSource{newReadiness("")}
+func newFileSource(f Files) *fileSource {
+	s := &fileSource{readiness: newReadiness(""), files: f}
 	s.closed = true
 	close(s.ready)
 	return s
 }
 
 func (s *fileSource) Setup(manager.Manager, logr.Logger) error { return nil }
+
+// Check reports a certificate file that cannot be read, has expired or is
+// not valid yet.
+func (s *fileSource) Check(req *http.Request) error {
+	if err := s.readiness.Check(req); err != nil {
+		return err
+	}
+	return servedCertValid(s.files, time.Now())
+}
 
 // runnable adapts a function to a manager runnable that runs on every replica.
 type runnable func(context.Context) error

@@ -2,10 +2,12 @@ package webhook
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -22,11 +24,19 @@ var (
 
 // cacheContext serves rules.Context from informer caches: never an API call on
 // the request path. Lists are read without deep copies and must not be modified.
+//
+// Each read has two forms: the rules.Context method, which the validator's
+// per-request view (requestView) wraps so that a failed read becomes an error
+// response, and an internal one that returns the error. Every failed read is
+// counted and logged (errs); see contexterr.go.
 type cacheContext struct {
 	reader client.Reader
-	// istio is true when the Istio security CRDs are installed (found at start).
-	istio bool
-	// synced flips to true once the caches have synced.
+	// istio says whether the Istio security API is served and its caches
+	// synced; nil means it is not served (tests).
+	istio *istioAPI
+	// errs counts and logs failed reads; nil records nothing.
+	errs *contextErrors
+	// synced flips to true once the caches of the built-in kinds have synced.
 	synced atomic.Bool
 }
 
@@ -35,14 +45,26 @@ var (
 	_ rules.NamespacePods     = (*cacheContext)(nil)
 	_ rules.WebhookBackends   = (*cacheContext)(nil)
 	_ rules.InjectorRevisions = (*cacheContext)(nil)
+	_ requestScoped           = (*cacheContext)(nil)
 )
+
+// fail records a failed read of a kind and returns it as a contextReadError.
+func (c *cacheContext) fail(kind string, err error) error {
+	c.errs.record(kind, err)
+	return &contextReadError{kind: kind, err: err}
+}
 
 // InjectorRevisions returns the revisions and tags of Istio's sidecar
 // injector webhook configurations (labels istio.io/rev and istio.io/tag).
 func (c *cacheContext) InjectorRevisions() ([]string, bool) {
+	revs, known, _ := c.injectorRevisions()
+	return revs, known
+}
+
+func (c *cacheContext) injectorRevisions() ([]string, bool, error) {
 	var ml admissionregistrationv1.MutatingWebhookConfigurationList
 	if err := c.reader.List(context.Background(), &ml, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, false
+		return nil, false, c.fail("MutatingWebhookConfiguration", err)
 	}
 	configs := make([]rules.Object, 0, len(ml.Items))
 	for i := range ml.Items {
@@ -52,29 +74,43 @@ func (c *cacheContext) InjectorRevisions() ([]string, bool) {
 		}
 		configs = append(configs, rules.Object{"kind": "MutatingWebhookConfiguration", "metadata": map[string]any{"labels": l}})
 	}
-	return rules.RevisionsFromWebhooks(configs)
+	revs, known := rules.RevisionsFromWebhooks(configs)
+	return revs, known, nil
 }
 
 // WebhookBackends resolves the cluster's webhook configurations to the pod
 // ports the API server calls in a namespace (see rules.WebhookBackends).
 func (c *cacheContext) WebhookBackends(namespace string) []rules.WebhookBackend {
+	b, _ := c.webhookBackends(namespace)
+	return b
+}
+
+func (c *cacheContext) webhookBackends(namespace string) ([]rules.WebhookBackend, error) {
 	ctx := context.Background()
 	var configs []rules.Object
 	var vl admissionregistrationv1.ValidatingWebhookConfigurationList
-	if err := c.reader.List(ctx, &vl, client.UnsafeDisableDeepCopy); err == nil {
-		for i := range vl.Items {
-			configs = append(configs, webhookConfigObject(vl.Items[i].Name, validatingRefs(vl.Items[i].Webhooks)))
-		}
+	if err := c.reader.List(ctx, &vl, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, c.fail("ValidatingWebhookConfiguration", err)
+	}
+	for i := range vl.Items {
+		configs = append(configs, webhookConfigObject(vl.Items[i].Name, validatingRefs(vl.Items[i].Webhooks)))
 	}
 	var ml admissionregistrationv1.MutatingWebhookConfigurationList
-	if err := c.reader.List(ctx, &ml, client.UnsafeDisableDeepCopy); err == nil {
-		for i := range ml.Items {
-			configs = append(configs, webhookConfigObject(ml.Items[i].Name, mutatingRefs(ml.Items[i].Webhooks)))
-		}
+	if err := c.reader.List(ctx, &ml, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, c.fail("MutatingWebhookConfiguration", err)
 	}
-	return rules.ResolveWebhookBackends(configs, namespace, func(ns, name string) rules.Object {
+	for i := range ml.Items {
+		configs = append(configs, webhookConfigObject(ml.Items[i].Name, mutatingRefs(ml.Items[i].Webhooks)))
+	}
+	var firstErr error
+	backends := rules.ResolveWebhookBackends(configs, namespace, func(ns, name string) rules.Object {
 		var svc corev1.Service
 		if err := c.reader.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &svc); err != nil {
+			// A Service that does not exist has no backends; any other
+			// failure leaves the backends unknown.
+			if !apierrors.IsNotFound(err) && firstErr == nil {
+				firstErr = c.fail("Service", err)
+			}
 			return nil
 		}
 		ports := make([]any, 0, len(svc.Spec.Ports))
@@ -91,6 +127,10 @@ func (c *cacheContext) WebhookBackends(namespace string) []rules.WebhookBackend 
 		}
 		return rules.Object{"spec": map[string]any{"selector": sel, "ports": ports}}
 	})
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return backends, nil
 }
 
 func validatingRefs(whs []admissionregistrationv1.ValidatingWebhook) []*admissionregistrationv1.ServiceReference {
@@ -127,66 +167,95 @@ func webhookConfigObject(name string, refs []*admissionregistrationv1.ServiceRef
 }
 
 func (c *cacheContext) Namespace(name string) (rules.Namespace, bool) {
+	ns, ok, _ := c.namespace(name)
+	return ns, ok
+}
+
+// namespace reads a namespace; one that does not exist is not known, which
+// is no error.
+func (c *cacheContext) namespace(name string) (rules.Namespace, bool, error) {
 	if name == "" {
-		return rules.Namespace{}, false
+		return rules.Namespace{}, false, nil
 	}
 	var ns corev1.Namespace
 	if err := c.reader.Get(context.Background(), client.ObjectKey{Name: name}, &ns); err != nil {
-		return rules.Namespace{}, false
+		if apierrors.IsNotFound(err) {
+			return rules.Namespace{}, false, nil
+		}
+		return rules.Namespace{}, false, c.fail("Namespace", err)
 	}
 	return rules.Namespace{
 		Name:        ns.Name,
 		Labels:      ns.Labels,
 		Annotations: ns.Annotations,
 		Terminating: ns.DeletionTimestamp != nil,
-	}, true
+	}, true, nil
 }
 
-func (c *cacheContext) list(gvk schema.GroupVersionKind, namespace string) []rules.Object {
-	if !c.istio {
-		return nil
+// listIstio lists an Istio policy kind in a namespace: nothing while the
+// Istio security API is not served, an error while it is not known whether it
+// is (discovery has not answered yet) or its cache has not synced.
+func (c *cacheContext) listIstio(gvk schema.GroupVersionKind, namespace string) ([]rules.Object, error) {
+	kind := strings.TrimSuffix(gvk.Kind, "List")
+	if c.istio == nil {
+		return nil, nil
+	}
+	served, err := c.istio.readable()
+	if err != nil {
+		return nil, c.fail(kind, err)
+	}
+	if !served {
+		return nil, nil
 	}
 	var l unstructured.UnstructuredList
 	l.SetGroupVersionKind(gvk)
 	if err := c.reader.List(context.Background(), &l, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil
+		return nil, c.fail(kind, err)
 	}
 	out := make([]rules.Object, 0, len(l.Items))
 	for i := range l.Items {
 		out = append(out, l.Items[i].Object)
 	}
-	return out
+	return out, nil
 }
 
 func (c *cacheContext) PeerAuthentications(namespace string) []rules.Object {
-	return c.list(gvkPeerAuthentication, namespace)
+	l, _ := c.listIstio(gvkPeerAuthentication, namespace)
+	return l
 }
 
 func (c *cacheContext) AuthorizationPolicies(namespace string) []rules.Object {
-	return c.list(gvkAuthorizationPolicy, namespace)
+	l, _ := c.listIstio(gvkAuthorizationPolicy, namespace)
+	return l
 }
 
 // Pods implements rules.NamespacePods from the pod cache (trimmed by
-// trimPod). Until the caches have synced the pods are unknown.
+// trimPod). Until the caches have synced the pods are unknown (readiness is
+// false then); a failed read is an error.
 func (c *cacheContext) Pods(namespace string) ([]rules.Object, bool) {
+	l, ok, _ := c.pods(namespace)
+	return l, ok
+}
+
+func (c *cacheContext) pods(namespace string) ([]rules.Object, bool, error) {
 	if !c.synced.Load() {
-		return nil, false
+		return nil, false, nil
 	}
 	var l corev1.PodList
 	if err := c.reader.List(context.Background(), &l, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
-		return nil, false
+		return nil, false, c.fail("Pod", err)
 	}
 	out := make([]rules.Object, 0, len(l.Items))
 	for i := range l.Items {
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&l.Items[i])
 		if err != nil {
-			return nil, false
+			return nil, false, c.fail("Pod", err)
 		}
 		m["apiVersion"], m["kind"] = "v1", "Pod"
 		normalizeNumbers(m)
 		out = append(out, m)
 	}
-	return out, true
+	return out, true, nil
 }
 
 // normalizeNumbers turns the integers of a converted object into float64,

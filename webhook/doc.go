@@ -22,5 +22,6 @@
 // On UPDATE, a finding already present in the old object with the same
 // message does not block the request (scale, image bump) unless its rule is
 // Critical. A request that cannot be evaluated gets an error response, never
-// an allow.
+// an allow; so does a request whose rules need context that cannot be read
+// now (contexterr.go), instead of a decision on an empty context.
 package webhook

@@ -14,6 +14,13 @@ type Metrics struct {
 	Findings    *prometheus.CounterVec
 	Expired     *prometheus.CounterVec
 	CacheSynced prometheus.Gauge
+	// ContextErrors counts failed reads of the context the rules need, by
+	// kind (Namespace, PeerAuthentication, ..., discovery for the Istio API
+	// discovery, and the informers' list and watch failures).
+	ContextErrors *prometheus.CounterVec
+	// IstioAPI is 1 while the Istio security API (PeerAuthentication and
+	// AuthorizationPolicy) is served and its caches are read, 0 otherwise.
+	IstioAPI prometheus.Gauge
 }
 
 // NewMetrics creates the metrics, unregistered.
@@ -38,7 +45,15 @@ func NewMetrics() *Metrics {
 		}, []string{"exemption"}),
 		CacheSynced: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meshguard_cache_synced",
-			Help: "1 once the context caches (namespaces, Istio policies, webhook configurations) have synced.",
+			Help: "1 while every context cache (namespaces, pods, services, webhook configurations and, when the Istio security API is served, PeerAuthentications and AuthorizationPolicies) has synced.",
+		}),
+		ContextErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_context_errors_total",
+			Help: "Failed reads of the context the rules need, by kind (a cached kind, discovery for the Istio API discovery); a request whose rules needed the failed read is answered with an error.",
+		}, []string{"kind"}),
+		IstioAPI: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "meshguard_istio_security_api_served",
+			Help: "1 while the Istio security API (PeerAuthentication, AuthorizationPolicy) is served and its caches are read; 0 when it is not installed or not known yet.",
 		}),
 	}
 }
@@ -60,6 +75,12 @@ func (m *Metrics) Register(r prometheus.Registerer) error {
 	if m.Expired, err = promreg.Reuse(r, m.Expired); err != nil {
 		return err
 	}
-	m.CacheSynced, err = promreg.Reuse(r, m.CacheSynced)
+	if m.CacheSynced, err = promreg.Reuse(r, m.CacheSynced); err != nil {
+		return err
+	}
+	if m.ContextErrors, err = promreg.Reuse(r, m.ContextErrors); err != nil {
+		return err
+	}
+	m.IstioAPI, err = promreg.Reuse(r, m.IstioAPI)
 	return err
 }

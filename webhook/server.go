@@ -5,18 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -87,6 +83,11 @@ type Options struct {
 	// LeaderElectionNamespace holds the Lease; empty means the namespace
 	// meshguard runs in (in cluster). LeaderElectionID names the Lease.
 	LeaderElectionNamespace, LeaderElectionID string
+	// IstioDiscoveryInterval is how often discovery is asked whether the
+	// Istio security API is served, so CRDs installed or removed after start
+	// are picked up (a failed discovery is retried sooner, with backoff).
+	// Default (and when 0) DefaultIstioDiscoveryInterval, 30s.
+	IstioDiscoveryInterval time.Duration
 }
 
 // NewOptions returns the defaults.
@@ -102,6 +103,8 @@ func NewOptions() *Options {
 		ShutdownDelay:    5 * time.Second,
 		Rules:            rules.NewConfig(),
 		LeaderElectionID: "meshguard-controller",
+
+		IstioDiscoveryInterval: DefaultIstioDiscoveryInterval,
 	}
 }
 
@@ -133,6 +136,9 @@ func (o *Options) Validate() error {
 		if err := o.NetworkPolicies.Validate(); err != nil {
 			return err
 		}
+	}
+	if o.IstioDiscoveryInterval < 0 {
+		return fmt.Errorf("--istio-discovery-interval: %s is negative", o.IstioDiscoveryInterval)
 	}
 	if o.LeaderElection && o.LeaderElectionID == "" {
 		return errors.New("--leader-election-id: required with --leader-elect")
@@ -187,6 +193,11 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	whs := crwebhook.NewServer(crwebhook.Options{
 		Host: o.Host, Port: o.Port, CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName, TLSOpts: tlsOpts,
 	})
+	m := NewMetrics()
+	if err := m.Register(metrics.Registry); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	cerrs := newContextErrors(m.ContextErrors, log.WithName("context"))
 	mopts := ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        log,
@@ -203,6 +214,8 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	// managed fields), for judging a namespace's mode change against the
 	// pods running in it (MESH0107).
 	mopts.Cache.ByObject = map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: trimPod}}
+	// Informers that cannot list or watch are counted and logged (context errors).
+	mopts.Cache.DefaultWatchErrorHandler = cerrs.watchErrorHandler
 	if o.NetworkPolicies != nil {
 		// Only managed NetworkPolicies are cached.
 		obj, sel := netpol.CacheByObject()
@@ -219,7 +232,8 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	// The webhook server starts only once the certificate is loaded. The
 	// manager adds its webhook server ungated when GetWebhookServer is
 	// called, so nothing here calls it.
-	src, err := certs.New(o.Certificates, certs.Files{Dir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName})
+	certFiles := certs.Files{Dir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName}
+	src, err := certs.New(o.Certificates, certFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -229,14 +243,23 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if err := mgr.Add(certs.ServeWhenReady(whs, src)); err != nil {
 		return nil, err
 	}
+	if err := certs.RegisterMetrics(metrics.Registry, certFiles); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 
-	cc := &cacheContext{reader: mgr.GetCache()}
-	cc.istio, err = istioInstalled(cfg)
+	// Whether the Istio security API is served is asked at start and every
+	// IstioDiscoveryInterval (istio.go); its informers follow.
+	cc := &cacheContext{reader: mgr.GetCache(), errs: cerrs}
+	probe, err := discoverIstio(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if !cc.istio {
-		log.Info("Istio security CRDs are not installed: PeerAuthentication and AuthorizationPolicy context is empty")
+	cc.istio = newIstioAPI(probe, &cacheInformers{cache: mgr.GetCache()}, o.IstioDiscoveryInterval, cerrs, log.WithName("context"), func(s istioState) {
+		m.IstioAPI.Set(s.servedGauge())
+		m.CacheSynced.Set(cc.syncedGauge(s))
+	})
+	if err := mgr.Add(cc.istio); err != nil {
+		return nil, err
 	}
 	// Start the informers the context reads before serving, so the first
 	// request does not create them.
@@ -250,20 +273,6 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			return err
 		})
 	}
-	if cc.istio {
-		for _, kind := range []string{"PeerAuthentication", "AuthorizationPolicy"} {
-			item := &unstructured.Unstructured{}
-			item.SetGroupVersionKind(gvkPeerAuthentication.GroupVersion().WithKind(kind))
-			informers = append(informers, func(ctx context.Context) error {
-				_, err := mgr.GetCache().GetInformer(ctx, item)
-				return err
-			})
-		}
-	}
-	m := NewMetrics()
-	if err := m.Register(metrics.Registry); err != nil {
-		return nil, fmt.Errorf("register metrics: %w", err)
-	}
 	if err := mgr.Add(everyReplica(func(ctx context.Context) error {
 		for _, f := range informers {
 			if err := f(ctx); err != nil {
@@ -274,7 +283,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			return errors.New("context caches did not sync")
 		}
 		cc.synced.Store(true)
-		m.CacheSynced.Set(1)
+		m.CacheSynced.Set(cc.syncedGauge(cc.istio.current()))
 		log.Info("context caches synced")
 		<-ctx.Done()
 		return nil
@@ -320,12 +329,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if err := mgr.AddReadyzCheck("webhook-tls", whs.StartedChecker()); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("context-caches", func(*http.Request) error {
-		if !cc.synced.Load() {
-			return errors.New("context caches have not synced")
-		}
-		return nil
-	}); err != nil {
+	if err := mgr.AddReadyzCheck("context-caches", cc.readyCheck); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("not-draining", drain.check); err != nil {
@@ -358,26 +362,6 @@ type everyReplica func(context.Context) error
 
 func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
 func (everyReplica) NeedLeaderElection() bool          { return false }
-
-// istioInstalled reports whether the Istio security API is served.
-func istioInstalled(cfg *rest.Config) (bool, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return false, fmt.Errorf("discovery: %w", err)
-	}
-	res, err := dc.ServerResourcesForGroupVersion("security.istio.io/v1")
-	if err != nil {
-		return false, nil //nolint:nilerr // not installed
-	}
-	found := map[string]bool{}
-	for _, r := range res.APIResources {
-		// Subresources (peerauthentications/status) carry their parent's kind.
-		if !strings.Contains(r.Name, "/") && (r.Kind == "PeerAuthentication" || r.Kind == "AuthorizationPolicy") {
-			found[r.Kind] = true
-		}
-	}
-	return len(found) == 2, nil
-}
 
 var _ admission.Handler = (*NamespaceEnroller)(nil)
 

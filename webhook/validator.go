@@ -139,16 +139,23 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 		return admission.Allowed("meshguard: the " + req.SubResource + " update changes no label or annotation"), "allow"
 	}
 	user := &rules.User{Username: req.UserInfo.Username, Groups: req.UserInfo.Groups, Admin: pol.IsAdmin(req.UserInfo.Username, req.UserInfo.Groups)}
+	// A context read the rules needed and could not make is an error
+	// response, never a decision on empty context (contexterr.go).
+	rctx, contextErr := requestContext(v.context)
 	rreq := &rules.Request{
 		Object:           obj,
 		OldObject:        old,
 		Operation:        string(req.Operation),
 		DefaultNamespace: req.Namespace,
 		PostInjection:    req.Kind.Kind == "Pod" && req.Kind.Group == "" && req.Operation == admissionv1.Create,
-		Context:          v.context,
+		Context:          rctx,
 		User:             user,
 	}
 	findings, err := v.evaluator.Evaluate(ctx, rreq)
+	if cerr := contextErr(); cerr != nil {
+		logInfo("context unavailable: answered with an error", "error", cerr.Error())
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("meshguard cannot decide this request now: %w; retry shortly", cerr)), "error"
+	}
 	if err != nil {
 		logInfo("object could not be evaluated", "error", err.Error())
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("meshguard could not evaluate this object: %w", err)), "error"

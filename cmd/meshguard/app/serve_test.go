@@ -36,6 +36,9 @@ func TestServeFlags(t *testing.T) {
 		if o.Webhook.Rules.RootNamespace != "istio-system" {
 			t.Fatalf("the mesh flags must default like audit's: %+v", o.Webhook.Rules)
 		}
+		if w.IstioDiscoveryInterval != 30*time.Second {
+			t.Fatalf("the Istio API is asked every 30s by default: %s", w.IstioDiscoveryInterval)
+		}
 		if o.GoRuntime.GCPercent != 400 || o.GoRuntime.MemoryLimitRatio != 0.9 {
 			t.Fatalf("unexpected garbage collector defaults: %+v", o.GoRuntime)
 		}
@@ -74,6 +77,7 @@ func TestServeFlags(t *testing.T) {
 		{"a bad interception mode is refused", []string{"--interception-mode", "NONE"}, "--interception-mode"},
 		{"a negative GOGC is refused", []string{"--gc-percent", "-5"}, "--gc-percent"},
 		{"a memory limit ratio above 1 is refused", []string{"--memory-limit-ratio", "1.5"}, "--memory-limit-ratio"},
+		{"a negative Istio discovery interval is refused", []string{"--istio-discovery-interval", "-1s"}, "--istio-discovery-interval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := run(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {

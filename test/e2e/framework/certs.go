@@ -46,11 +46,16 @@ type Certs struct {
 // (tls.crt, tls.key with mode 0600, ca.crt). There is no insecure fallback:
 // any failure is an error.
 func WriteServingCerts(dir string) (*Certs, error) {
+	now := time.Now()
+	return WriteServingCertsValidity(dir, now.Add(-time.Minute), now.Add(CertValidity))
+}
+
+// WriteServingCertsValidity is WriteServingCerts with the validity of both
+// certificates given: tests of expired and not yet valid certificates.
+func WriteServingCertsValidity(dir string, notBefore, notAfter time.Time) (*Certs, error) {
 	if dir == "" {
 		return nil, errors.New("certs: a directory is required")
 	}
-	now := time.Now()
-	notBefore, notAfter := now.Add(-time.Minute), now.Add(CertValidity)
 
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
