@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -63,31 +62,14 @@ func ipCoverage(values []string) ipFamilies {
 	return ipFamilies{v4: coversFamily(v4, netip.IPv4Unspecified()), v6: coversFamily(v6, netip.IPv6Unspecified())}
 }
 
-// coversFamily reports whether the union of prefixes (all of one family)
-// covers every address from zero up: the ranges sorted by first address must
-// leave no gap and reach the last address.
+// coversFamily reports whether the union of prefixes (all of the family of
+// zero) covers every address of the family.
 func coversFamily(prefixes []netip.Prefix, zero netip.Addr) bool {
-	type span struct{ first, last netip.Addr }
-	spans := make([]span, 0, len(prefixes))
+	rs := make([]addrRange, 0, len(prefixes))
 	for _, p := range prefixes {
-		spans = append(spans, span{p.Addr(), lastAddr(p)})
+		rs = append(rs, prefixRange(p))
 	}
-	sort.Slice(spans, func(i, j int) bool { return spans[i].first.Less(spans[j].first) })
-	next := zero
-	for _, s := range spans {
-		if next.Less(s.first) {
-			return false // a gap before this range
-		}
-		if s.last.Less(next) {
-			continue // inside what is covered already
-		}
-		n := s.last.Next()
-		if !n.IsValid() {
-			return true // covered up to the last address
-		}
-		next = n
-	}
-	return false
+	return rangesCover(rs, zero.Is4())
 }
 
 // lastAddr returns the highest address of a masked prefix.

@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"net"
 	"reflect"
 	"sort"
 	"strings"
@@ -282,29 +281,25 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 			}
 		}
 	}
-	allowAll := func(dir, peers string, on bool) ([]any, error) {
-		var out []any
-		for i, r := range listAt(spec, dir) {
+	// Type checks first: every rule an object, its peers and ports arrays.
+	for _, d := range [][2]string{{"ingress", "from"}, {"egress", "to"}} {
+		for i, r := range listAt(spec, d[0]) {
 			rm, ok := r.(map[string]any)
 			if !ok && r != nil {
-				return nil, fmt.Errorf("spec.%s[%d]: expected object, got %s", dir, i, jsonType(r))
+				return nil, fmt.Errorf("spec.%s[%d]: expected object, got %s", d[0], i, jsonType(r))
 			}
-			for _, f := range []string{peers, "ports"} {
-				if err := checkType(rm, fmt.Sprintf("spec.%s[%d]", dir, i), f, "array"); err != nil {
+			for _, f := range []string{d[1], "ports"} {
+				if err := checkType(rm, fmt.Sprintf("spec.%s[%d]", d[0], i), f, "array"); err != nil {
 					return nil, err
 				}
 			}
-			if on && len(listAt(rm, peers)) == 0 && len(listAt(rm, "ports")) == 0 {
-				out = append(out, fmt.Sprintf("spec.%s[%d]", dir, i))
-			}
 		}
-		return nonNil(out), nil
 	}
-	in, err := allowAll("ingress", "from", ingressOn)
+	in, ingressAny, ingressAllNS, err := netpolPeerFacts(spec, "ingress", "from", ingressOn)
 	if err != nil {
 		return nil, err
 	}
-	out, err := allowAll("egress", "to", egressOn)
+	out, egressAny, _, err := netpolPeerFacts(spec, "egress", "to", egressOn)
 	if err != nil {
 		return nil, err
 	}
@@ -312,25 +307,16 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 	facts := map[string]any{
 		"ingressAllowAll": in,
 		"egressAllowAll":  out,
-		"selectsAllPods":  emptySelector(sel),
-		"selectsGateway":  gatewaySelector(stringMap(sel["matchLabels"])),
-	}
-	ingressAny, ingressAllNS, err := netpolPeers(spec, "ingress", "from", ingressOn)
-	if err != nil {
-		return nil, err
-	}
-	egressAny, _, err := netpolPeers(spec, "egress", "to", egressOn)
-	if err != nil {
-		return nil, err
+		// NotIn and DoesNotExist requirements select every pod but a few,
+		// which is every pod for the severity.
+		"selectsAllPods": selectsEveryPod(sel),
+		"selectsGateway": gatewaySelector(stringMap(sel["matchLabels"])),
 	}
 	facts["ingressAnyIP"], facts["egressAnyIP"], facts["ingressAllNamespaces"] = ingressAny, egressAny, ingressAllNS
 	facts["ingressEnvoyInternalPorts"] = netpolEnvoyPorts(spec, ingressOn)
 	return facts, nil
 }
 
-func emptySelector(sel map[string]any) bool {
-	return len(mapAt(sel, "matchLabels")) == 0 && len(listAt(sel, "matchExpressions")) == 0
-}
 
 // gatewaySelector tells which Istio gateway a NetworkPolicy's podSelector
 // labels select: "ingress" (ingress, east-west and Gateway API gateways),
@@ -346,36 +332,6 @@ func gatewaySelector(labels map[string]string) string {
 		return "egress"
 	}
 	return ""
-}
-
-// netpolPeers lists, for one direction in effect, the peers whose ipBlock
-// covers every address (a /0 prefix, with or without except) and the peers
-// that admit every pod of every namespace (namespaceSelector {} with no or an
-// empty podSelector).
-func netpolPeers(spec map[string]any, dir, peers string, on bool) (anyIP, allNS []any, err error) {
-	if !on {
-		return []any{}, []any{}, nil
-	}
-	for i, r := range listAt(spec, dir) {
-		for j, p := range listAt(asMap(r), peers) {
-			pm, ok := p.(map[string]any)
-			if !ok {
-				return nil, nil, fmt.Errorf("spec.%s[%d].%s[%d]: expected object, got %s", dir, i, peers, j, jsonType(p))
-			}
-			at := fmt.Sprintf("spec.%s[%d].%s[%d]", dir, i, peers, j)
-			if cidr := str(mapAt(pm, "ipBlock"), "cidr"); cidr != "" {
-				if _, n, perr := net.ParseCIDR(cidr); perr == nil {
-					if ones, _ := n.Mask.Size(); ones == 0 {
-						anyIP = append(anyIP, fmt.Sprintf("%s.ipBlock.cidr %s", at, cidr))
-					}
-				}
-			}
-			if ns, has := pm["namespaceSelector"]; has && emptySelector(asMap(ns)) && emptySelector(mapAt(pm, "podSelector")) {
-				allNS = append(allNS, at)
-			}
-		}
-	}
-	return nonNil(anyIP), nonNil(allNS), nil
 }
 
 // netpolEnvoyInternal are the pod-internal proxy ports MESH0214 names (15002,
