@@ -317,7 +317,6 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 	return facts, nil
 }
 
-
 // gatewaySelector tells which Istio gateway a NetworkPolicy's podSelector
 // labels select: "ingress" (ingress, east-west and Gateway API gateways),
 // "egress", or "" (RULES.md MESH0212, MESH0216).
