@@ -450,7 +450,7 @@ func listPaged(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersi
 				delete(meta, "managedFields") // large and never read by a rule
 			}
 			kl.Objects++
-			fn(jsonNumbers(obj).(map[string]any))
+			fn(rules.JSONNumbers(obj).(map[string]any))
 			page.Items[i].Object = nil
 		}
 		opts.Continue = page.GetContinue()
@@ -458,30 +458,6 @@ func listPaged(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersi
 			return nil
 		}
 	}
-}
-
-// jsonNumbers converts the integers the unstructured decoder produces into
-// float64, in place, so objects from the API server look like decoded JSON.
-func jsonNumbers(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = jsonNumbers(x)
-		}
-		return t
-	case []any:
-		for i, x := range t {
-			t[i] = jsonNumbers(x)
-		}
-		return t
-	case int64:
-		return float64(t)
-	case int32:
-		return float64(t)
-	case int:
-		return float64(t)
-	}
-	return v
 }
 
 // summarizeNamespaces builds the per-namespace summary: every namespace the

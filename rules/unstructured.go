@@ -162,3 +162,28 @@ func jsonType(v any) string {
 func quote(s string) string { return strconv.Quote(s) }
 
 func joinPath(parts []string) string { return strings.Join(parts, ".") }
+
+// JSONNumbers converts, in place, the integers of an object that did not come
+// from a JSON decoder (the unstructured converter's int64) into float64, so
+// it looks like decoded JSON to the rules, which compare JSON numbers.
+func JSONNumbers(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			t[k] = JSONNumbers(x)
+		}
+		return t
+	case []any:
+		for i, x := range t {
+			t[i] = JSONNumbers(x)
+		}
+		return t
+	case int64:
+		return float64(t)
+	case int32:
+		return float64(t)
+	case int:
+		return float64(t)
+	}
+	return v
+}

@@ -252,34 +252,10 @@ func (c *cacheContext) pods(namespace string) ([]rules.Object, bool, error) {
 			return nil, false, c.fail("Pod", err)
 		}
 		m["apiVersion"], m["kind"] = "v1", "Pod"
-		normalizeNumbers(m)
+		rules.JSONNumbers(m)
 		out = append(out, m)
 	}
 	return out, true, nil
-}
-
-// normalizeNumbers turns the integers of a converted object into float64,
-// as decoded JSON has them (the rules compare JSON numbers).
-func normalizeNumbers(v any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, x := range t {
-			t[k] = normalizeNumbers(x)
-		}
-		return t
-	case []any:
-		for i, x := range t {
-			t[i] = normalizeNumbers(x)
-		}
-		return t
-	case int64:
-		return float64(t)
-	case int32:
-		return float64(t)
-	case int:
-		return float64(t)
-	}
-	return v
 }
 
 // trimPod drops what no rule reads from a cached pod: managed fields and all

@@ -254,20 +254,7 @@ func podNames(t *testing.T, stream string) []string {
 // namespace with the wanted label values ("" for a label that must be absent).
 func (s *npServer) waitForNamespaceLabels(t *testing.T, name string, want map[string]string) {
 	t.Helper()
-	var ns corev1.Namespace
-	if !poll(30*time.Second, 50*time.Millisecond, func() bool {
-		if err := s.srv.Manager.GetCache().Get(context.Background(), client.ObjectKey{Name: name}, &ns); err != nil {
-			return false
-		}
-		for k, v := range want {
-			if got, ok := ns.Labels[k]; (v == "" && ok) || (v != "" && got != v) {
-				return false
-			}
-		}
-		return true
-	}) {
-		t.Fatalf("meshguard's cache did not see namespace %s with labels %v within 30s (has %v)", name, want, ns.Labels)
-	}
+	waitCachedNamespace(t, s.srv, name, want)
 }
 
 // grantBypassTenant creates the tenant's roles: every verb on every

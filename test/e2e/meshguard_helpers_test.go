@@ -187,9 +187,15 @@ func (m *meshguard) deregister(t *testing.T, env *framework.Env, name string) {
 // ("" for a label that must be absent).
 func (m *meshguard) waitForNamespace(t *testing.T, name string, want map[string]string) {
 	t.Helper()
+	waitCachedNamespace(t, m.Server, name, want)
+}
+
+// waitCachedNamespace is waitForNamespace for any in-process server.
+func waitCachedNamespace(t *testing.T, srv *webhook.Server, name string, want map[string]string) {
+	t.Helper()
 	var ns corev1.Namespace
 	if !poll(30*time.Second, 50*time.Millisecond, func() bool {
-		if err := m.Server.Manager.GetCache().Get(context.Background(), client.ObjectKey{Name: name}, &ns); err != nil {
+		if err := srv.Manager.GetCache().Get(context.Background(), client.ObjectKey{Name: name}, &ns); err != nil {
 			return false
 		}
 		for k, v := range want {
