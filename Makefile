@@ -6,7 +6,22 @@ SHELL := /usr/bin/env bash
 GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/meshguard/meshguard/cmd/meshguard/app.Version=$(VERSION)
+# One build configuration for `make build`, `make image` and hack/image's own
+# build (which TestImage runs): a static (CGO_ENABLED=0), -trimpath, stripped
+# binary. Same environment and flags, same Go build cache entries, so the
+# image reuses what `make build` compiled (only the link step differs).
+BUILD_ENV := CGO_ENABLED=0
+BUILD_FLAGS := -trimpath
+LDFLAGS := -s -w -X github.com/meshguard/meshguard/cmd/meshguard/app.Version=$(VERSION)
+GOARCH ?= $(shell $(GO) env GOARCH)
+# The slow tier (about a minute on 2 cores): the image build, the demo (a
+# second control plane), the certificate rotation, the load tool, and the
+# rule compiler's differential test with all six variants. `make test-fast`
+# skips the first five and runs the differential test with one variant
+# (-short); `make test`, which CI runs, runs both tiers.
+SLOW_TESTS := ^(TestImage|TestDemo|TestCertificateRotation|TestLoadSmoke|TestLoadPinned|TestAssertMatchesKyvernoJSON)$$
+FAST_SKIP := ^(TestImage|TestDemo|TestCertificateRotation|TestLoadSmoke|TestLoadPinned)$$
+SLOW_PKGS := ./test/image ./test/e2e ./test/load ./rules
 export GOFLAGS ?= -buildvcs=false
 
 .DEFAULT_GOAL := help
@@ -50,8 +65,8 @@ verify: lint build ## Check formatting, vet, and that generated docs are current
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/meshguard.
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/meshguard ./cmd/meshguard
+build: ## Build bin/meshguard (static; the image's build configuration).
+	$(BUILD_ENV) $(GO) build $(BUILD_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/meshguard ./cmd/meshguard
 
 .PHONY: tools
 tools: ## Build kube-apiserver, etcd, kubectl and helm from source into bin/ (cached per version outside the clone; the first build takes minutes).
@@ -59,13 +74,21 @@ tools: ## Build kube-apiserver, etcd, kubectl and helm from source into bin/ (ca
 
 .PHONY: image
 image: ## Build the OCI image tarball dist/meshguard-image.tar (static non-root binary; no Docker engine needed; see Dockerfile).
-	$(GO) run ./hack/image -version $(VERSION) -ldflags "$(LDFLAGS)" -o dist/meshguard-image.tar
+	GOOS=linux GOARCH=$(GOARCH) $(BUILD_ENV) $(GO) build $(BUILD_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/meshguard-linux-$(GOARCH) ./cmd/meshguard
+	$(GO) run ./hack/image -version $(VERSION) -goarch $(GOARCH) -binary $(BIN)/meshguard-linux-$(GOARCH) -o dist/meshguard-image.tar
 
 ##@ Test
 
 .PHONY: test
-test: verify tools ## Run every test (unit, catalog fixtures, CLI, e2e against a real API server) after verify.
-	MESHGUARD_E2E=required $(GO) test -count=1 ./...
+test: verify tools test-fast test-slow ## Run every test (unit, catalog fixtures, CLI, e2e against a real API server, and the slow tier) after verify. CI runs this.
+
+.PHONY: test-fast
+test-fast: tools ## Every test but the slow tier (image, demo, certificate rotation, load tool; the differential test with one variant): the one to run while working.
+	MESHGUARD_E2E=required $(GO) test -count=1 -short -skip '$(FAST_SKIP)' ./...
+
+.PHONY: test-slow
+test-slow: tools ## Only the slow tier (see SLOW_TESTS); `make test` runs it after test-fast.
+	MESHGUARD_E2E=required $(GO) test -count=1 -run '$(SLOW_TESTS)' $(SLOW_PKGS)
 
 .PHONY: bench
 bench: ## Run the evaluator benchmarks, then the webhook load test over HTTPS (see BENCHMARKS.md).

@@ -46,7 +46,7 @@ type Config struct {
 	// when true, privileged istio-init and istio-proxy containers match the injected shape.
 	ProxyPrivileged bool
 	// SystemNamespaces are never checked by workload and namespace rules (Istio never
-	// injects them). Default kube-system, kube-public, kube-node-lease, local-path-storage.
+	// injects them). Default DefaultSystemNamespaces.
 	SystemNamespaces []string
 	// ControlPlaneNamespaces hold Istio's own components (istiod, gateways, CNI,
 	// ztunnel) and are exempt from workload and namespace rules, but not from the
@@ -82,6 +82,18 @@ type Config struct {
 	NetpolGatewayNamespaces []string
 }
 
+// DefaultSystemNamespaces are the namespaces of the cluster's own components:
+// kube-system, kube-public, kube-node-lease and local-path-storage. This is
+// the one list meshguard derives every default from: the namespaces workload
+// and namespace rules skip (Config.SystemNamespaces), the ones the workload
+// webhooks exclude (`meshguard webhook-config`) and, with Istio's root
+// namespace, the ones that never get default-deny NetworkPolicies
+// (DefaultNetpolExcludeNamespaces). The chart cannot import Go: its
+// systemNamespaces value is tested equal to this list (test/chart).
+func DefaultSystemNamespaces() []string {
+	return []string{"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
+}
+
 // NewConfig returns a Config with the documented defaults.
 func NewConfig() *Config {
 	return &Config{
@@ -92,7 +104,7 @@ func NewConfig() *Config {
 		ProxyUID:                        1337,
 		ProxyGID:                        1337,
 		InterceptionMode:                "REDIRECT",
-		SystemNamespaces:                []string{"kube-system", "kube-public", "kube-node-lease", "local-path-storage"},
+		SystemNamespaces:                DefaultSystemNamespaces(),
 		ControlPlaneNamespaces:          []string{"istio-system", "istio-ingress", "istio-egress"},
 		DefaultNamespaceMode:            ModeUnknown,
 		InjectorIncludeOutboundIPRanges: "*",

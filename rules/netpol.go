@@ -32,9 +32,9 @@ const (
 )
 
 // DefaultNetpolExcludeNamespaces are the namespaces that never get policies
-// by default (the system namespaces and Istio's control plane).
+// by default: DefaultSystemNamespaces and Istio's control plane (istio-system).
 func DefaultNetpolExcludeNamespaces() []string {
-	return []string{"kube-system", "kube-public", "kube-node-lease", "local-path-storage", "istio-system"}
+	return append(DefaultSystemNamespaces(), "istio-system")
 }
 
 // DefaultNetpolGatewayNamespaces are the namespaces that get the gateway

@@ -47,6 +47,12 @@ type Options struct {
 	CertDir string
 	// CertName and KeyName are the file names in CertDir. Default tls.crt, tls.key.
 	CertName, KeyName string
+	// ClientCAFile, when set, makes the webhook server require a client
+	// certificate signed by one of the CAs in this PEM file (the API server's
+	// webhook client credentials) and refuse every connection without one.
+	// The file is read again when it changes. Default empty: no client
+	// certificate is asked for.
+	ClientCAFile string
 	// Certificates selects where the certificate in CertDir comes from and
 	// holds the webhook server and /readyz until it is loaded (package
 	// certs); nil serves CertDir as it is (certs.ModeFiles). Default nil.
@@ -190,6 +196,13 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			c.NextProtos = []string{"http/1.1"}
 		}
 	}}
+	if o.ClientCAFile != "" {
+		ca, err := newClientCA(o.ClientCAFile, log.WithName("client-ca"))
+		if err != nil {
+			return nil, err
+		}
+		tlsOpts = append(tlsOpts, ca.configure)
+	}
 	whs := crwebhook.NewServer(crwebhook.Options{
 		Host: o.Host, Port: o.Port, CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName, TLSOpts: tlsOpts,
 	})

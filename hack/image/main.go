@@ -66,6 +66,8 @@ func run(out, version, ldflags, goarch, binary, source string) error {
 		}
 		defer os.RemoveAll(tmp)
 		binary = filepath.Join(tmp, "meshguard")
+		// The Makefile's BUILD_ENV, BUILD_FLAGS and LDFLAGS: the same
+		// configuration as `make build`, so both share the build cache.
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w "+ldflags, "-o", binary, "./cmd/meshguard")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

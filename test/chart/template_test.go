@@ -13,6 +13,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/yaml"
@@ -142,6 +143,8 @@ func TestTemplateCoversCatalog(t *testing.T) {
 func checkWebhooks(t *testing.T, c *chart, cat *rules.Catalog, v variant) {
 	t.Helper()
 	exclude := append(append([]string{}, excludedNamespaces(t, v)...), v.namespace)
+	slices.Sort(exclude)
+	exclude = slices.Compact(exclude)
 	opts := webhook.ConfigOptions{ProtectNetworkPolicies: v.netpol, Enroll: v.enroll != "", ExcludeNamespaces: exclude,
 		JudgeUnchangedUpdates: slices.Contains(v.args, "webhook.skipUnchangedUpdates=false"),
 		JudgeOwnedWorkloads:   slices.Contains(v.args, "webhook.skipOwnedWorkloads=false")}
@@ -219,14 +222,16 @@ func checkWebhooks(t *testing.T, c *chart, cat *rules.Catalog, v variant) {
 	checkClientConfig(t, g.Name, g.ClientConfig, webhook.MutatePath, v)
 }
 
-// excludedNamespaces are the namespaces the variant's values exclude.
+// excludedNamespaces are the namespaces the variant's values exclude from
+// the workload webhooks: the system namespaces and webhook.excludeNamespaces.
 func excludedNamespaces(t *testing.T, v variant) []string {
+	out := rules.DefaultSystemNamespaces()
 	for _, a := range v.args {
 		if rest, ok := strings.CutPrefix(a, "webhook.excludeNamespaces="); ok {
-			return strings.Split(strings.Trim(rest, "{}"), ",")
+			out = append(out, strings.Split(strings.Trim(rest, "{}"), ",")...)
 		}
 	}
-	return rules.NewConfig().SystemNamespaces
+	return out
 }
 
 func checkCommon(t *testing.T, name string, versions []string, se *admissionregistrationv1.SideEffectClass, mp *admissionregistrationv1.MatchPolicyType, to *int32, timeout int32) {
@@ -287,14 +292,15 @@ func checkPodSecurity(t *testing.T, c *chart, v variant) {
 	}) {
 		t.Errorf("POD_NAMESPACE is not set from the downward API")
 	}
-	var pdb struct {
-		Spec struct {
-			MinAvailable int `json:"minAvailable"`
-		} `json:"spec"`
+	var pdb policyv1.PodDisruptionBudget
+	into(t, c.get(t, "PodDisruptionBudget", v.fullname), &pdb)
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+		t.Errorf("PodDisruptionBudget minAvailable %v, want 1", pdb.Spec.MinAvailable)
 	}
-	b, _ := yaml.Marshal(c.get(t, "PodDisruptionBudget", v.fullname).Object)
-	if err := yaml.Unmarshal(b, &pdb); err != nil || pdb.Spec.MinAvailable != 1 {
-		t.Errorf("PodDisruptionBudget minAvailable %d (%v), want 1", pdb.Spec.MinAvailable, err)
+	for _, e := range ctr.Env {
+		if e.Name == "GOMEMLIMIT" || e.Name == "GOGC" {
+			t.Errorf("the container sets %s, which overrides --memory-limit-ratio and --gc-percent: %+v", e.Name, e)
+		}
 	}
 	var svc corev1.Service
 	into(t, c.get(t, "Service", v.fullname), &svc)
@@ -461,8 +467,14 @@ func checkServeFlags(t *testing.T, c *chart, v variant) {
 	if got.NetworkPolicies != v.netpol {
 		t.Errorf("--netpol %v, want %v", got.NetworkPolicies, v.netpol)
 	}
-	if v.netpol && !slices.Contains(got.Netpol.ExcludeNamespaces, v.namespace) {
-		t.Errorf("the controller does not exclude the release namespace: %v", got.Netpol.ExcludeNamespaces)
+	// The one list of system namespaces (rules.DefaultSystemNamespaces)
+	// reaches the rules and, with istio-system and the release namespace,
+	// the NetworkPolicy controller.
+	if !slices.Equal(w.Rules.SystemNamespaces, rules.DefaultSystemNamespaces()) {
+		t.Errorf("--system-namespaces %v, want rules.DefaultSystemNamespaces() %v", w.Rules.SystemNamespaces, rules.DefaultSystemNamespaces())
+	}
+	if want := append(rules.DefaultNetpolExcludeNamespaces(), v.namespace); v.netpol && !slices.Equal(got.Netpol.ExcludeNamespaces, want) {
+		t.Errorf("--netpol-exclude-namespaces %v, want rules.DefaultNetpolExcludeNamespaces() and the release namespace %v", got.Netpol.ExcludeNamespaces, want)
 	}
 	if w.EnrollLabel != v.enroll {
 		t.Errorf("--enroll-namespaces %q, want %q", w.EnrollLabel, v.enroll)
@@ -604,6 +616,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"a misspelt value", []string{"--set", "replicas=3"}, "additional properties 'replicas' not allowed"},
 		{"an exemption without a reason or expiry", []string{"--set", "policy.exemptions[0].name=x", "--set", "policy.exemptions[0].codes={MESH0150}", "--set", "policy.exemptions[0].namespaces={a}"}, "missing properties 'reason', 'expires'"},
 		{"an unknown policy mode", []string{"--set", "policy.mode=off"}, "/policy/mode"},
+		{"an API server port above 65535", []string{"--set", "ownNetworkPolicy.apiServer.ports={70000}"}, "/ownNetworkPolicy/apiServer/ports/0"},
+		{"a misspelt NetworkPolicy value", []string{"--set", "ownNetworkPolicy.webhookSources={}"}, "additional properties 'webhookSources' not allowed"},
 	} {
 		t.Run(tc.name+" is rejected", func(t *testing.T) {
 			_, stderr, err := helm(t, append([]string{"template", "meshguard", chartDir}, tc.args...)...)

@@ -109,7 +109,7 @@ func runAPI(ctx context.Context, root string, srv *child, creates, rounds int, e
 	}
 	vwc := webhook.ValidatingConfiguration(cat, webhook.ConfigOptions{
 		URL: "https://" + srv.Addr, CABundle: srv.CAPEM,
-		ExcludeNamespaces: []string{"kube-system", "kube-public", "kube-node-lease"},
+		ExcludeNamespaces: rules.DefaultSystemNamespaces(),
 	})
 	deployments := cs.AppsV1().Deployments(benchNamespace)
 

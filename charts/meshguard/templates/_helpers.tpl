@@ -63,9 +63,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* Namespaces the workload webhooks skip: the configured ones and the release namespace, sorted and unique. */}}
+{{/* Namespaces the workload webhooks skip: the system namespaces, the configured ones and the release namespace, sorted and unique. */}}
 {{- define "meshguard.webhookExcludedNamespaces" -}}
-{{- append .Values.webhook.excludeNamespaces .Release.Namespace | uniq | sortAlpha | toJson }}
+{{- append (concat .Values.systemNamespaces .Values.webhook.excludeNamespaces) .Release.Namespace | uniq | sortAlpha | toJson }}
+{{- end }}
+
+{{/* Namespaces that never get managed NetworkPolicies: the system namespaces, the configured ones and the release namespace, unique. */}}
+{{- define "meshguard.netpolExcludedNamespaces" -}}
+{{- append (concat .Values.systemNamespaces .Values.networkPolicies.excludeNamespaces) .Release.Namespace | uniq | join "," }}
+{{- end }}
+
+{{/* Namespaces workload and namespace rules skip (--system-namespaces): the system namespaces and mesh.systemNamespaces, unique. */}}
+{{- define "meshguard.ruleSystemNamespaces" -}}
+{{- concat .Values.systemNamespaces .Values.mesh.systemNamespaces | uniq | join "," }}
 {{- end }}
 
 {{/* The namespaceSelector that skips the excluded namespaces. */}}

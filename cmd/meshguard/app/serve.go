@@ -47,6 +47,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&w.CertDir, "cert-dir", w.CertDir, "directory with the serving certificate and key, reloaded when they change (TLS only; no plaintext mode)")
 	fs.StringVar(&w.CertName, "cert-name", w.CertName, "certificate file name in --cert-dir")
 	fs.StringVar(&w.KeyName, "key-name", w.KeyName, "key file name in --cert-dir")
+	fs.StringVar(&w.ClientCAFile, "client-ca-file", w.ClientCAFile, "PEM file of the CAs that sign the API server's webhook client certificate: when set, every connection to the webhook port must present a certificate they signed (reloaded when the file changes); default: no client certificate is asked for")
 	o.Certs.AddFlags(fs)
 	fs.BoolVar(&w.EnableHTTP2, "enable-http2", w.EnableHTTP2, "serve HTTP/2 (off by default because of the HTTP/2 Rapid Reset advisories; the API server uses HTTP/1.1)")
 	fs.StringVar(&w.MetricsAddr, "metrics-bind-address", w.MetricsAddr, `address of the Prometheus metrics endpoint ("0" disables it)`)

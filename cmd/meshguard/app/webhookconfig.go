@@ -20,7 +20,7 @@ func NewWebhookConfigCommand(s Streams) *cobra.Command {
 		caFile, failurePolicy string
 		svcNS, svcName        string
 		svcPort               int32
-		systemNS              = rules.NewConfig().SystemNamespaces
+		systemNS              = rules.DefaultSystemNamespaces()
 		ownNamespace          string
 	)
 	cmd := &cobra.Command{
