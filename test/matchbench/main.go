@@ -125,7 +125,7 @@ func run(ctx context.Context, rollouts, rounds int) error {
 		return err
 	}
 	base := webhook.ConfigOptions{URL: fmt.Sprintf("https://127.0.0.1:%d", port), CABundle: certs.CAPEM,
-		ExcludeNamespaces: []string{"kube-system", "kube-public", "kube-node-lease"}}
+		ExcludeNamespaces: rules.DefaultSystemNamespaces()}
 	all, skip := base, base
 	all.JudgeUnchangedUpdates, all.JudgeOwnedWorkloads = true, true
 	conds := []*condition{{name: "no webhook"}, {name: "meshguard, every request", cfg: &all}, {name: "meshguard, matchConditions (default)", cfg: &skip}}
