@@ -32,7 +32,7 @@ func TestIstioInitArguments(t *testing.T) {
 		{name: "-x 0.0.0.0/0 excludes everything from outbound capture", annotations: "{}",
 			args: `[` + base + `, "-i", "*", "-x", "0.0.0.0/0"]`, problem: `argument -x excludes "0.0.0.0/0" from outbound capture beyond the annotations`},
 		{name: "-u set to the application's UID exempts it and names the container", annotations: "{}",
-			args:    `["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1000", "-m", "REDIRECT"]`,
+			args: `["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1000", "-m", "REDIRECT"]`,
 			problem: `argument -u "1000" exempts UID 1000 from capture instead of the proxy's 1337 (container "app" runs as it)`},
 		{name: "-m NONE redirects nothing", annotations: "{}",
 			args: `["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "NONE"]`, problem: `argument -m "NONE" is not REDIRECT or TPROXY`},
