@@ -295,9 +295,7 @@ func TestIstioContainerExemption(t *testing.T) {
 			target:   "istio-validation", problem: `does not run "istio-iptables"`},
 
 		// istio-proxy.
-		{name: "the injected istio-proxy is exempt", manifest: pod("{}", initC(proxyImage, initSC), proxyC(proxyImage, proxySC)), post: true, target: "istio-proxy", exempt: true},
-		{name: "an injected sidecar without istio-init or istio-validation is not exempt", manifest: pod("{}", "[]", proxyC(proxyImage, proxySC)), post: true, target: "istio-proxy",
-			problem: "is a sidecar in a pod with neither istio-init nor istio-validation"},
+		{name: "the injected istio-proxy is exempt", manifest: pod("{}", "[]", proxyC(proxyImage, proxySC)), post: true, target: "istio-proxy", exempt: true},
 		{name: "istio-proxy adding NET_ADMIN without TPROXY is not exempt",
 			manifest: pod("{}", "[]", proxyC(proxyImage, `{capabilities: {add: [NET_ADMIN]}}`)), target: "istio-proxy",
 			problem: `adds capability "NET_ADMIN" beyond the injected shape`},

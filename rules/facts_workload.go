@@ -342,27 +342,8 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	podRunAsGroup, podHasGroup := intAt(podSC, "runAsGroup")
 
 	nContainers := 0
-	// appUIDs are the UIDs the application containers run as, for naming
-	// them when istio-init exempts one of those UIDs from capture.
-	appUIDs := map[int64]string{}
-	hasCaptureInit := false
-	for _, raw := range listAt(spec, "initContainers") {
-		if n := str(asMap(raw), "name"); n == "istio-init" || n == "istio-validation" {
-			hasCaptureInit = true
-		}
-	}
 	for _, cl := range containerLists {
 		nContainers += len(listAt(spec, cl.field))
-		for _, raw := range listAt(spec, cl.field) {
-			c := asMap(raw)
-			if name := str(c, "name"); name != "istio-init" && name != "istio-validation" && name != "istio-proxy" {
-				if u, ok := intAt(mapAt(c, "securityContext"), "runAsUser"); ok {
-					appUIDs[u] = quotedRef(cl.word, name)
-				} else if podHasUser {
-					appUIDs[podRunAsUser] = quotedRef(cl.word, name)
-				}
-			}
-		}
 	}
 	containers := make([]any, 0, nContainers)
 	var capAdds, hostPorts []any
@@ -437,7 +418,6 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 					}
 					if name == "istio-init" {
 						allowedCaps["NET_ADMIN"], allowedCaps["NET_RAW"] = true, true
-						problems = append(problems, e.initArgProblems(args, annotations, uid, gid, postInjection, appUIDs)...)
 					}
 				case "istio-proxy":
 					native := cl.field == "initContainers" && str(c, "restartPolicy") == "Always"
@@ -447,14 +427,6 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 					// Absent args are filled in by the injector (image: auto, or an override container).
 					if len(args) > 0 && args[0] != "proxy" {
 						problems = append(problems, `does not run "proxy"`)
-					}
-					// A sidecar (not a gateway's router) captures nothing without
-					// istio-init's rules or istio-cni's (then istio-validation is
-					// injected). Only a Pod seen after injection is judged: a
-					// template or Pod manifest may declare istio-proxy alone, and
-					// the injector adds the init container to it.
-					if postInjection && len(args) > 1 && args[1] == "sidecar" && !hasCaptureInit {
-						problems = append(problems, "is a sidecar in a pod with neither istio-init nor istio-validation, so no traffic is redirected to it")
 					}
 					allowedCaps["NET_BIND_SERVICE"] = true
 					if tproxy {
@@ -596,7 +568,6 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"capAdds":               nonNil(capAdds),
 		"hostPorts":             nonNil(hostPorts),
 		"capture":               e.captureFacts(annotations, postInjection, interception, proxyCfgInterception),
-		"proxylessTemplate":     proxylessTemplate(annotations, spec),
 
 		// MESH0115 and MESH0116 (facts_proxy.go).
 		"proxyImageOverrides": imageOverrides,
