@@ -13,6 +13,11 @@ metadata:
   labels:
     app: orders
 spec:
+  initContainers:
+  - name: istio-validation
+    image: docker.io/istio/proxyv2:1.24.2
+    args: ["istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", "", "-b", "*", "-d", "15090,15021,15020", "--run-validation", "--skip-rule-apply"]
+    securityContext: {capabilities: {drop: [ALL]}, runAsUser: 1337, runAsGroup: 1337, runAsNonRoot: true}
   containers:
   - name: orders
     image: registry.example.com/shop/orders:3.0
