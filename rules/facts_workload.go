@@ -323,20 +323,45 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 
 	interception := annotations[annInterceptionMode]
 	proxyCfgInterception := ""
+	var proxyMetadata map[string]string
 	if pc, ok := annotations[annProxyConfig]; ok && pc != "" {
 		var parsed struct {
-			InterceptionMode string `json:"interceptionMode"`
+			InterceptionMode string         `json:"interceptionMode"`
+			ProxyMetadata    map[string]any `json:"proxyMetadata"`
 		}
 		if err := yaml.Unmarshal([]byte(pc), &parsed); err != nil {
 			return nil, fmt.Errorf("%s.annotations[%s]: not valid YAML: %w", metaPath, annProxyConfig, err)
 		}
 		proxyCfgInterception = parsed.InterceptionMode
+		// The injector writes proxyMetadata as env of istio-init too.
+		for k, v := range parsed.ProxyMetadata {
+			if proxyMetadata == nil {
+				proxyMetadata = map[string]string{}
+			}
+			if v != nil {
+				proxyMetadata[k] = fmt.Sprint(v)
+			} else {
+				proxyMetadata[k] = ""
+			}
+		}
 	}
 	tproxy := interception == "TPROXY" || (interception == "" && (proxyCfgInterception == "TPROXY" || proxyCfgInterception == "" && e.cfg.InterceptionMode == "TPROXY"))
 	if tproxy {
 		// Under TPROXY the injector ignores the OpenShift range: iptables exempts the default IDs.
 		uid, gid = e.cfg.ProxyUID, e.cfg.ProxyGID
 	}
+
+	effectiveMode := interception
+	if effectiveMode == "" {
+		effectiveMode = proxyCfgInterception
+	}
+	if effectiveMode == "" {
+		effectiveMode = e.cfg.InterceptionMode
+	}
+	var inj *injectedCapture // what the injector writes into istio-init, built on first use
+	var initArgs []any
+	var initExemptUIDs, initExemptGIDs []exemptID
+	hasCaptureInit, appContainers := false, false
 
 	podRunAsUser, podHasUser := intAt(podSC, "runAsUser")
 	podRunAsGroup, podHasGroup := intAt(podSC, "runAsGroup")
@@ -403,12 +428,17 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				if len(listAt(c, "command")) > 0 {
 					problems = append(problems, "overrides the image command")
 				}
-				args := listAt(c, "args")
+				args, err := stringArgs(c, cpath)
+				if err != nil {
+					return nil, err
+				}
 				allowedCaps := map[string]bool{}
 				switch name {
 				case "istio-init", "istio-validation":
 					if cl.field != "initContainers" {
 						problems = append(problems, "is not an init container")
+					} else {
+						hasCaptureInit = true
 					}
 					// Absent args are filled in by the injector, which merges a
 					// declared container with its own; and pilot-agent without a
@@ -418,6 +448,21 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 					}
 					if name == "istio-init" {
 						allowedCaps["NET_ADMIN"], allowedCaps["NET_RAW"] = true, true
+					}
+					// The capture it sets up (the command and the list are
+					// judged above).
+					if cl.field == "initContainers" && len(listAt(c, "command")) == 0 && (len(args) == 0 || args[0] == "istio-iptables") {
+						env, err := containerEnv(c, cpath, proxyMetadata)
+						if err != nil {
+							return nil, err
+						}
+						if inj == nil {
+							inj = e.injectedCaptureFor(annotations, uid, gid, effectiveMode, proxyMetadata)
+						}
+						ic := e.judgeInitContainer(name, args, env, inj, postInjection)
+						initArgs = append(initArgs, ic.entries...)
+						initExemptUIDs = append(initExemptUIDs, ic.exemptUIDs...)
+						initExemptGIDs = append(initExemptGIDs, ic.exemptGIDs...)
 					}
 				case "istio-proxy":
 					native := cl.field == "initContainers" && str(c, "restartPolicy") == "Always"
@@ -444,6 +489,9 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				}
 			}
 			exempt := istioName && len(problems) == 0
+			if cl.field != "ephemeralContainers" && name != "istio-proxy" && name != "istio-init" && name != "istio-validation" {
+				appContainers = true
+			}
 			if !exempt || name != "istio-proxy" {
 				proxyOnly = false
 			}
@@ -527,6 +575,46 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 	}
 
+	// A template (or a Pod before injection) without its own istio-init still
+	// gets the injector's, with the pod's proxyMetadata as env: judge that.
+	if !postInjection && !hasCaptureInit && len(proxyMetadata) > 0 && effectiveMode != "NONE" {
+		if inj == nil {
+			inj = e.injectedCaptureFor(annotations, uid, gid, effectiveMode, proxyMetadata)
+		}
+		env, _ := containerEnv(map[string]any{}, "", proxyMetadata)
+		ic := e.judgeInitContainer("istio-init", inj.injectorArgs(), env, inj, false)
+		initArgs = append(initArgs, ic.entries...)
+		initExemptUIDs = append(initExemptUIDs, ic.exemptUIDs...)
+		initExemptGIDs = append(initExemptGIDs, ic.exemptGIDs...)
+	}
+
+	// Containers whose UID or GID an init container exempts from capture
+	// beyond the proxy's (MESH0140/MESH0141).
+	for _, raw := range containers {
+		cf := raw.(map[string]any)
+		uidText, gidText := "", ""
+		if u, ok := cf["runAsUser"].(float64); ok {
+			for _, x := range initExemptUIDs {
+				if float64(x.id) == u {
+					uidText = fmt.Sprintf("%s, which %s exempts from capture", cf["uidText"], x.source)
+					break
+				}
+			}
+		}
+		if g, ok := cf["runAsGroup"].(float64); ok {
+			for _, x := range initExemptGIDs {
+				if float64(x.id) == g {
+					gidText = fmt.Sprintf("%s, which %s exempts from capture", cf["gidText"], x.source)
+					break
+				}
+			}
+		}
+		cf["initUIDText"], cf["initGIDText"] = uidText, gidText
+	}
+	capture := e.captureFacts(annotations, postInjection, interception, proxyCfgInterception)
+	capture["effectiveInterceptionMode"] = effectiveMode
+	capture["initArgs"] = nonNil(initArgs)
+
 	injValue, injSource, injRaw := injectionValue(labels, annotations)
 	optOutText := ""
 	if injValue == "false" {
@@ -567,7 +655,10 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"containers":            nonNil(containers),
 		"capAdds":               nonNil(capAdds),
 		"hostPorts":             nonNil(hostPorts),
-		"capture":               e.captureFacts(annotations, postInjection, interception, proxyCfgInterception),
+		"hasCaptureInit":        hasCaptureInit,
+		"appContainers":         appContainers,
+		"injectTemplates":       injectTemplates(annotations),
+		"capture":               capture,
 
 		// MESH0115 and MESH0116 (facts_proxy.go).
 		"proxyImageOverrides": imageOverrides,
