@@ -648,7 +648,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"fsGroup":               fsGroup,
 		"supplementalGroups":    nonNil(supplementalGroups),
 		"hostPaths":             hostPaths,
-		"mirror":                annotations[annMirror] != "",
+		"mirror":                mirrorPod(annotations, req),
 		"hasProxy":              hasProxy,
 		"proxyOnly":             proxyOnly,
 		"proxyImageBad":         proxyImageBad,
@@ -921,4 +921,16 @@ func istioNodePath(p string) string {
 		}
 	}
 	return ""
+}
+
+// mirrorPod reports a static pod's mirror as its kubelet creates it. Anyone
+// who can create pods can write the kubernetes.io/config.mirror annotation,
+// so at admission it counts only from a node's identity (system:node:*);
+// offline and in a cluster audit, where nobody is asking, the annotation is
+// taken as it is.
+func mirrorPod(annotations map[string]string, req *Request) bool {
+	if annotations[annMirror] == "" {
+		return false
+	}
+	return req.User == nil || strings.HasPrefix(req.User.Username, "system:node:")
 }

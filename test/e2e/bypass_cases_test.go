@@ -37,6 +37,9 @@ type bypassCase struct {
 	Code string
 	// Fix is text of the fix (the rule's remediation) the denial must quote.
 	Fix string
+	// Open marks a bypass found and not closed yet, saying why it gets
+	// through: the case is skipped (and says so) until a fix removes Open.
+	Open string
 	// Contains are further texts the denial must contain (the offending
 	// items quoted in the message).
 	Contains []string

@@ -60,7 +60,7 @@ func TestBypass(t *testing.T) {
 	var cases []bypassCase
 	for _, group := range [][]bypassCase{
 		bypassHeldCases(), bypassSubresourceCases(), bypassWorkloadStateCases(), bypassSkippedPathCases(),
-		bypassNetpolCases, bypassAuthzCases, bypassCaptureCases, bypassExtraCases,
+		bypassNetpolCases, bypassAuthzCases, bypassCaptureCases, bypassExtraCases, bypassRedteamCases,
 	} {
 		cases = append(cases, group...)
 	}
@@ -68,6 +68,9 @@ func TestBypass(t *testing.T) {
 	t.Run("tenant", func(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.Name, func(t *testing.T) {
+				if tc.Open != "" {
+					t.Skipf("open bypass, not closed yet: %s", tc.Open)
+				}
 				t.Parallel()
 				n := seq.Add(1)
 				ns := fmt.Sprintf("bp-%d", n)
