@@ -325,12 +325,13 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	proxyCfgInterception := ""
 	var proxyMetadata map[string]string
 	if pc, ok := annotations[annProxyConfig]; ok && pc != "" {
-		var parsed struct {
-			InterceptionMode string         `json:"interceptionMode"`
-			ProxyMetadata    map[string]any `json:"proxyMetadata"`
-		}
-		if err := yaml.Unmarshal([]byte(pc), &parsed); err != nil {
+		var raw map[string]any
+		if err := yaml.Unmarshal([]byte(pc), &raw); err != nil {
 			return nil, fmt.Errorf("%s.annotations[%s]: not valid YAML: %w", metaPath, annProxyConfig, err)
+		}
+		parsed, err := parseProxyConfig(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s.annotations[%s]: %w", metaPath, annProxyConfig, err)
 		}
 		proxyCfgInterception = parsed.InterceptionMode
 		// The injector writes proxyMetadata as env of istio-init too.
@@ -933,4 +934,61 @@ func mirrorPod(annotations map[string]string, req *Request) bool {
 		return false
 	}
 	return req.User == nil || strings.HasPrefix(req.User.Username, "system:node:")
+}
+
+// proxyConfigFields is what the rules read from proxy.istio.io/config.
+type proxyConfigFields struct {
+	InterceptionMode string
+	ProxyMetadata    map[string]any
+}
+
+// interceptionModes are ProxyConfig.InboundInterceptionMode's enum numbers.
+var interceptionModes = map[float64]string{0: "REDIRECT", 1: "TPROXY", 2: "NONE"}
+
+// parseProxyConfig reads proxy.istio.io/config the way Istio's jsonpb-based
+// ApplyYAML does: a field by its JSON name or its proto name
+// (interceptionMode or interception_mode, proxyMetadata or proxy_metadata),
+// an enum by its name or its number. When both spellings of a field are
+// given, the one that captures less wins (a guard's reading).
+func parseProxyConfig(raw map[string]any) (proxyConfigFields, error) {
+	var out proxyConfigFields
+	for _, key := range []string{"interceptionMode", "interception_mode"} {
+		v, ok := raw[key]
+		if !ok || v == nil {
+			continue
+		}
+		var mode string
+		switch t := v.(type) {
+		case string:
+			mode = t
+		case float64:
+			m, known := interceptionModes[t]
+			if !known {
+				return out, fmt.Errorf("%s: unknown interception mode number %v", key, t)
+			}
+			mode = m
+		default:
+			return out, fmt.Errorf("%s: expected a string or a number, got %s", key, jsonType(v))
+		}
+		if out.InterceptionMode == "" || mode == "NONE" {
+			out.InterceptionMode = mode
+		}
+	}
+	for _, key := range []string{"proxyMetadata", "proxy_metadata"} {
+		v, ok := raw[key]
+		if !ok || v == nil {
+			continue
+		}
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			return out, fmt.Errorf("%s: expected an object, got %s", key, jsonType(v))
+		}
+		if out.ProxyMetadata == nil {
+			out.ProxyMetadata = map[string]any{}
+		}
+		for k, x := range m {
+			out.ProxyMetadata[k] = x
+		}
+	}
+	return out, nil
 }

@@ -49,7 +49,7 @@ spec:
 	// matching, which does not know the proto field name interception_mode
 	// that Istio's protojson decoding accepts.
 	{
-		Name: "redteam proxy.istio.io/config with interception_mode NONE (proto field name)", Open: "proxy.istio.io/config is decoded by JSON name only; Istio accepts proto names (jsonpb); MESH0120",
+		Name: "redteam proxy.istio.io/config with interception_mode NONE (proto field name)",
 		Manifest: `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: w, namespace: "{{ns}}"}
@@ -67,7 +67,7 @@ spec:
 		Code: "MESH0120",
 	},
 	{
-		Name: "redteam proxy.istio.io/config with interceptionMode as the enum number 2 (NONE)", Open: "proxy.istio.io/config enum numbers are not read; MESH0120",
+		Name: "redteam proxy.istio.io/config with interceptionMode as the enum number 2 (NONE)",
 		Manifest: `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: w, namespace: "{{ns}}"}
@@ -361,7 +361,7 @@ spec:
 	// only carries the annotation is never captured by ztunnel; meshguard
 	// rates the spoofed annotation MESH0129 Low (audit only).
 	{
-		Name: "redteam a pod in an ambient namespace opting out with a forged sidecar.istio.io/status annotation", Open: "istio-cni skips pods with sidecar.istio.io/status; podMode ignores it; MESH0111",
+		Name: "redteam a pod in an ambient namespace opting out with a forged sidecar.istio.io/status annotation",
 		NSLabels: map[string]string{"istio.io/dataplane-mode": "ambient"},
 		Manifest: `apiVersion: apps/v1
 kind: Deployment
@@ -422,7 +422,7 @@ spec:
 	// The same forged annotation on a running ambient pod: istio-cni's pod
 	// informer re-evaluates enablement on pod updates and unenrolls it.
 	{
-		Name: "redteam annotating a running ambient pod with a forged sidecar.istio.io/status", Open: "as above, on a running pod; MESH0111",
+		Name: "redteam annotating a running ambient pod with a forged sidecar.istio.io/status",
 		NSLabels: map[string]string{"istio.io/dataplane-mode": "ambient"},
 		Setup: `apiVersion: v1
 kind: Pod
