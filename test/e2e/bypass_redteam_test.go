@@ -361,7 +361,7 @@ spec:
 	// only carries the annotation is never captured by ztunnel; meshguard
 	// rates the spoofed annotation MESH0129 Low (audit only).
 	{
-		Name: "redteam a pod in an ambient namespace opting out with a forged sidecar.istio.io/status annotation",
+		Name:     "redteam a pod in an ambient namespace opting out with a forged sidecar.istio.io/status annotation",
 		NSLabels: map[string]string{"istio.io/dataplane-mode": "ambient"},
 		Manifest: `apiVersion: apps/v1
 kind: Deployment
@@ -422,7 +422,7 @@ spec:
 	// The same forged annotation on a running ambient pod: istio-cni's pod
 	// informer re-evaluates enablement on pod updates and unenrolls it.
 	{
-		Name: "redteam annotating a running ambient pod with a forged sidecar.istio.io/status",
+		Name:     "redteam annotating a running ambient pod with a forged sidecar.istio.io/status",
 		NSLabels: map[string]string{"istio.io/dataplane-mode": "ambient"},
 		Setup: `apiVersion: v1
 kind: Pod
