@@ -81,6 +81,14 @@ type Options struct {
 	// LeaderElectionNamespace holds the Lease; empty means the namespace
 	// meshguard runs in (in cluster). LeaderElectionID names the Lease.
 	LeaderElectionNamespace, LeaderElectionID string
+	// Timeouts are the webhook server's connection timeouts. Default
+	// DefaultTimeouts().
+	Timeouts Timeouts
+	// MaxInflightBytes bounds the bytes of AdmissionReviews being read or
+	// decided at once; a review that does not fit is refused with 429
+	// (limits.go). 0 derives it from the Go memory limit in effect
+	// (InflightBytesFor). Default 0.
+	MaxInflightBytes int64
 }
 
 // NewOptions returns the defaults.
@@ -95,6 +103,7 @@ func NewOptions() *Options {
 		GracefulShutdown: 15 * time.Second,
 		Rules:            rules.NewConfig(),
 		LeaderElectionID: "meshguard-controller",
+		Timeouts:         DefaultTimeouts(),
 	}
 }
 
@@ -123,6 +132,12 @@ func (o *Options) Validate() error {
 		if err := o.NetworkPolicies.Validate(); err != nil {
 			return err
 		}
+	}
+	if err := o.Timeouts.Validate(); err != nil {
+		return err
+	}
+	if o.MaxInflightBytes != 0 && o.MaxInflightBytes < MinInflightBytes {
+		return fmt.Errorf("--max-inflight-bytes: %d is below %d, the largest review accepted (0 derives it from the memory limit)", o.MaxInflightBytes, MinInflightBytes)
 	}
 	if o.LeaderElection && o.LeaderElectionID == "" {
 		return errors.New("--leader-election-id: required with --leader-elect")
@@ -173,9 +188,10 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			c.NextProtos = []string{"http/1.1"}
 		}
 	}}
-	whs := crwebhook.NewServer(crwebhook.Options{
+	// controller-runtime's webhook server with connection timeouts (httpserver.go).
+	whs := newTimeoutServer(crwebhook.Options{
 		Host: o.Host, Port: o.Port, CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName, TLSOpts: tlsOpts,
-	})
+	}, o.Timeouts)
 	mopts := ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        log,
@@ -292,7 +308,11 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			handler = &netpol.PodGate{Next: v, Readiness: npc, Metrics: nm}
 		}
 	}
-	whs.Register(ValidatePath, NewReviewHandler(handler))
+	budget, err := newBudget(o, log)
+	if err != nil {
+		return nil, err
+	}
+	whs.Register(ValidatePath, NewReviewHandler(handler).WithBudget(budget))
 	if o.EnrollLabel != "" {
 		k, val, _ := parseEnrollLabel(o.EnrollLabel)
 		mut := &NamespaceEnroller{Key: k, Value: val, Exclude: append(append([]string{}, o.Rules.SystemNamespaces...), o.Rules.ControlPlaneNamespaces...)}
