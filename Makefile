@@ -68,9 +68,10 @@ test: verify tools ## Run every test (unit, catalog fixtures, CLI, e2e against a
 	MESHGUARD_E2E=required $(GO) test -count=1 ./...
 
 .PHONY: bench
-bench: ## Run the evaluator benchmarks, then the webhook load test over HTTPS (see BENCHMARKS.md).
+bench: ## Run the evaluator benchmarks, the webhook load test over HTTPS, and the hostile-load floods (see BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./rules/ | tee bench.out
 	$(GO) run ./test/load | tee bench-load.out
+	$(GO) run ./test/load -hostile | tee bench-hostile.out
 
 ##@ Demo
 

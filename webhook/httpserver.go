@@ -88,6 +88,12 @@ type timeoutServer struct {
 
 var _ crwebhook.Server = (*timeoutServer)(nil)
 
+// NewWebhookServer returns the webhook server `meshguard serve` runs:
+// controller-runtime's, for o, with the connection timeouts t.
+func NewWebhookServer(o crwebhook.Options, t Timeouts) crwebhook.Server {
+	return newTimeoutServer(o, t)
+}
+
 // newTimeoutServer returns a webhook server for o with the timeouts t.
 func newTimeoutServer(o crwebhook.Options, t Timeouts) *timeoutServer {
 	return &timeoutServer{inner: crwebhook.NewServer(o).(*crwebhook.DefaultServer), timeouts: t}

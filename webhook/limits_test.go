@@ -249,3 +249,64 @@ func TestDenseJSONPaysForItsHeap(t *testing.T) {
 		t.Errorf("a dense review within the budget was refused: %.300s", out.raw)
 	}
 }
+
+// TestOversizedBodiesAreRefusedUnread: a review announcing more than
+// MaxReviewBytes gets 413 and the connection is closed without its body being
+// read (decrypting it would let a flood of them take the CPU).
+func TestOversizedBodiesAreRefusedUnread(t *testing.T) {
+	cr := &countingReader{r: bytes.NewReader(make([]byte, MaxReviewBytes+10))}
+	req := httptest.NewRequest(http.MethodPost, ValidatePath, cr)
+	req.ContentLength = MaxReviewBytes + 10
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	hostileHandler(t).WithBudget(NewBudget(MinInflightBytes, nil)).ServeHTTP(w, req)
+	var ar struct {
+		Response struct {
+			Allowed bool
+			Status  struct{ Code int }
+		}
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &ar); err != nil || ar.Response.Allowed || ar.Response.Status.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("response %s (%v)", w.Body.String(), err)
+	}
+	if cr.n != 0 || w.Header().Get("Connection") != "close" {
+		t.Errorf("read %d bytes; Connection %q", cr.n, w.Header().Get("Connection"))
+	}
+}
+
+// TestLargeReviewsAreDecidedAFewAtATime: while LargeReviewsAtOnce large
+// reviews are being decided, another gets 429 unread; a small one is decided.
+func TestLargeReviewsAreDecidedAFewAtATime(t *testing.T) {
+	b := NewBudget(64<<20, nil)
+	for range cap(b.large) {
+		if !b.tryLarge() {
+			t.Fatal("setup: a free slot was refused")
+		}
+	}
+	h := hostileHandler(t).WithBudget(b)
+	body := hostile.ReviewWithContainers(1000, "bookinfo", "large")
+	cr := &countingReader{r: bytes.NewReader(body)}
+	req := httptest.NewRequest(http.MethodPost, ValidatePath, cr)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusTooManyRequests || cr.n != 0 || !strings.Contains(w.Body.String(), "reviews larger than 64 KiB are being decided") {
+		t.Fatalf("status %d after reading %d bytes: %s", w.Code, cr.n, w.Body.String())
+	}
+	small := reviewOf(t, "admission.k8s.io/v1", "CREATE", map[string]any{
+		"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "p", "namespace": "bookinfo"},
+		"spec": map[string]any{"containers": []any{map[string]any{"name": "app", "image": "app"}}},
+	}, nil, "alice")
+	if out := serve(t, h, small); out.status != http.StatusOK || out.review.Response == nil {
+		t.Errorf("a small review while the large slots are taken: %d %.300s", out.status, out.raw)
+	}
+	b.releaseLarge()
+	w = httptest.NewRecorder()
+	req = httptest.NewRequest(http.MethodPost, ValidatePath, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"allowed":false`) {
+		t.Errorf("a large review with a free slot: %d %.300s", w.Code, w.Body.String())
+	}
+}
