@@ -34,8 +34,9 @@ const (
 	HeapPerReviewByte = 20
 
 	// MinInflightBytes is the smallest in-flight budget: one review of the
-	// largest size the webhook accepts must fit.
-	MinInflightBytes = MaxReviewBytes
+	// largest size the webhook accepts must fit besides the reserve (a
+	// quarter) kept for small reviews.
+	MinInflightBytes = 10 << 20
 
 	// DefaultInflightBytes is the budget when no memory limit is known (no
 	// cgroup limit and no GOMEMLIMIT): 32 MiB of reviews, about 640 MiB of

@@ -64,6 +64,10 @@ func TestBudgetKeepsAReserveForSmallReviews(t *testing.T) {
 	if b.InUse() != 0 {
 		t.Fatalf("in use after release: %d", b.InUse())
 	}
+	// The smallest budget still admits one review of the largest size.
+	if min := NewBudget(0, nil); !min.tryAcquire(MaxReviewBytes+1, false) {
+		t.Errorf("a budget of %d bytes cannot hold a %d-byte review besides its reserve of %d", min.Limit(), MaxReviewBytes, min.reserve)
+	}
 }
 
 // TestReviewHandlerRefusesWhatDoesNotFit: a review announcing more than the

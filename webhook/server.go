@@ -137,7 +137,7 @@ func (o *Options) Validate() error {
 		return err
 	}
 	if o.MaxInflightBytes != 0 && o.MaxInflightBytes < MinInflightBytes {
-		return fmt.Errorf("--max-inflight-bytes: %d is below %d, the largest review accepted (0 derives it from the memory limit)", o.MaxInflightBytes, MinInflightBytes)
+		return fmt.Errorf("--max-inflight-bytes: %d is below %d, the largest review besides the reserve for small ones (0 derives it from the memory limit)", o.MaxInflightBytes, MinInflightBytes)
 	}
 	if o.LeaderElection && o.LeaderElectionID == "" {
 		return errors.New("--leader-election-id: required with --leader-elect")

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/test/e2e/framework"
 	"github.com/meshguard/meshguard/test/hostile"
 	"github.com/meshguard/meshguard/webhook"
@@ -72,7 +73,7 @@ var buildMeshguard = sync.OnceValues(func() (string, error) {
 })
 
 // startServeProcess starts `meshguard serve` in files mode on 127.0.0.1 with
-// extra flags, waits (bounded) for /readyz and stops it when the test ends.
+// the default policy and extra flags, waits (bounded) for /readyz and stops it when the test ends.
 func startServeProcess(t *testing.T, env *framework.Env, extra ...string) *serveProcess {
 	t.Helper()
 	bin, err := buildMeshguard()
@@ -98,7 +99,7 @@ func startServeProcess(t *testing.T, env *framework.Env, extra ...string) *serve
 		"--host", "127.0.0.1", "--port", strconv.Itoa(m.Port),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", m.MetricsPort),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", m.HealthPort),
-		"--enroll-namespaces", "istio-injection=enabled", "--graceful-shutdown-timeout", "5s"}, extra...)
+		"--graceful-shutdown-timeout", "5s"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "GOMEMLIMIT=460MiB")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -240,7 +241,6 @@ func normalReview(t *testing.T, env *framework.Env, uid string) []byte {
 func TestResilienceFlood(t *testing.T) {
 	env := framework.Shared(t)
 	p := startServeProcess(t, env)
-	p.register(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cs, err := kubernetes.NewForConfig(env.Config)
@@ -253,6 +253,7 @@ func TestResilienceFlood(t *testing.T) {
 	t.Cleanup(func() {
 		_ = cs.CoreV1().Namespaces().Delete(context.Background(), "resilience", metav1.DeleteOptions{})
 	})
+	p.registerValidating(t, ctx, env, cs, "resilience")
 
 	probeClient := p.client(1)
 	normal := normalReview(t, env, "normal")
@@ -360,25 +361,60 @@ func TestResilienceFlood(t *testing.T) {
 	}
 }
 
+// registerValidating registers the validating webhook configuration only
+// (no enrollment, so no shared namespace is touched), waits (bounded) until
+// the API server calls it, and deletes it when the test ends, waiting until
+// the API server stops calling it.
+func (p *serveProcess) registerValidating(t *testing.T, ctx context.Context, env *framework.Env, cs kubernetes.Interface, ns string) {
+	t.Helper()
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	co := webhook.ConfigOptions{
+		Name: "meshguard-e2e-resilience", URL: p.URL(), CABundle: p.Certs.CAPEM,
+		ExcludeNamespaces: append(append([]string{}, rules.NewConfig().SystemNamespaces...), ownNamespace),
+	}
+	mustKubectl(t, ctx, env, mustYAML(webhook.ValidatingConfiguration(cat, co)), "apply", "-f", "-")
+	denied := func() bool {
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, resilienceDeployment(ns, "probe", []corev1.Capability{"NET_ADMIN"}),
+			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err != nil && strings.Contains(err.Error(), "MESH0150")
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		mustKubectl(t, ctx, env, "", "delete", "validatingwebhookconfiguration", co.Name, "--ignore-not-found")
+		if !poll(30*time.Second, 100*time.Millisecond, func() bool { return !denied() }) {
+			t.Errorf("the API server still calls the webhook 30s after its configuration was deleted")
+		}
+	})
+	if !poll(30*time.Second, 100*time.Millisecond, denied) {
+		t.Fatal("the validating webhook did not take effect within 30s")
+	}
+}
+
+func resilienceDeployment(ns, name string, caps []corev1.Capability) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	c := corev1.Container{Name: "app", Image: "registry.example.com/app:1.0"}
+	if caps != nil {
+		c.SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: caps}}
+	}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{c}}},
+		},
+	}
+}
+
 // checkAPIServerDecisions creates two Deployments through the API server
 // (dry run): one adding NET_ADMIN must be denied with MESH0150, a clean one
 // admitted.
 func checkAPIServerDecisions(t *testing.T, ctx context.Context, cs kubernetes.Interface, i int) {
 	t.Helper()
-	mk := func(name string, caps []corev1.Capability) *appsv1.Deployment {
-		labels := map[string]string{"app": name}
-		c := corev1.Container{Name: "app", Image: "registry.example.com/app:1.0"}
-		if caps != nil {
-			c.SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: caps}}
-		}
-		return &appsv1.Deployment{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "resilience"},
-			Spec: appsv1.DeploymentSpec{
-				Selector: &metav1.LabelSelector{MatchLabels: labels},
-				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{Containers: []corev1.Container{c}}},
-			},
-		}
-	}
+	mk := func(name string, caps []corev1.Capability) *appsv1.Deployment { return resilienceDeployment("resilience", name, caps) }
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	_, err := cs.AppsV1().Deployments("resilience").Create(ctx, mk(fmt.Sprintf("bad-%d", i), []corev1.Capability{"NET_ADMIN"}), dry)
 	if err == nil || !strings.Contains(err.Error(), "MESH0150") {
@@ -392,9 +428,10 @@ func checkAPIServerDecisions(t *testing.T, ctx context.Context, cs kubernetes.In
 // TestResilienceSlowClients: connections that send their header or body
 // slowly, or sit idle after a request, are closed by the server
 // (--read-header-timeout 2s, --read-timeout 3s, --idle-timeout 3s here),
-// while a normal review is still decided. 60 slow-body, 20 slow-header and 10
-// idle connections; each trickles a byte every 500 ms until the server closes
-// it, at most 30 s.
+// while a normal review is still decided, and connections announcing 7 MB
+// bodies cost only what they sent. 60 slow 7 KB bodies, 100 slow 7 MB bodies,
+// 20 slow headers and 10 idle connections; each trickles a byte every 500 ms
+// until the server closes it, at most 30 s.
 func TestResilienceSlowClients(t *testing.T) {
 	env := framework.Shared(t)
 	p := startServeProcess(t, env, "--read-header-timeout", "2s", "--read-timeout", "3s", "--idle-timeout", "3s")
@@ -407,7 +444,7 @@ func TestResilienceSlowClients(t *testing.T) {
 		closed bool // by the server (EOF or reset), not by our 30 s bound
 		err    error
 	}
-	results := make(chan result, 100)
+	results := make(chan result, 200)
 	slow := func(kind, header string, trickle bool) {
 		conn, err := tls.Dial("tcp", addr, tlsConfig)
 		if err != nil {
@@ -451,6 +488,14 @@ func TestResilienceSlowClients(t *testing.T) {
 		go slow("slow body", body, true)
 		n++
 	}
+	// Announcing 7 MB and sending a byte at a time: before issue 10 the
+	// buffer was allocated at the announced length (300 such connections
+	// made a 2.1 GB heap).
+	big := fmt.Sprintf("POST /validate HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", addr, 7_000_000)
+	for range 100 {
+		go slow("slow 7 MB body", big, true)
+		n++
+	}
 	for range 20 {
 		go slow("slow header", "POST /validate HTTP/1.1\r\nHost: "+addr+"\r\nX-Slow: ", true)
 		n++
@@ -480,6 +525,91 @@ func TestResilienceSlowClients(t *testing.T) {
 		}
 	}
 	t.Logf("closed by the server: %v", counts)
+	if !p.alive() {
+		t.Fatalf("meshguard serve died: %v", p.err)
+	}
+	// 100 connections announcing 7 MB cost what they sent, not 700 MB.
+	if rss := p.peakRSS(t); rss >= chartMemoryLimit/2 {
+		t.Errorf("peak RSS %d MiB with slow clients, want under %d MiB", rss>>20, chartMemoryLimit>>21)
+	} else {
+		t.Logf("peak RSS %d MiB", rss>>20)
+	}
+}
+
+// TestResilienceOverloadNeverAllows: a review the webhook refuses for lack of
+// budget is not admitted by the real API server (it retries the 429, then
+// applies failurePolicy Fail), and is decided normally once the budget is
+// free. A client holds 7 MB of the 10 MiB budget by sending a 7 MB body all
+// but its last bytes; the API server then sends the review of a clean
+// 900 KB Deployment (its environment), which does not fit.
+func TestResilienceOverloadNeverAllows(t *testing.T) {
+	env := framework.Shared(t)
+	p := startServeProcess(t, env, "--max-inflight-bytes", "10Mi", "--read-timeout", "60s")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns = "resilience-overload"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	p.registerValidating(t, ctx, env, cs, ns)
+
+	big := resilienceDeployment(ns, "big", nil)
+	for i := range 9 {
+		big.Spec.Template.Spec.Containers[0].Env = append(big.Spec.Template.Spec.Containers[0].Env,
+			corev1.EnvVar{Name: fmt.Sprintf("BLOB_%d", i), Value: strings.Repeat("x", 100_000)})
+	}
+	create := func() error {
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, big, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+
+	// The holder: 7 MB announced, all but 10 KB sent.
+	conn, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port), &tls.Config{RootCAs: p.Certs.Pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const announced = 7_000_000
+	if _, err := fmt.Fprintf(conn, "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", announced); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(bytes.Repeat([]byte(" "), announced-10_000)); err != nil {
+		t.Fatal(err)
+	}
+	if !poll(30*time.Second, 50*time.Millisecond, func() bool {
+		return p.metric(t, "meshguard_admission_inflight_bytes", nil) >= announced-(64<<10)
+	}) {
+		t.Fatalf("the holder's bytes are not in flight: %v", p.metric(t, "meshguard_admission_inflight_bytes", nil))
+	}
+
+	err = create()
+	if err == nil {
+		t.Fatal("the API server admitted a Deployment whose review the webhook refused for lack of budget")
+	}
+	if !strings.Contains(err.Error(), "failed calling webhook") || strings.Contains(err.Error(), "denied the request") {
+		t.Errorf("want the failurePolicy's error for a webhook that could not answer, got: %v", err)
+	}
+	t.Logf("while the budget was held: %v", err)
+	if n := p.metric(t, "meshguard_admission_rejected_total", map[string]string{"reason": "inflight_bytes"}); n == 0 {
+		t.Error("meshguard_admission_rejected_total{reason=\"inflight_bytes\"} is 0")
+	}
+
+	// Once the holder is gone the same review is decided (admitted: it is
+	// clean).
+	_ = conn.Close()
+	if !poll(30*time.Second, 50*time.Millisecond, func() bool {
+		return p.metric(t, "meshguard_admission_inflight_bytes", nil) == 0
+	}) {
+		t.Fatal("the holder's bytes were not released after it closed")
+	}
+	if err := create(); err != nil {
+		t.Errorf("the clean Deployment once the budget is free: %v", err)
+	}
 	if !p.alive() {
 		t.Fatalf("meshguard serve died: %v", p.err)
 	}
