@@ -414,7 +414,9 @@ func resilienceDeployment(ns, name string, caps []corev1.Capability) *appsv1.Dep
 // admitted.
 func checkAPIServerDecisions(t *testing.T, ctx context.Context, cs kubernetes.Interface, i int) {
 	t.Helper()
-	mk := func(name string, caps []corev1.Capability) *appsv1.Deployment { return resilienceDeployment("resilience", name, caps) }
+	mk := func(name string, caps []corev1.Capability) *appsv1.Deployment {
+		return resilienceDeployment("resilience", name, caps)
+	}
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	_, err := cs.AppsV1().Deployments("resilience").Create(ctx, mk(fmt.Sprintf("bad-%d", i), []corev1.Capability{"NET_ADMIN"}), dry)
 	if err == nil || !strings.Contains(err.Error(), "MESH0150") {
