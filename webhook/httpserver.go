@@ -6,14 +6,17 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -160,6 +163,10 @@ func (s *timeoutServer) Start(ctx context.Context) error {
 		ReadTimeout:       s.timeouts.Read,
 		WriteTimeout:      s.timeouts.Write,
 		IdleTimeout:       s.timeouts.Idle,
+		// net/http logs every failed TLS handshake and timed-out
+		// connection; a flood would fill the logs with plain-text lines.
+		// They go to the JSON log at debug level (--log-level debug).
+		ErrorLog: stdlog.New(debugWriter{log.V(1)}, "", 0),
 	}
 	closed := make(chan struct{})
 	go func() {
@@ -210,4 +217,14 @@ func (s *timeoutServer) StartedChecker() healthz.Checker {
 		}
 		return conn.Close()
 	}
+}
+
+// debugWriter writes net/http's error log lines to a logr logger.
+type debugWriter struct{ log logr.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	if w.log.Enabled() {
+		w.log.Info("http server", "error", strings.TrimSpace(string(p)))
+	}
+	return len(p), nil
 }
