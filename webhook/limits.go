@@ -172,6 +172,41 @@ func (b *Budget) releaseLarge() { <-b.large }
 // taking it: the early check before its body is read.
 func (b *Budget) largeFree() bool { return len(b.large) < cap(b.large) }
 
+// Guard bounds another handler's requests with the budget (the mutating
+// webhook, served by controller-runtime's admission.Webhook, which reads and
+// decodes up to 7 MiB itself): a request holds its Content-Length, or
+// MaxReviewBytes when none is announced, until it is answered; one that does
+// not fit gets 429 before its body is read, one over MaxReviewBytes 413.
+func (b *Budget) Guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := r.ContentLength
+		if n > MaxReviewBytes {
+			b.rejected(RejectTooLarge)
+			w.Header().Set("Connection", "close")
+			http.Error(w, errTooLarge.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		if n < 0 {
+			n = MaxReviewBytes
+		}
+		small := n <= SmallReviewBytes
+		if !b.tryAcquire(n, small) {
+			b.writeOverloaded(w, RejectInflightBytes)
+			return
+		}
+		defer b.release(n)
+		if !small {
+			if !b.tryLarge() {
+				b.writeOverloaded(w, RejectLargeBusy)
+				return
+			}
+			defer b.releaseLarge()
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxReviewBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
 // Reasons of meshguard_admission_rejected_total.
 const (
 	RejectInflightBytes = "inflight_bytes" // the budget was full: 429

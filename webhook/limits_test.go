@@ -314,3 +314,39 @@ func TestLargeReviewsAreDecidedAFewAtATime(t *testing.T) {
 		t.Errorf("a large review with a free slot: %d %.300s", w.Code, w.Body.String())
 	}
 }
+
+// TestGuardBoundsOtherHandlers: the mutating webhook's handler, guarded, gets
+// no request that does not fit (429) or is over the size limit (413), and the
+// budget is released after each request.
+func TestGuardBoundsOtherHandlers(t *testing.T) {
+	b := NewBudget(MinInflightBytes, nil)
+	calls := 0
+	h := b.Guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if b.InUse() == 0 {
+			t.Error("the request holds nothing while it is handled")
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	do := func(n int64) int {
+		req := httptest.NewRequest(http.MethodPost, MutatePath, bytes.NewReader(make([]byte, max(n, 0))))
+		req.ContentLength = n
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	if code := do(2 << 10); code != http.StatusOK || calls != 1 {
+		t.Errorf("a small review: %d, %d calls", code, calls)
+	}
+	if code := do(MaxReviewBytes + 1); code != http.StatusRequestEntityTooLarge || calls != 1 {
+		t.Errorf("an oversized review: %d, %d calls", code, calls)
+	}
+	b.tryAcquire(b.cap(false), false)
+	if code := do(1 << 20); code != http.StatusTooManyRequests || calls != 1 {
+		t.Errorf("a large review over a full budget: %d, %d calls", code, calls)
+	}
+	b.release(b.cap(false))
+	if b.InUse() != 0 {
+		t.Errorf("%d bytes held after the requests", b.InUse())
+	}
+}

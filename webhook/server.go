@@ -316,7 +316,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if o.EnrollLabel != "" {
 		k, val, _ := parseEnrollLabel(o.EnrollLabel)
 		mut := &NamespaceEnroller{Key: k, Value: val, Exclude: append(append([]string{}, o.Rules.SystemNamespaces...), o.Rules.ControlPlaneNamespaces...)}
-		whs.Register(MutatePath, &crwebhook.Admission{Handler: mut, RecoverPanic: ptrTrue()})
+		whs.Register(MutatePath, budget.Guard(&crwebhook.Admission{Handler: mut, RecoverPanic: ptrTrue()}))
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
