@@ -91,10 +91,11 @@ test-slow: tools ## Only the slow tier (see SLOW_TESTS); `make test` runs it aft
 	MESHGUARD_E2E=required $(GO) test -count=1 -run '$(SLOW_TESTS)' $(SLOW_PKGS)
 
 .PHONY: bench
-bench: ## Run the evaluator benchmarks, then the webhook load test over HTTPS (see BENCHMARKS.md).
+bench: ## Run the evaluator benchmarks, the webhook load test over HTTPS, and the hostile-load floods (see BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./rules/ | tee bench.out
 	$(GO) run ./test/load | tee bench-load.out
 	$(GO) run ./test/matchbench -rollouts 600 -rounds 3 | tee bench-matchconditions.out
+	$(GO) run ./test/load -hostile | tee bench-hostile.out
 
 ##@ Demo
 

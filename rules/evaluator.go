@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jmespath-community/go-jmespath/pkg/binding"
@@ -317,8 +318,34 @@ func (r *Rule) evaluate(obj Object, bindings binding.Bindings) (*Finding, error)
 		Rule:        r.Name,
 		Title:       r.Title,
 		Severity:    sev,
-		Message:     strings.Join(msgs, "; "),
+		Message:     capItems(strings.Join(msgs, "; "), MaxMessageItems),
 		Why:         r.Why,
 		Remediation: r.Remediation,
 	}, nil
+}
+
+// MaxMessageItems is the most items a finding's message lists: the items of
+// a message are separated by "; " (one per offending container, port, rule),
+// and an object with thousands of offending items would otherwise make a
+// denial of megabytes that the API server returns to the client, logs and
+// audits. The rest are counted: "...; and 17480 more". A rule folds all its
+// violations into at most one finding, so this bounds a rule's output per
+// object.
+const MaxMessageItems = 20
+
+// capItems keeps the first n "; "-separated items of msg and counts the rest.
+func capItems(msg string, n int) string {
+	i, seen := 0, 0
+	for {
+		j := strings.Index(msg[i:], "; ")
+		if j < 0 {
+			return msg
+		}
+		seen++
+		if seen == n {
+			rest := strings.Count(msg[i+j:], "; ")
+			return msg[:i+j] + "; and " + strconv.Itoa(rest) + " more"
+		}
+		i += j + 2
+	}
 }

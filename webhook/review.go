@@ -33,7 +33,7 @@ var (
 func decodeReview(body []byte, d *jsonReader) (admission.Request, schema.GroupVersionKind, error) {
 	var req admission.Request
 	var apiVersion, kind string
-	*d = jsonReader{data: body, stack: d.stack[:0]}
+	*d = jsonReader{data: body, stack: d.stack[:0], heapLimit: d.heapLimit, more: d.more}
 	if d.peek() != '{' {
 		if d.peek() == 0 {
 			return req, schema.GroupVersionKind{}, d.unexpected("")

@@ -94,6 +94,14 @@ type Options struct {
 	// are picked up (a failed discovery is retried sooner, with backoff).
 	// Default (and when 0) DefaultIstioDiscoveryInterval, 30s.
 	IstioDiscoveryInterval time.Duration
+	// Timeouts are the webhook server's connection timeouts. Default
+	// DefaultTimeouts().
+	Timeouts Timeouts
+	// MaxInflightBytes bounds the bytes of AdmissionReviews being read or
+	// decided at once; a review that does not fit is refused with 429
+	// (limits.go). 0 derives it from the Go memory limit in effect
+	// (InflightBytesFor). Default 0.
+	MaxInflightBytes int64
 }
 
 // NewOptions returns the defaults.
@@ -111,6 +119,7 @@ func NewOptions() *Options {
 		LeaderElectionID: "meshguard-controller",
 
 		IstioDiscoveryInterval: DefaultIstioDiscoveryInterval,
+		Timeouts:               DefaultTimeouts(),
 	}
 }
 
@@ -145,6 +154,12 @@ func (o *Options) Validate() error {
 	}
 	if o.IstioDiscoveryInterval < 0 {
 		return fmt.Errorf("--istio-discovery-interval: %s is negative", o.IstioDiscoveryInterval)
+	}
+	if err := o.Timeouts.Validate(); err != nil {
+		return err
+	}
+	if o.MaxInflightBytes != 0 && o.MaxInflightBytes < MinInflightBytes {
+		return fmt.Errorf("--max-inflight-bytes: %d is below %d, the largest review besides the reserve for small ones (0 derives it from the memory limit)", o.MaxInflightBytes, MinInflightBytes)
 	}
 	if o.LeaderElection && o.LeaderElectionID == "" {
 		return errors.New("--leader-election-id: required with --leader-elect")
@@ -203,9 +218,10 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 		}
 		tlsOpts = append(tlsOpts, ca.configure)
 	}
-	whs := crwebhook.NewServer(crwebhook.Options{
+	// controller-runtime's webhook server with connection timeouts (httpserver.go).
+	whs := newTimeoutServer(crwebhook.Options{
 		Host: o.Host, Port: o.Port, CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName, TLSOpts: tlsOpts,
-	})
+	}, o.Timeouts)
 	m := NewMetrics()
 	if err := m.Register(metrics.Registry); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
@@ -325,12 +341,16 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			handler = &netpol.PodGate{Next: v, Readiness: npc, Metrics: nm}
 		}
 	}
+	budget, err := newBudget(o, log)
+	if err != nil {
+		return nil, err
+	}
 	drain := &drainer{delay: o.ShutdownDelay}
-	whs.Register(ValidatePath, drain.wrap(NewReviewHandler(handler)))
+	whs.Register(ValidatePath, drain.wrap(NewReviewHandler(handler).WithBudget(budget)))
 	if o.EnrollLabel != "" {
 		k, val, _ := parseEnrollLabel(o.EnrollLabel)
 		mut := &NamespaceEnroller{Key: k, Value: val, Exclude: append(append([]string{}, o.Rules.SystemNamespaces...), o.Rules.ControlPlaneNamespaces...)}
-		whs.Register(MutatePath, &crwebhook.Admission{Handler: mut, RecoverPanic: ptrTrue()})
+		whs.Register(MutatePath, budget.Guard(&crwebhook.Admission{Handler: mut, RecoverPanic: ptrTrue()}))
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

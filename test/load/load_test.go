@@ -248,3 +248,29 @@ func TestRawPosterHTTP(t *testing.T) {
 		t.Errorf("want 3 connections (the server closes every third response), got %d", got)
 	}
 }
+
+// TestHostileSmoke runs -hostile briefly (one 1 MB flood row with two senders
+// besides the baseline): no flood review is allowed, every 7 KB review is
+// decided, and the table is printed.
+func TestHostileSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts server processes")
+	}
+	cfg, err := parseFlags([]string{"-hostile", "-duration", "500ms", "-hostile-sizes", "1000000", "-hostile-conns", "2", "-hostile-rate", "20", "-strict"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code, err := runHostile(ctx, cfg, &out)
+	t.Log("\n" + out.String())
+	if err != nil || code != 0 {
+		t.Fatalf("runHostile: exit %d, %v", code, err)
+	}
+	for _, s := range []string{"| none | 0 |", "| 1.0 MB | 2 |", "in-flight budget 17.2 MiB", "target: no flood allowed"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("output lacks %q", s)
+		}
+	}
+}

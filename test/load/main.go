@@ -48,6 +48,11 @@ type config struct {
 	ServerEnv        []string
 	Etcd             []string // etcdNoFsync and/or etcdFsync
 	Client           string   // clientRaw or clientNetHTTP
+	// Hostile runs the hostile-load table instead (runHostile).
+	Hostile          bool
+	HostileSizes     []int
+	HostileConns     []int
+	HostileProbeRate float64
 }
 
 // The etcd configurations the API server measurement can use.
@@ -98,8 +103,26 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	serverEnv := fs.String("server-env", "", `extra environment of the server process, space-separated (e.g. "GOGC=100 GOMAXPROCS=1"; GOGC and GOMEMLIMIT override meshguard serve's --gc-percent and --memory-limit-ratio defaults, which the server applies)`)
 	etcd := fs.String("etcd", etcdNoFsync+","+etcdFsync, "etcd configurations for the API server creates, comma-separated: no-fsync (envtest's default) and fsync (as production etcd)")
 	fs.StringVar(&c.Client, "client", clientRaw, "load generator's HTTP client: raw (a TLS connection per worker, HTTP/1.1 written directly and read with net/http's parser: less client CPU and no goroutine hand-offs per request) or net/http (http.Client, as the API server's webhook client)")
+	fs.BoolVar(&c.Hostile, "hostile", false, "measure the hostile-load table instead: floods of large UPDATE reviews (-hostile-sizes, -hostile-conns senders) while the 7 KB Pod review is sent at -hostile-rate; the server runs with GOMEMLIMIT=460MiB unless -server-env sets one")
+	hostileSizes := fs.String("hostile-sizes", "1000000,5000000,10000000", "-hostile: flood review sizes in bytes, comma-separated")
+	hostileConns := fs.String("hostile-conns", "4,16", "-hostile: concurrent flood senders, comma-separated")
+	fs.Float64Var(&c.HostileProbeRate, "hostile-rate", 50, "-hostile: rate of the 7 KB review during the flood, requests/s")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	for _, f := range []struct {
+		flag string
+		in   *string
+		out  *[]int
+	}{{"-hostile-sizes", hostileSizes, &c.HostileSizes}, {"-hostile-conns", hostileConns, &c.HostileConns}} {
+		for _, s := range strings.Split(*f.in, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n <= 0 {
+				fmt.Fprintf(stderr, "load: %s: %q is not a positive integer\n", f.flag, s)
+				return nil, fmt.Errorf("%s: %q", f.flag, s)
+			}
+			*f.out = append(*f.out, n)
+		}
 	}
 	bad := func(format string, a ...any) error {
 		err := fmt.Errorf(format, a...)
@@ -170,6 +193,9 @@ type report struct {
 
 // run measures and prints; the exit code is 3 when -strict and a target was missed.
 func run(ctx context.Context, cfg *config, out io.Writer) (int, error) {
+	if cfg.Hostile {
+		return runHostile(ctx, cfg, out)
+	}
 	rep, err := measureAll(ctx, cfg, out)
 	if err != nil {
 		return 1, err

@@ -180,8 +180,8 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return fail(err)
 	}
-	rt := fmt.Sprintf("GOMAXPROCS %d, GOGC %d (%s), memory limit %s (%s)", runtime.GOMAXPROCS(0), tuned.GCPercent, tuned.GCPercentSource,
-		memLimit(tuned.MemoryLimit), tuned.MemoryLimitSource)
+	rt := fmt.Sprintf("GOMAXPROCS %d, GOGC %d (%s), memory limit %s (%s), in-flight budget %.1f MiB", runtime.GOMAXPROCS(0), tuned.GCPercent, tuned.GCPercentSource,
+		memLimit(tuned.MemoryLimit), tuned.MemoryLimitSource, float64(webhook.InflightBytesFor(tuned.MemoryLimit))/(1<<20))
 	if pdir := os.Getenv(envProfile); pdir != "" {
 		stop, err := startProfiles(pdir)
 		if err != nil {
@@ -207,7 +207,10 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 		return fail(err)
 	}
 	h := &counting{Handler: v}
-	whs := crwebhook.NewServer(crwebhook.Options{
+	// As `meshguard serve` builds it: controller-runtime's webhook server
+	// with meshguard's connection timeouts, and (below) the review handler
+	// with the in-flight budget derived from the Go memory limit.
+	whs := webhook.NewWebhookServer(crwebhook.Options{
 		Host: "127.0.0.1", Port: port, CertDir: dir, CertName: framework.CertFile, KeyName: framework.KeyFile,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
 			c.MinVersion = tls.VersionTLS12
@@ -217,7 +220,7 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 				return nil, nil // the config as it is
 			}
 		}},
-	})
+	}, webhook.DefaultTimeouts())
 	switch os.Getenv(envHandler) {
 	case handlerControllerRuntime:
 		recoverPanic := true
@@ -226,7 +229,7 @@ func runServer(stdin io.Reader, stdout io.Writer) error {
 		whs.Register(webhook.ValidatePath, &floorHandler{n: &h.n})
 	default:
 		// As `meshguard serve` registers it.
-		whs.Register(webhook.ValidatePath, webhook.NewReviewHandler(h))
+		whs.Register(webhook.ValidatePath, webhook.NewReviewHandler(h).WithBudget(webhook.NewBudget(webhook.InflightBytesFor(tuned.MemoryLimit), nil)))
 	}
 
 	ctx, cancel := context.WithCancel(ctrllog.IntoContext(context.Background(), logger))

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/api/resource"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlzap "sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -56,6 +58,11 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&w.EnrollLabel, "enroll-namespaces", w.EnrollLabel, "label the mutating webhook adds to new namespaces, e.g. istio-injection=enabled (default: no enrollment)")
 	fs.DurationVar(&w.GracefulShutdown, "graceful-shutdown-timeout", w.GracefulShutdown, "how long in-flight requests may finish on shutdown")
 	fs.DurationVar(&w.ShutdownDelay, "shutdown-delay", w.ShutdownDelay, "on SIGTERM, keep answering this long with /readyz failing and every response closing its connection, so the API server moves to the other replicas before the server stops (0: stop at once)")
+	fs.DurationVar(&w.Timeouts.ReadHeader, "read-header-timeout", w.Timeouts.ReadHeader, "webhook server: how long a connection may take for the TLS handshake and a request's header")
+	fs.DurationVar(&w.Timeouts.Read, "read-timeout", w.Timeouts.Read, "webhook server: how long a connection may take to send a whole request, header and body (the API server sends both at once)")
+	fs.DurationVar(&w.Timeouts.Write, "write-timeout", w.Timeouts.Write, "webhook server: how long from a request's header to the end of its response (at least the webhook's timeoutSeconds, at most 30s)")
+	fs.DurationVar(&w.Timeouts.Idle, "idle-timeout", w.Timeouts.Idle, "webhook server: how long a keep-alive connection may wait for its next request")
+	fs.Var(&byteSize{&w.MaxInflightBytes}, "max-inflight-bytes", "bytes of admission reviews read or decided at once (a quantity: 32Mi, 20000000); a review that does not fit is refused with 429 and retried by the API server. 0 derives it from the Go memory limit: 3/4 of it divided by 20, the measured heap per review byte (about 17Mi under the chart's 512Mi limit, whose Go memory limit is 460Mi); 32Mi without a memory limit")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "log level: debug, info or error (logs are JSON)")
 	fs.IntVar(&o.GoRuntime.GCPercent, "gc-percent", o.GoRuntime.GCPercent, "garbage collector target percentage (GOGC); the GOGC environment variable wins; 0 keeps Go's default of 100")
 	fs.Float64Var(&o.GoRuntime.MemoryLimitRatio, "memory-limit-ratio", o.GoRuntime.MemoryLimitRatio, "soft Go memory limit as a fraction of the container's cgroup memory limit, so the collector tightens before the OOM killer acts; the GOMEMLIMIT environment variable wins; 0 sets none")
@@ -156,3 +163,29 @@ func RunServe(ctx context.Context, s Streams, o *ServeOptions) error {
 	}
 	return nil
 }
+
+// byteSize is a flag of bytes given as a Kubernetes quantity (32Mi, 1G) or a
+// plain number.
+type byteSize struct{ v *int64 }
+
+func (b *byteSize) String() string {
+	if b.v == nil {
+		return "0"
+	}
+	return strconv.FormatInt(*b.v, 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return fmt.Errorf("not a byte quantity: %w", err)
+	}
+	n, ok := q.AsInt64()
+	if !ok || n < 0 {
+		return fmt.Errorf("%q is not a byte count", s)
+	}
+	*b.v = n
+	return nil
+}
+
+func (*byteSize) Type() string { return "bytes" }

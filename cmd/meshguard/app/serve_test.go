@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshguard/meshguard/webhook"
 )
 
 func TestServeFlags(t *testing.T) {
@@ -64,11 +66,32 @@ func TestServeFlags(t *testing.T) {
 			t.Fatalf("flags not applied: %+v", w)
 		}
 	})
+	t.Run("the webhook server's limits default and reach the options", func(t *testing.T) {
+		o, err := run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Webhook.Timeouts != webhook.DefaultTimeouts() || o.Webhook.MaxInflightBytes != 0 {
+			t.Fatalf("unexpected defaults: %+v, %d", o.Webhook.Timeouts, o.Webhook.MaxInflightBytes)
+		}
+		o, err = run("--read-header-timeout", "2s", "--read-timeout", "4s", "--write-timeout", "20s", "--idle-timeout", "1m", "--max-inflight-bytes", "48Mi")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := webhook.Timeouts{ReadHeader: 2 * time.Second, Read: 4 * time.Second, Write: 20 * time.Second, Idle: time.Minute}
+		if o.Webhook.Timeouts != want || o.Webhook.MaxInflightBytes != 48<<20 {
+			t.Fatalf("flags not applied: %+v, %d", o.Webhook.Timeouts, o.Webhook.MaxInflightBytes)
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"a zero read timeout is refused: slow clients would hold connections", []string{"--read-timeout", "0s"}, "--read-timeout"},
+		{"a header timeout longer than the read timeout is refused", []string{"--read-header-timeout", "20s"}, "--read-header-timeout"},
+		{"an in-flight budget below one largest review is refused", []string{"--max-inflight-bytes", "1Mi"}, "--max-inflight-bytes"},
+		{"an in-flight budget that is not a quantity is refused", []string{"--max-inflight-bytes", "lots"}, "max-inflight-bytes"},
 		{"an empty cert dir is refused: there is no plaintext mode", []string{"--cert-dir", ""}, "--cert-dir"},
 		{"a port out of range is refused", []string{"--port", "70000"}, "--port"},
 		{"an enrollment label that is not an Istio one is refused", []string{"--enroll-namespaces", "team=a"}, "--enroll-namespaces"},
