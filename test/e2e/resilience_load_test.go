@@ -53,8 +53,8 @@ type serveProcess struct {
 	err    error
 }
 
-// buildMeshguard builds ./cmd/meshguard once per test binary.
-var buildMeshguard = sync.OnceValues(func() (string, error) {
+// builtMeshguard builds ./cmd/meshguard once per test binary.
+var builtMeshguard = sync.OnceValues(func() (string, error) {
 	root, err := framework.RepoRoot()
 	if err != nil {
 		return "", err
@@ -76,7 +76,7 @@ var buildMeshguard = sync.OnceValues(func() (string, error) {
 // the default policy and extra flags, waits (bounded) for /readyz and stops it when the test ends.
 func startServeProcess(t *testing.T, env *framework.Env, extra ...string) *serveProcess {
 	t.Helper()
-	bin, err := buildMeshguard()
+	bin, err := builtMeshguard()
 	if err != nil {
 		t.Fatal(err)
 	}
