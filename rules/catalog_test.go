@@ -2,7 +2,6 @@ package rules_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -39,35 +38,9 @@ func newEngine(t testing.TB) (*rules.Catalog, *rules.Engine) {
 // CREATE seen after sidecar injection.
 func fixtureFindings(t *testing.T, e *rules.Engine, file, code string) []string {
 	t.Helper()
-	data, err := os.ReadFile(file)
+	lines, err := audit.FixtureFindings(context.Background(), e, file, code)
 	if err != nil {
 		t.Fatal(err)
-	}
-	docs, errs := audit.Parse(file, data)
-	if len(errs) > 0 {
-		t.Fatalf("fixture does not parse: %v", errs[0])
-	}
-	snap := rules.NewSnapshot()
-	for _, d := range docs {
-		if d.Object["kind"] != "AdmissionReview" {
-			snap.Add(d.Object, "default")
-		}
-	}
-	var lines []string
-	for _, d := range docs {
-		req, err := rules.FixtureRequest(d.Object, snap, false)
-		if err != nil {
-			t.Fatalf("%s: document %d: %v", file, d.Index, err)
-		}
-		fs, err := e.Evaluate(context.Background(), req)
-		if err != nil {
-			t.Fatalf("%s: document %d: %v", file, d.Index, err)
-		}
-		for _, f := range fs {
-			if f.Code == code {
-				lines = append(lines, fmt.Sprintf("%s %s: %s", f.Severity, f.Object, f.Message))
-			}
-		}
 	}
 	return lines
 }

@@ -259,8 +259,10 @@ func (e *Engine) Evaluate(_ context.Context, req *Request) (findings []Finding, 
 			continue
 		}
 		code = r.Code
-		f, err := r.evaluate(req.Object, bindings)
-		if err != nil {
+		var f *Finding
+		if r.Custom {
+			f = r.evaluateCustom(req.Object, bindings)
+		} else if f, err = r.evaluate(req.Object, bindings); err != nil {
 			return nil, fmt.Errorf("evaluate %s: rule %s: %w", p.ref, r.Code, err)
 		}
 		if f != nil {
@@ -269,6 +271,38 @@ func (e *Engine) Evaluate(_ context.Context, req *Request) (findings []Finding, 
 		}
 	}
 	return findings, nil
+}
+
+// evaluateCustom evaluates a custom rule so that its failure (an error or a
+// panic) affects no other rule: it becomes a finding of the custom rule at
+// the rule's severity, saying that the rule could not be evaluated and where
+// it is. So a custom rule that cannot judge an object is never a silent
+// allow, and never hides what the built-in rules found.
+func (r *Rule) evaluateCustom(obj Object, bindings binding.Bindings) (f *Finding) {
+	defer func() {
+		if v := recover(); v != nil {
+			f = r.unevaluated(fmt.Errorf("internal error: %v", v))
+		}
+	}()
+	f, err := r.evaluate(obj, bindings)
+	if err != nil {
+		return r.unevaluated(err)
+	}
+	return f
+}
+
+// unevaluated is the finding of a custom rule that failed on an object.
+func (r *Rule) unevaluated(err error) *Finding {
+	return &Finding{
+		Code:     r.Code,
+		Rule:     r.Name,
+		Title:    r.Title,
+		Severity: r.Severity,
+		Message:  fmt.Sprintf("custom rule %s (%s) could not be evaluated on this object: %v", r.Code, r.Source, err),
+		Why:      r.Why,
+		Remediation: fmt.Sprintf("Ask the platform team to fix the custom rule %s in %s (the object was not judged by it); %s",
+			r.Code, r.Source, r.Remediation),
+	}
 }
 
 // evaluate runs one rule's compiled policy rules and folds their violations

@@ -86,6 +86,12 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 		facts["strandedPods"] = stranded
 	}
 	facts["netpolOptOut"] = netpolOptOut(cur.Labels, oldProfile, hadProfile)
+	// The namespace's effective mTLS and whether its authorization is
+	// default-deny, for compliance rules (the platform team's custom rules).
+	mt := e.eng.NamespaceMTLS(e.ctx, cur.Name)
+	facts["mtls"] = map[string]any{"mode": mt.Mode, "source": mt.Source, "level": mt.Level}
+	az := e.eng.NamespaceAuthz(e.ctx, cur.Name)
+	facts["authz"] = map[string]any{"defaultDeny": az.DefaultDeny, "source": az.Source, "level": az.Level}
 	facts["netpol"] = e.netpolFacts(cur, meta["deletionTimestamp"] != nil)
 	rev := cur.Labels[labelRev]
 	_, legacy := cur.Labels[labelInjection]

@@ -56,8 +56,14 @@ type Rule struct {
 	// SkipControlPlane is true for workload and namespace rules, which do not
 	// apply in system and control-plane namespaces.
 	SkipControlPlane bool
-	// Dir is the rule's folder in the catalog.
+	// Dir is the rule's folder in the catalog; for a custom rule, its
+	// metadata.name.
 	Dir string
+	// Custom is true for a rule loaded from a --rules-dir rather than the
+	// embedded catalog.
+	Custom bool
+	// Source is the file a custom rule was loaded from ("" for built-in rules).
+	Source string
 
 	policy   *v1alpha1.ValidatingPolicy
 	compiled []compiledRule
@@ -167,12 +173,31 @@ func ParseRule(dir string, data []byte) (*Rule, error) {
 	if err := yaml.UnmarshalStrict(data, &p); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", PolicyFile, err)
 	}
-	if p.APIVersion != "json.kyverno.io/v1alpha1" || p.Kind != "ValidatingPolicy" {
-		return nil, fmt.Errorf("apiVersion/kind: want json.kyverno.io/v1alpha1 ValidatingPolicy, got %s %s", p.APIVersion, p.Kind)
+	if err := checkPolicyType(&p); err != nil {
+		return nil, err
 	}
 	if p.Name != dir {
 		return nil, fmt.Errorf("metadata.name: %q must equal the folder name %q", p.Name, dir)
 	}
+	r := &Rule{Code: m[1], Name: m[2], Dir: dir}
+	if err := compilePolicy(r, &p); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// checkPolicyType rejects a document that is not a kyverno-json ValidatingPolicy.
+func checkPolicyType(p *v1alpha1.ValidatingPolicy) error {
+	if p.APIVersion != "json.kyverno.io/v1alpha1" || p.Kind != "ValidatingPolicy" {
+		return fmt.Errorf("apiVersion/kind: want json.kyverno.io/v1alpha1 ValidatingPolicy, got %q %q", p.APIVersion, p.Kind)
+	}
+	return nil
+}
+
+// compilePolicy validates the policy's metadata against r.Code, fills r's
+// metadata and compiles the policy's rules into r.
+func compilePolicy(r *Rule, p *v1alpha1.ValidatingPolicy) error {
+	r.policy = p
 	ann := p.Annotations
 	get := func(key string) (string, error) {
 		v := strings.TrimSpace(ann[key])
@@ -181,74 +206,73 @@ func ParseRule(dir string, data []byte) (*Rule, error) {
 		}
 		return v, nil
 	}
-	r := &Rule{Code: m[1], Name: m[2], Dir: dir, policy: &p}
 	code, err := get(AnnotationCode)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if code != r.Code {
-		return nil, fmt.Errorf("metadata.annotations[%s]: %q does not match the folder's code %s", AnnotationCode, code, r.Code)
+		return fmt.Errorf("metadata.annotations[%s]: %q does not match the folder's code %s", AnnotationCode, code, r.Code)
 	}
 	if r.Title, err = get(AnnotationTitle); err != nil {
-		return nil, err
+		return err
 	}
 	sev, err := get(AnnotationSeverity)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if r.Severity, err = ParseSeverity(sev); err != nil {
-		return nil, fmt.Errorf("metadata.annotations[%s]: %w", AnnotationSeverity, err)
+		return fmt.Errorf("metadata.annotations[%s]: %w", AnnotationSeverity, err)
 	}
 	if r.Why, err = get(AnnotationWhy); err != nil {
-		return nil, err
+		return err
 	}
 	if r.Remediation, err = get(AnnotationRemediation); err != nil {
-		return nil, err
+		return err
 	}
 	if !strings.HasSuffix(r.Remediation, ".") {
-		return nil, fmt.Errorf("metadata.annotations[%s]: must be a sentence ending with a period", AnnotationRemediation)
+		return fmt.Errorf("metadata.annotations[%s]: must be a sentence ending with a period", AnnotationRemediation)
 	}
 	kinds, err := get(AnnotationKinds)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if r.Kinds, err = parseKindRefs(kinds); err != nil {
-		return nil, fmt.Errorf("metadata.annotations[%s]: %w", AnnotationKinds, err)
+		return fmt.Errorf("metadata.annotations[%s]: %w", AnnotationKinds, err)
 	}
 	switch v := ann[AnnotationSkipControlPlane]; v {
 	case "", "false":
 	case "true":
 		r.SkipControlPlane = true
 	default:
-		return nil, fmt.Errorf("metadata.annotations[%s]: %q is not true or false", AnnotationSkipControlPlane, v)
+		return fmt.Errorf("metadata.annotations[%s]: %q is not true or false", AnnotationSkipControlPlane, v)
 	}
 	for k := range ann {
 		if strings.HasPrefix(k, "meshguard.io/") && !knownAnnotations[k] {
-			return nil, fmt.Errorf("metadata.annotations[%s]: unknown meshguard annotation", k)
+			return fmt.Errorf("metadata.annotations[%s]: unknown meshguard annotation", k)
 		}
 	}
 	if len(p.Spec.Rules) == 0 {
-		return nil, fmt.Errorf("spec.rules: at least one rule is required")
+		return fmt.Errorf("spec.rules: at least one rule is required")
 	}
-	comp := withScopeJP(policyCompilers(&p))
+	comp := withScopeJP(policyCompilers(p))
 	names := map[string]bool{}
 	for i, vr := range p.Spec.Rules {
 		fp := field.NewPath("spec", "rules").Index(i)
 		if vr.Name == "" {
-			return nil, fmt.Errorf("%s.name: required", fp)
+			return fmt.Errorf("%s.name: required", fp)
 		}
 		if names[vr.Name] {
-			return nil, fmt.Errorf("%s.name: duplicate rule name %q", fp, vr.Name)
+			return fmt.Errorf("%s.name: duplicate rule name %q", fp, vr.Name)
 		}
 		names[vr.Name] = true
 		for j, fb := range vr.Feedback {
 			if fb.Name != "severity" {
-				return nil, fmt.Errorf("%s.feedback[%d].name: only \"severity\" is supported, got %q", fp, j, fb.Name)
+				return fmt.Errorf("%s.feedback[%d].name: only \"severity\" is supported, got %q", fp, j, fb.Name)
 			}
 		}
 		for j, a := range append(append([]v1alpha1.Assertion{}, vr.Assert.Any...), vr.Assert.All...) {
 			if a.Message == nil || strings.TrimSpace(a.Message.Original()) == "" {
-				return nil, fmt.Errorf("%s.assert[%d].message: required (it is the finding's text)", fp, j)
+				return fmt.Errorf("%s.assert[%d].message: required (it is the finding's text)", fp, j)
 			}
 		}
 		cr := compiledRule{name: vr.Name}
@@ -260,19 +284,19 @@ func ParseRule(dir string, data []byte) (*Rule, error) {
 			}
 			sev, ferr := jsonengine.CompileFeedbacks(fp.Child("feedback"), fc, vr.Feedback...)
 			if ferr != nil {
-				return nil, fmt.Errorf("compile: %w", ferr)
+				return fmt.Errorf("compile: %w", ferr)
 			}
 			cr.severity = sev
 			vr.Feedback = nil
 		}
 		pr, ferr := compileRule(fp, comp, vr)
 		if ferr != nil {
-			return nil, fmt.Errorf("compile: %w", ferr)
+			return fmt.Errorf("compile: %w", ferr)
 		}
 		cr.rule = pr
 		r.compiled = append(r.compiled, cr)
 	}
-	return r, nil
+	return nil
 }
 
 // policyCompilers returns the expression compilers of a policy: JMESPath by

@@ -47,3 +47,100 @@ func (e *Engine) NamespaceMTLS(ctx Context, namespace string) MTLSResolution {
 // labels: ModeSidecar, ModeAmbient or ModeNone (system namespaces are never
 // in the mesh). It follows the injector's selectors, as the rules do.
 func (e *Engine) NamespaceMeshMode(ns Namespace) string { return namespaceMode(ns, e.cfg) }
+
+// AuthzResolution says whether a namespace's authorization is default-deny:
+// a request that no policy explicitly allows is refused.
+type AuthzResolution struct {
+	// DefaultDeny is true when a namespace-wide or mesh-wide policy refuses
+	// what nothing allows: an ALLOW policy that does not match every request
+	// (an ALLOW policy applies, so unmatched requests are denied), with no
+	// namespace-wide or mesh-wide ALLOW policy matching every request beside
+	// it; or a DENY policy matching every request.
+	DefaultDeny bool `json:"defaultDeny"`
+	// Source is the policy that decided ("namespace/name"), or "" when none did.
+	Source string `json:"source,omitempty"`
+	// Level is where the deciding policy lives: "namespace", "mesh" or
+	// "default" (no namespace-wide or mesh-wide policy: Istio allows).
+	Level string `json:"level"`
+}
+
+// NamespaceAuthz resolves whether authorization is default-deny for a
+// namespace as a whole, from its own and the root namespace's
+// AuthorizationPolicies that reach the whole namespace (no selector, or one
+// made only of labels every injected pod carries). Policies in dry-run
+// (istio.io/dry-run) are not enforced and do not count; workload policies do
+// not change the namespace's answer.
+func (e *Engine) NamespaceAuthz(ctx Context, namespace string) AuthzResolution {
+	if ctx == nil {
+		ctx = emptyContext{}
+	}
+	root := e.cfg.RootNamespace
+	policies := ctx.AuthorizationPolicies(namespace)
+	if namespace != root {
+		policies = append(append([]Object{}, policies...), ctx.AuthorizationPolicies(root)...)
+	}
+	var allowNothing, allowAll, denyAll Object
+	for _, ap := range policies {
+		if str(mapAt(ap, "metadata", "annotations"), "istio.io/dry-run") == "true" {
+			continue
+		}
+		apNS, _ := objKey(ap)
+		if apNS == "" {
+			apNS = namespace
+		}
+		spec := mapAt(ap, "spec")
+		if apScope(spec, apNS, root) == "workload" {
+			continue
+		}
+		matchesAll := false
+		for _, r := range listAt(spec, "rules") {
+			if ruleMatchesAny(asMap(r)) {
+				matchesAll = true
+				break
+			}
+		}
+		switch apAction(spec) {
+		case "ALLOW":
+			if matchesAll {
+				allowAll = firstObject(allowAll, ap)
+			} else {
+				allowNothing = firstObject(allowNothing, ap)
+			}
+		case "DENY":
+			if matchesAll {
+				denyAll = firstObject(denyAll, ap)
+			}
+		}
+	}
+	decide := func(p Object, deny bool) AuthzResolution {
+		ns, name := objKey(p)
+		level := "namespace"
+		if ns == root && namespace != root {
+			level = "mesh"
+		}
+		return AuthzResolution{DefaultDeny: deny, Source: ns + "/" + name, Level: level}
+	}
+	switch {
+	case denyAll != nil:
+		return decide(denyAll, true)
+	case allowAll != nil:
+		return decide(allowAll, false)
+	case allowNothing != nil:
+		return decide(allowNothing, true)
+	}
+	return AuthzResolution{Level: "default"}
+}
+
+// firstObject keeps the first of two objects in (namespace, name) order, so
+// that the answer does not depend on the context's listing order.
+func firstObject(cur, next Object) Object {
+	if cur == nil {
+		return next
+	}
+	cns, cname := objKey(cur)
+	nns, nname := objKey(next)
+	if nns+"/"+nname < cns+"/"+cname {
+		return next
+	}
+	return cur
+}

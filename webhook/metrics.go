@@ -21,6 +21,9 @@ type Metrics struct {
 	// IstioAPI is 1 while the Istio security API (PeerAuthentication and
 	// AuthorizationPolicy) is served and its caches are read, 0 otherwise.
 	IstioAPI prometheus.Gauge
+	// CustomRules counts the custom rules (--rules-dir) by state: loaded, or
+	// failed (left out; the log names the file and field).
+	CustomRules *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics, unregistered.
@@ -51,6 +54,10 @@ func NewMetrics() *Metrics {
 			Name: "meshguard_context_errors_total",
 			Help: "Failed reads of the context the rules need, by kind (a cached kind, discovery for the Istio API discovery); a request whose rules needed the failed read is answered with an error.",
 		}, []string{"kind"}),
+		CustomRules: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_custom_rules",
+			Help: "Custom rules from --rules-dir by state: loaded, or failed to load (left out; the log names the file and field).",
+		}, []string{"state"}),
 		IstioAPI: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meshguard_istio_security_api_served",
 			Help: "1 while the Istio security API (PeerAuthentication, AuthorizationPolicy) is served and its caches are read; 0 when it is not installed or not known yet.",
@@ -76,6 +83,9 @@ func (m *Metrics) Register(r prometheus.Registerer) error {
 		return err
 	}
 	if m.CacheSynced, err = promreg.Reuse(r, m.CacheSynced); err != nil {
+		return err
+	}
+	if m.CustomRules, err = promreg.Reuse(r, m.CustomRules); err != nil {
 		return err
 	}
 	if m.ContextErrors, err = promreg.Reuse(r, m.ContextErrors); err != nil {

@@ -164,7 +164,10 @@ func (p *Policy) Validate(cat *rules.Catalog) error {
 			return nil
 		}
 		if cat != nil {
-			if _, ok := cat.Rule(code); !ok {
+			// A custom rule's code is accepted even when the rule is not
+			// loaded: a custom rule that fails to load is logged and left
+			// out, and must not stop meshguard from starting.
+			if _, ok := cat.Rule(code); !ok && !rules.IsCustomCode(code) {
 				return fmt.Errorf("%s: unknown rule code %q", field, code)
 			}
 		}

@@ -66,6 +66,10 @@ type Options struct {
 	HealthAddr string
 	// PolicyFile is the admin policy (modes, exemptions, admins); empty uses DefaultPolicy.
 	PolicyFile string
+	// RulesDirs are directories of custom rules, evaluated beside the
+	// built-in catalog (--rules-dir). A custom rule that cannot be loaded is
+	// logged and left out; it never stops the others.
+	RulesDirs []string
 	// EnrollLabel is "key=value" added to new namespaces by the mutating webhook
 	// (for example istio-injection=enabled, istio.io/rev=1-24, or
 	// istio.io/dataplane-mode=ambient). Empty disables enrollment. Default empty.
@@ -183,9 +187,14 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	cat, err := rules.DefaultCatalog()
+	cat, customErrs, err := rules.LoadCatalogWithCustomRules(o.RulesDirs)
 	if err != nil {
 		return nil, fmt.Errorf("load rule catalog: %w", err)
+	}
+	// A custom rule that cannot be loaded is left out, loudly: the built-in
+	// rules and the other custom rules still run.
+	for _, e := range customErrs {
+		log.Error(e, "custom rule not loaded")
 	}
 	ev, err := rules.New(cat, o.Rules)
 	if err != nil {
@@ -226,6 +235,14 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if err := m.Register(metrics.Registry); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
+	custom := 0
+	for _, r := range cat.Rules() {
+		if r.Custom {
+			custom++
+		}
+	}
+	m.CustomRules.WithLabelValues("loaded").Set(float64(custom))
+	m.CustomRules.WithLabelValues("failed").Set(float64(len(customErrs)))
 	cerrs := newContextErrors(m.ContextErrors, log.WithName("context"))
 	mopts := ctrl.Options{
 		Scheme:                        scheme,

@@ -46,6 +46,10 @@ type AuditOptions struct {
 	// `kubectl get pods -o yaml` (--post-injection). Default false: manifests
 	// are seen before injection.
 	PostInjection bool
+	// RulesDirs are directories of custom rules (--rules-dir; repeatable),
+	// evaluated beside the built-in catalog. A custom rule that cannot be
+	// loaded is reported as an input error (exit code 2); the rest still run.
+	RulesDirs []string
 	// Rules is the mesh configuration shared with the webhook (root namespace,
 	// proxy image registries, default namespace mode, ...). Default rules.NewConfig().
 	Rules *rules.Config
@@ -74,6 +78,7 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(severityValue{&o.FailOn}, "fail-on", "exit 1 when a finding is at or above this severity: Info, Low, Medium, High or Critical")
 	fs.StringVarP(&o.DefaultNamespace, "namespace", "n", o.DefaultNamespace, "namespace of objects that do not name one")
 	fs.BoolVar(&o.PostInjection, "post-injection", o.PostInjection, "treat Pods as already injected (for example the output of kubectl get pods -o yaml); manifests are pre-injection")
+	fs.StringArrayVar(&o.RulesDirs, "rules-dir", o.RulesDirs, "directory of custom rules (the catalog's format, codes of your own) evaluated beside the built-in ones; repeatable")
 	o.Rules.AddFlags(fs)
 	// The default-deny controller's namespace lists, named as `meshguard serve`
 	// names them: they decide each namespace's profile (MESH0217 and the
@@ -170,7 +175,7 @@ Exit codes: 0 no finding at or above --fail-on, 1 findings at or above --fail-on
 // and writes the report. It returns an *ExitError with code 1 when a finding
 // is at or above o.FailOn and code 2 when some input could not be audited.
 func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
-	cat, err := rules.DefaultCatalog()
+	cat, customErrs, err := rules.LoadCatalogWithCustomRules(o.RulesDirs)
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
 	}
@@ -192,6 +197,8 @@ func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
 		rep.Errors = append(in.Errors, rep.Errors...)
 		rep.Ignored = in.Ignored
 	}
+
+	rep.Errors = append(customRuleErrors(customErrs), rep.Errors...)
 
 	wo := audit.WriteOptions{FailOn: o.FailOn, Catalog: cat, ToolVersion: version()}
 	var buf bytes.Buffer
@@ -238,4 +245,18 @@ func auditCluster(ctx context.Context, ev *rules.Engine, cat *rules.Catalog, o *
 		return nil, fmt.Errorf("--cluster %s: %w", cfg.Host, err)
 	}
 	return rep, nil
+}
+
+// customRuleErrors reports custom rules that could not be loaded as input
+// errors: the audit runs without them and exits 2.
+func customRuleErrors(errs []error) []audit.InputError {
+	out := make([]audit.InputError, 0, len(errs))
+	for _, err := range errs {
+		ie := audit.InputError{Err: err.Error()}
+		if ce, ok := err.(*rules.CustomRuleError); ok {
+			ie = audit.InputError{File: ce.File, Index: ce.Document, Err: "custom rule: " + ce.Err.Error()}
+		}
+		out = append(out, ie)
+	}
+	return out
 }

@@ -88,7 +88,7 @@ manifests, for CI and audits.`,
 	cmd.SetErr(s.Err)
 	cmd.AddCommand(
 		NewAuditCommand(s, RunAudit),
-		NewRulesCommand(s, RunRulesList, RunRulesExplain),
+		NewRulesCommand(s, RunRulesList, RunRulesExplain, RunRulesTest),
 		NewServeCommand(s, RunServe),
 		NewUninstallCommand(s, RunUninstall),
 		NewWebhookConfigCommand(s),

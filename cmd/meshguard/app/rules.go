@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/rules"
 )
 
@@ -20,6 +23,9 @@ type RulesListOptions struct {
 	// Output is text (a table), json or markdown (-o, --output). Default text.
 	// The markdown table is the README's rule table.
 	Output string
+	// RulesDirs are directories of custom rules listed after the built-in
+	// ones (--rules-dir on `meshguard rules`; repeatable).
+	RulesDirs []string
 }
 
 // NewRulesListOptions returns the defaults of `meshguard rules list`.
@@ -42,16 +48,21 @@ func (o *RulesListOptions) Validate() error {
 // RulesListFunc lists the rules with validated options.
 type RulesListFunc func(ctx context.Context, s Streams, o *RulesListOptions) error
 
-// RulesExplainFunc explains the rule with the given code (or slug).
-type RulesExplainFunc func(ctx context.Context, s Streams, code string) error
+// RulesExplainFunc explains the rule with the given code (or slug), looked
+// up among the built-in rules and the custom rules of dirs.
+type RulesExplainFunc func(ctx context.Context, s Streams, code string, dirs []string) error
 
-// NewRulesCommand builds `meshguard rules` with `list` and `explain`.
-func NewRulesCommand(s Streams, list RulesListFunc, explain RulesExplainFunc) *cobra.Command {
+// RulesTestFunc runs the fixtures of the custom rules in dirs.
+type RulesTestFunc func(ctx context.Context, s Streams, o *RulesTestOptions) error
+
+// NewRulesCommand builds `meshguard rules` with `list`, `explain` and `test`.
+func NewRulesCommand(s Streams, list RulesListFunc, explain RulesExplainFunc, test RulesTestFunc) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rules",
-		Short: "List and explain the rules in the catalog",
+		Short: "List, explain and test the rules: the built-in catalog and your custom rules",
 	}
 	o := NewRulesListOptions()
+	cmd.PersistentFlags().StringArrayVar(&o.RulesDirs, "rules-dir", nil, "directory of custom rules to include (the catalog's format, codes of your own); repeatable")
 	listCmd := &cobra.Command{
 		Use:   "list",
 		Short: "List every rule: code, slug, severity, kinds and title",
@@ -75,11 +86,46 @@ func NewRulesCommand(s Streams, list RulesListFunc, explain RulesExplainFunc) *c
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return explain(cmd.Context(), s, args[0])
+			return explain(cmd.Context(), s, args[0], o.RulesDirs)
 		},
 	}
-	cmd.AddCommand(listCmd, explainCmd)
+	to := &RulesTestOptions{}
+	testCmd := &cobra.Command{
+		Use:   "test DIR...",
+		Short: "Run the pass/ and fail/ fixtures of the custom rules in each DIR",
+		Long: `Run the fixtures of custom rules, as meshguard's own catalog is tested: for every rule folder
+(NAME/policy.yaml) in each DIR, every pass/*.yaml must produce no finding of the rule and every
+fail/*.yaml must produce findings, exactly those of fail/*.expected when that file exists
+(--update writes them; review the diff). Each fixture is a multi-document YAML stream audited as
+meshguard audit -f would (its Namespaces and Istio policies are the context; an AdmissionReview
+document is judged as the webhook sees its request). The built-in rules run too, so a custom
+rule that reads their facts is tested against the real ones.
+
+Exit codes: 0 every fixture held, 1 a fixture failed, 2 a rule could not be loaded or has no fixtures.`,
+		Example: `  meshguard rules test examples/custom-rules
+  meshguard rules test policies/ --update`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("%q takes one or more directories of custom rules", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			to.Dirs = args
+			return test(cmd.Context(), s, to)
+		},
+	}
+	testCmd.Flags().BoolVar(&to.Update, "update", false, "write each fail/*.expected from the findings instead of comparing (review the diff)")
+	cmd.AddCommand(listCmd, explainCmd, testCmd)
 	return cmd
+}
+
+// RulesTestOptions are the arguments and flags of `meshguard rules test`.
+type RulesTestOptions struct {
+	// Dirs are the directories of custom rules whose fixtures run.
+	Dirs []string
+	// Update writes fail/*.expected instead of comparing (--update).
+	Update bool
 }
 
 // ruleKind is a kind a rule applies to, with every version the API server serves.
@@ -99,6 +145,8 @@ type ruleDoc struct {
 	SkipControlPlane bool           `json:"skipControlPlane"`
 	Why              string         `json:"why"`
 	Remediation      string         `json:"remediation"`
+	// Source is the file of a custom rule; empty for built-in rules.
+	Source string `json:"source,omitempty"`
 }
 
 func kindsOf(r *rules.Rule) []ruleKind {
@@ -141,9 +189,9 @@ func kindsSummary(r *rules.Rule) string {
 
 // RunRulesList prints the embedded catalog, ordered by code.
 func RunRulesList(_ context.Context, s Streams, o *RulesListOptions) error {
-	cat, err := rules.DefaultCatalog()
+	cat, err := loadRules(o.RulesDirs)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
+		return err
 	}
 	if err := writeRules(s.Out, cat, o.Output); err != nil {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("rules list: %w", err)}
@@ -157,7 +205,7 @@ func writeRules(w io.Writer, cat *rules.Catalog, format string) error {
 		docs := make([]ruleDoc, 0, len(cat.Rules()))
 		for _, r := range cat.Rules() {
 			docs = append(docs, ruleDoc{Code: r.Code, Rule: r.Name, Title: r.Title, Severity: r.Severity, Kinds: kindsOf(r),
-				SkipControlPlane: r.SkipControlPlane, Why: r.Why, Remediation: r.Remediation})
+				SkipControlPlane: r.SkipControlPlane, Why: r.Why, Remediation: r.Remediation, Source: r.Source})
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -189,10 +237,10 @@ func mdCell(s string) string {
 
 // RunRulesExplain prints one rule of the embedded catalog, found by code
 // (case-insensitive) or slug.
-func RunRulesExplain(_ context.Context, s Streams, code string) error {
-	cat, err := rules.DefaultCatalog()
+func RunRulesExplain(_ context.Context, s Streams, code string, dirs []string) error {
+	cat, err := loadRules(dirs)
 	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
+		return err
 	}
 	r, ok := findRule(cat, code)
 	if !ok {
@@ -239,6 +287,9 @@ func explainRule(w io.Writer, r *rules.Rule) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if r.Custom {
+		fmt.Fprintf(&b, "Custom rule, from %s.\n", r.Source)
+	}
 	if r.SkipControlPlane {
 		b.WriteString("Not applied in system and control-plane namespaces (--system-namespaces, --control-plane-namespaces).\n")
 	}
@@ -268,4 +319,73 @@ func wrap(text, indent string, width int) string {
 		b.WriteString(line + "\n")
 	}
 	return b.String()
+}
+
+// loadRules loads the built-in catalog and the custom rules of dirs; a custom
+// rule that cannot be loaded fails the command, naming its file and field.
+func loadRules(dirs []string) (*rules.Catalog, error) {
+	cat, errs, err := rules.LoadCatalogWithCustomRules(dirs)
+	if err != nil {
+		return nil, &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
+	}
+	if len(errs) > 0 {
+		return nil, &ExitError{Code: ExitUsage, Err: errors.Join(errs...)}
+	}
+	return cat, nil
+}
+
+// RunRulesTest runs the fixtures of every custom rule folder in o.Dirs with
+// the built-in catalog and those custom rules, and prints one line per
+// fixture file.
+func RunRulesTest(ctx context.Context, s Streams, o *RulesTestOptions) error {
+	cat, err := loadRules(o.Dirs)
+	if err != nil {
+		return err
+	}
+	ev, err := rules.New(cat, nil)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: err}
+	}
+	var failed, total int
+	var problems []error
+	for _, r := range cat.Rules() {
+		if !r.Custom {
+			continue
+		}
+		if filepath.Base(r.Source) != rules.PolicyFile {
+			fmt.Fprintf(s.Out, "?    %s %s: a rule file, not a folder: no fixtures to run\n", r.Code, r.Source)
+			continue
+		}
+		results, err := audit.RunRuleFixtures(ctx, ev, r.Code, filepath.Dir(r.Source), o.Update)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s (%s): %w", r.Code, filepath.Dir(r.Source), err))
+			continue
+		}
+		for _, res := range results {
+			total++
+			kind := "fail"
+			if res.Pass {
+				kind = "pass"
+			}
+			if res.OK() {
+				fmt.Fprintf(s.Out, "ok   %s %s fixture %s\n", r.Code, kind, res.File)
+				continue
+			}
+			failed++
+			fmt.Fprintf(s.Out, "FAIL %s %s fixture %s: %s\n", r.Code, kind, res.File, res.Problem)
+			for _, f := range res.Findings {
+				fmt.Fprintf(s.Out, "       %s\n", f)
+			}
+		}
+	}
+	fmt.Fprintf(s.Out, "%d fixture(s), %d failed\n", total, failed)
+	switch {
+	case len(problems) > 0:
+		return &ExitError{Code: ExitUsage, Err: errors.Join(problems...)}
+	case total == 0:
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("rules test: no rule folders with fixtures in %s", strings.Join(o.Dirs, ", "))}
+	case failed > 0:
+		return &ExitError{Code: ExitFindings}
+	}
+	return nil
 }

@@ -55,6 +55,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&w.MetricsAddr, "metrics-bind-address", w.MetricsAddr, `address of the Prometheus metrics endpoint ("0" disables it)`)
 	fs.StringVar(&w.HealthAddr, "health-probe-bind-address", w.HealthAddr, "address of /healthz and /readyz")
 	fs.StringVar(&w.PolicyFile, "policy", w.PolicyFile, "admin policy file: mode, namespace modes, object exemptions, admins, exemptions (default: enforce)")
+	fs.StringArrayVar(&w.RulesDirs, "rules-dir", w.RulesDirs, "directory of custom rules (the catalog's format, codes of your own) evaluated beside the built-in ones; repeatable; a rule that cannot be loaded is logged and left out")
 	fs.StringVar(&w.EnrollLabel, "enroll-namespaces", w.EnrollLabel, "label the mutating webhook adds to new namespaces, e.g. istio-injection=enabled (default: no enrollment)")
 	fs.DurationVar(&w.GracefulShutdown, "graceful-shutdown-timeout", w.GracefulShutdown, "how long in-flight requests may finish on shutdown")
 	fs.DurationVar(&w.ShutdownDelay, "shutdown-delay", w.ShutdownDelay, "on SIGTERM, keep answering this long with /readyz failing and every response closing its connection, so the API server moves to the other replicas before the server stops (0: stop at once)")

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -22,6 +23,7 @@ func NewWebhookConfigCommand(s Streams) *cobra.Command {
 		svcPort               int32
 		systemNS              = rules.DefaultSystemNamespaces()
 		ownNamespace          string
+		rulesDirs             []string
 	)
 	cmd := &cobra.Command{
 		Use:   "webhook-config [flags]",
@@ -58,9 +60,12 @@ everywhere, since istio-system is the mesh root namespace.`,
 				o.CABundle = ca
 			}
 			o.ExcludeNamespaces = append(append([]string{}, systemNS...), ownNamespace)
-			cat, err := rules.DefaultCatalog()
+			cat, customErrs, err := rules.LoadCatalogWithCustomRules(rulesDirs)
 			if err != nil {
 				return &ExitError{Code: ExitUsage, Err: err}
+			}
+			if len(customErrs) > 0 {
+				return &ExitError{Code: ExitUsage, Err: errors.Join(customErrs...)}
 			}
 			objs := []any{webhook.ValidatingConfiguration(cat, o)}
 			if o.Enroll {
@@ -77,6 +82,7 @@ everywhere, since istio-system is the mesh root namespace.`,
 		},
 	}
 	fs := cmd.Flags()
+	fs.StringArrayVar(&rulesDirs, "rules-dir", nil, "directory of custom rules whose kinds are registered too (as given to meshguard serve); repeatable")
 	fs.StringVar(&o.Name, "name", "meshguard", "name of the webhook configurations")
 	fs.StringVar(&o.URL, "url", "", "base URL of the webhook server (outside the cluster), e.g. https://127.0.0.1:9443")
 	fs.StringVar(&svcNS, "service-namespace", "meshguard", "namespace of the webhook Service")
