@@ -139,7 +139,9 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 			}
 		}
 	}
-	none := admissionregistrationv1.SideEffectClassNone
+	// NoneOnDryRun: with --admission-events a decision records an Event, but
+	// never for a dry run (events.go).
+	none := admissionregistrationv1.SideEffectClassNoneOnDryRun
 	equivalent := admissionregistrationv1.Equivalent
 	fp := o.FailurePolicy
 	timeout := o.TimeoutSeconds

@@ -40,9 +40,9 @@ func TestValidatingConfigurationCoversTheCatalog(t *testing.T) {
 		t.Error("pods/ephemeralcontainers must be registered so kubectl debug is judged")
 	}
 	for _, wh := range cfg.Webhooks {
-		if *wh.SideEffects != admissionregistrationv1.SideEffectClassNone || *wh.MatchPolicy != admissionregistrationv1.Equivalent ||
+		if *wh.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun || *wh.MatchPolicy != admissionregistrationv1.Equivalent ||
 			!slices.Equal(wh.AdmissionReviewVersions, []string{"v1"}) || *wh.FailurePolicy != admissionregistrationv1.Fail {
-			t.Errorf("%s: want sideEffects None, matchPolicy Equivalent, v1 reviews, failurePolicy Fail", wh.Name)
+			t.Errorf("%s: want sideEffects NoneOnDryRun, matchPolicy Equivalent, v1 reviews, failurePolicy Fail", wh.Name)
 		}
 		if wh.ClientConfig.URL == nil || *wh.ClientConfig.URL != "https://127.0.0.1:9443"+ValidatePath {
 			t.Errorf("%s: client config %+v", wh.Name, wh.ClientConfig)

@@ -24,6 +24,10 @@ type Metrics struct {
 	// CustomRules counts the custom rules (--rules-dir) by state: loaded, or
 	// failed (left out; the log names the file and field).
 	CustomRules *prometheus.GaugeVec
+	// Events counts admission Events recorded, by reason; EventsDropped
+	// those dropped, by why (queue_full, rate_limited).
+	Events        *prometheus.CounterVec
+	EventsDropped *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics, unregistered.
@@ -58,6 +62,14 @@ func NewMetrics() *Metrics {
 			Name: "meshguard_custom_rules",
 			Help: "Custom rules from --rules-dir by state: loaded, or failed to load (left out; the log names the file and field).",
 		}, []string{"state"}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_admission_events_total",
+			Help: "Kubernetes Events recorded for admission decisions (--admission-events), by reason (MeshguardDenied, MeshguardWarned).",
+		}, []string{"reason"}),
+		EventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshguard_admission_events_dropped_total",
+			Help: "Admission Events not recorded, by why: queue_full (more decisions than the queue holds) or rate_limited (above 10 a second, bursts of 50).",
+		}, []string{"why"}),
 		IstioAPI: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meshguard_istio_security_api_served",
 			Help: "1 while the Istio security API (PeerAuthentication, AuthorizationPolicy) is served and its caches are read; 0 when it is not installed or not known yet.",
@@ -86,6 +98,12 @@ func (m *Metrics) Register(r prometheus.Registerer) error {
 		return err
 	}
 	if m.CustomRules, err = promreg.Reuse(r, m.CustomRules); err != nil {
+		return err
+	}
+	if m.Events, err = promreg.Reuse(r, m.Events); err != nil {
+		return err
+	}
+	if m.EventsDropped, err = promreg.Reuse(r, m.EventsDropped); err != nil {
 		return err
 	}
 	if m.ContextErrors, err = promreg.Reuse(r, m.ContextErrors); err != nil {

@@ -66,6 +66,10 @@ type Options struct {
 	HealthAddr string
 	// PolicyFile is the admin policy (modes, exemptions, admins); empty uses DefaultPolicy.
 	PolicyFile string
+	// AdmissionEvents records every denial and warning (not of dry runs) as
+	// a Kubernetes Event regarding the object (--admission-events), off the
+	// decision's path, rate-limited (events.go).
+	AdmissionEvents bool
 	// RulesDirs are directories of custom rules, evaluated beside the
 	// built-in catalog (--rules-dir). A custom rule that cannot be loaded is
 	// logged and left out; it never stops the others.
@@ -338,6 +342,13 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	}
 
 	v := NewValidator(ev, cc, pol, m)
+	if o.AdmissionEvents {
+		em := newEventEmitter(mgr.GetEventRecorder("meshguard-webhook"), m)
+		if err := mgr.Add(em); err != nil {
+			return nil, err
+		}
+		v.SetEventSink(em)
+	}
 	var handler admission.Handler = v
 	var npc *netpol.Controller
 	if o.NetworkPolicies != nil {

@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -33,6 +35,8 @@ type Validator struct {
 	policy    atomic.Pointer[Policy]
 	metrics   *Metrics
 	now       func() time.Time
+	// events receives denials and warnings as Kubernetes Events; nil records none.
+	events EventSink
 }
 
 var _ admission.Handler = (*Validator)(nil)
@@ -50,6 +54,10 @@ func NewValidator(ev rules.Evaluator, ctx rules.Context, p *Policy, m *Metrics) 
 	v.policy.Store(p)
 	return v
 }
+
+// SetEventSink makes the validator hand every denial and warning (not of dry
+// runs) to sink, which must not block. Call it before serving.
+func (v *Validator) SetEventSink(sink EventSink) { v.events = sink }
 
 // SetPolicy replaces the policy (for example after its ConfigMap changed).
 func (v *Validator) SetPolicy(p *Policy) { v.policy.Store(p) }
@@ -187,7 +195,34 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 	case len(resp.Warnings) > 0:
 		decision = "warn"
 	}
-	logInfo("decided", "decision", decision, "findings", len(ds), "dryRun", req.DryRun != nil && *req.DryRun)
+	dryRun := req.DryRun != nil && *req.DryRun
+	logInfo("decided", "decision", decision, "findings", len(ds), "dryRun", dryRun)
+	if v.events != nil && decision != "allow" {
+		ref := rules.ObjectRefOf(obj, req.Namespace)
+		note := ""
+		if resp.Result != nil {
+			note = resp.Result.Message
+		}
+		if decision == "warn" {
+			note = warningsNote(string(req.Operation), ref.String(), resp.Warnings)
+		}
+		var uid types.UID
+		meta, _ := obj["metadata"].(map[string]any)
+		if s, _ := meta["uid"].(string); req.Operation != admissionv1.Create {
+			uid = types.UID(s)
+		}
+		apiVersion := req.Kind.Version
+		if req.Kind.Group != "" {
+			apiVersion = req.Kind.Group + "/" + req.Kind.Version
+		}
+		evNS := ref.Namespace
+		if info, known := rules.LookupKind(schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}); known && !info.Namespaced {
+			evNS = "" // a cluster-scoped object's events go to the default namespace
+		}
+		if ev, ok := admissionEventOf(req.Kind.Kind, apiVersion, evNS, ref.Name, string(req.Operation), req.UserInfo.Username, uid, dryRun, !resp.Allowed, ds, note); ok {
+			v.events.Admission(ev)
+		}
+	}
 	return resp, decision
 }
 

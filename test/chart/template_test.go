@@ -178,7 +178,7 @@ func checkWebhooks(t *testing.T, c *chart, cat *rules.Catalog, v variant) {
 			wantYAML, _ := yaml.Marshal(w.MatchConditions)
 			t.Errorf("webhook %s: the matchConditions differ from webhook.ValidatingConfiguration's; copy these into templates/validatingwebhookconfiguration.yaml:\n%s", w.Name, wantYAML)
 		}
-		checkCommon(t, w.Name, g.AdmissionReviewVersions, g.SideEffects, g.MatchPolicy, g.TimeoutSeconds, timeout)
+		checkCommon(t, w.Name, g.AdmissionReviewVersions, g.SideEffects, admissionregistrationv1.SideEffectClassNoneOnDryRun, g.MatchPolicy, g.TimeoutSeconds, timeout)
 		if g.FailurePolicy == nil || *g.FailurePolicy != fp {
 			t.Errorf("webhook %s: failurePolicy %v, want %s", w.Name, g.FailurePolicy, fp)
 		}
@@ -218,7 +218,7 @@ func checkWebhooks(t *testing.T, c *chart, cat *rules.Catalog, v variant) {
 		wy, _ := yaml.Marshal(w)
 		t.Errorf("the mutating webhook differs from webhook.MutatingConfiguration:\nrendered:\n%s\nwant:\n%s", gy, wy)
 	}
-	checkCommon(t, g.Name, g.AdmissionReviewVersions, g.SideEffects, g.MatchPolicy, g.TimeoutSeconds, timeout)
+	checkCommon(t, g.Name, g.AdmissionReviewVersions, g.SideEffects, admissionregistrationv1.SideEffectClassNone, g.MatchPolicy, g.TimeoutSeconds, timeout)
 	checkClientConfig(t, g.Name, g.ClientConfig, webhook.MutatePath, v)
 }
 
@@ -234,13 +234,13 @@ func excludedNamespaces(t *testing.T, v variant) []string {
 	return out
 }
 
-func checkCommon(t *testing.T, name string, versions []string, se *admissionregistrationv1.SideEffectClass, mp *admissionregistrationv1.MatchPolicyType, to *int32, timeout int32) {
+func checkCommon(t *testing.T, name string, versions []string, se *admissionregistrationv1.SideEffectClass, wantSE admissionregistrationv1.SideEffectClass, mp *admissionregistrationv1.MatchPolicyType, to *int32, timeout int32) {
 	t.Helper()
 	if !slices.Equal(versions, []string{"v1"}) {
 		t.Errorf("webhook %s: admissionReviewVersions %v, want [v1]", name, versions)
 	}
-	if se == nil || *se != admissionregistrationv1.SideEffectClassNone {
-		t.Errorf("webhook %s: sideEffects is not None", name)
+	if se == nil || *se != wantSE {
+		t.Errorf("webhook %s: sideEffects %v, want %s", name, se, wantSE)
 	}
 	if mp == nil || *mp != admissionregistrationv1.Equivalent {
 		t.Errorf("webhook %s: matchPolicy is not Equivalent", name)

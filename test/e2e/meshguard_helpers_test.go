@@ -75,6 +75,7 @@ func startMeshguard(t *testing.T, env *framework.Env, policy string) *meshguard 
 	o.PolicyFile = policyFile
 	o.EnrollLabel = "istio-injection=enabled"
 	o.GracefulShutdown = 5 * time.Second
+	o.AdmissionEvents = true // as the chart runs it
 
 	m.Server, m.done = runInProcess(t, env.Config, o, m.LogPath)
 

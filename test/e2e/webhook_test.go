@@ -49,6 +49,8 @@ func TestWebhook(t *testing.T) {
 	// mutating webhook enrolls them and meshguard's cache holds them.
 	namespaces := map[string]map[string]string{
 		"e2e-deny":                 nil,
+		"e2e-events":               nil,
+		"e2e-relaxed-events":       {"meshguard.io/mode": "warn"},
 		"e2e-dryrun":               nil,
 		"e2e-exempt":               nil,
 		"e2e-debug":                nil,
@@ -121,6 +123,10 @@ func TestWebhook(t *testing.T) {
 		t.Run("meshguard's own namespace is never blocked or enrolled", func(t *testing.T) {
 			t.Parallel()
 			testOwnNamespace(t, ctx, env)
+		})
+		t.Run("denials and warnings are recorded as Events", func(t *testing.T) {
+			t.Parallel()
+			testAdmissionEvents(t, ctx, env)
 		})
 		t.Run("new namespaces are enrolled and only admins change meshguard's labels", func(t *testing.T) {
 			t.Parallel()

@@ -55,6 +55,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&w.MetricsAddr, "metrics-bind-address", w.MetricsAddr, `address of the Prometheus metrics endpoint ("0" disables it)`)
 	fs.StringVar(&w.HealthAddr, "health-probe-bind-address", w.HealthAddr, "address of /healthz and /readyz")
 	fs.StringVar(&w.PolicyFile, "policy", w.PolicyFile, "admin policy file: mode, namespace modes, object exemptions, admins, exemptions (default: enforce)")
+	fs.BoolVar(&w.AdmissionEvents, "admission-events", w.AdmissionEvents, "record every denial and warning (not of dry runs) as a Warning Event regarding the object (reasons MeshguardDenied, MeshguardWarned), off the decision's path and rate-limited: 10 a second, bursts of 50, the rest dropped and counted")
 	fs.StringArrayVar(&w.RulesDirs, "rules-dir", w.RulesDirs, "directory of custom rules (the catalog's format, codes of your own) evaluated beside the built-in ones; repeatable; a rule that cannot be loaded is logged and left out")
 	fs.StringVar(&w.EnrollLabel, "enroll-namespaces", w.EnrollLabel, "label the mutating webhook adds to new namespaces, e.g. istio-injection=enabled (default: no enrollment)")
 	fs.DurationVar(&w.GracefulShutdown, "graceful-shutdown-timeout", w.GracefulShutdown, "how long in-flight requests may finish on shutdown")

@@ -117,7 +117,7 @@ func TestWebhookConfigCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	for _, want := range []string{"kind: ValidatingWebhookConfiguration", "kind: MutatingWebhookConfiguration", "pods/ephemeralcontainers",
-		"peerauthentications", "v1beta1", "sideEffects: None", "matchPolicy: Equivalent", "url: https://127.0.0.1:9443/validate", "- meshguard"} {
+		"peerauthentications", "v1beta1", "sideEffects: NoneOnDryRun", "matchPolicy: Equivalent", "url: https://127.0.0.1:9443/validate", "- meshguard"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
