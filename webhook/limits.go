@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -242,15 +243,11 @@ func NewLimitMetrics() *LimitMetrics {
 
 // Register adds the metrics to a registerer, reusing ones already there.
 func (m *LimitMetrics) Register(r prometheus.Registerer) error {
-	var err error
-	if m.Rejected, err = promreg.Reuse(r, m.Rejected); err != nil {
-		return err
-	}
-	if m.InUse, err = promreg.Reuse(r, m.InUse); err != nil {
-		return err
-	}
-	m.Limit, err = promreg.Reuse(r, m.Limit)
-	return err
+	return errors.Join(
+		promreg.Into(r, &m.Rejected),
+		promreg.Into(r, &m.InUse),
+		promreg.Into(r, &m.Limit),
+	)
 }
 
 func (b *Budget) rejected(reason string) {

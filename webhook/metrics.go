@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshguard/meshguard/internal/promreg"
@@ -81,34 +83,16 @@ func NewMetrics() *Metrics {
 // registered there (a second server in the same process, as the e2e tests
 // start) is reused, so both servers count into the same series.
 func (m *Metrics) Register(r prometheus.Registerer) error {
-	var err error
-	if m.Requests, err = promreg.Reuse(r, m.Requests); err != nil {
-		return err
-	}
-	if m.Duration, err = promreg.Reuse(r, m.Duration); err != nil {
-		return err
-	}
-	if m.Findings, err = promreg.Reuse(r, m.Findings); err != nil {
-		return err
-	}
-	if m.Expired, err = promreg.Reuse(r, m.Expired); err != nil {
-		return err
-	}
-	if m.CacheSynced, err = promreg.Reuse(r, m.CacheSynced); err != nil {
-		return err
-	}
-	if m.CustomRules, err = promreg.Reuse(r, m.CustomRules); err != nil {
-		return err
-	}
-	if m.Events, err = promreg.Reuse(r, m.Events); err != nil {
-		return err
-	}
-	if m.EventsDropped, err = promreg.Reuse(r, m.EventsDropped); err != nil {
-		return err
-	}
-	if m.ContextErrors, err = promreg.Reuse(r, m.ContextErrors); err != nil {
-		return err
-	}
-	m.IstioAPI, err = promreg.Reuse(r, m.IstioAPI)
-	return err
+	return errors.Join(
+		promreg.Into(r, &m.Requests),
+		promreg.Into(r, &m.Duration),
+		promreg.Into(r, &m.Findings),
+		promreg.Into(r, &m.Expired),
+		promreg.Into(r, &m.CacheSynced),
+		promreg.Into(r, &m.CustomRules),
+		promreg.Into(r, &m.Events),
+		promreg.Into(r, &m.EventsDropped),
+		promreg.Into(r, &m.ContextErrors),
+		promreg.Into(r, &m.IstioAPI),
+	)
 }

@@ -20,3 +20,13 @@ func Reuse[C prometheus.Collector](r prometheus.Registerer, c C) (C, error) {
 	}
 	return c, err
 }
+
+// Into registers *c on r as Reuse does and stores the collector to use in
+// *c, so a metrics struct registers each field in one line:
+//
+//	return errors.Join(promreg.Into(r, &m.Requests), promreg.Into(r, &m.Duration))
+func Into[C prometheus.Collector](r prometheus.Registerer, c *C) error {
+	got, err := Reuse(r, *c)
+	*c = got
+	return err
+}

@@ -1,6 +1,7 @@
 package netpol
 
 import (
+	"errors"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshguard/meshguard/internal/promreg"
@@ -50,19 +51,11 @@ func NewMetrics() *Metrics {
 // Register adds the metrics to r. A collector that is already registered
 // (another server in the same process, as in tests) is reused.
 func (m *Metrics) Register(r prometheus.Registerer) error {
-	var err error
-	if m.Namespaces, err = promreg.Reuse(r, m.Namespaces); err != nil {
-		return err
-	}
-	if m.Changes, err = promreg.Reuse(r, m.Changes); err != nil {
-		return err
-	}
-	if m.Preview, err = promreg.Reuse(r, m.Preview); err != nil {
-		return err
-	}
-	if m.GateRefusals, err = promreg.Reuse(r, m.GateRefusals); err != nil {
-		return err
-	}
-	m.Errors, err = promreg.Reuse(r, m.Errors)
-	return err
+	return errors.Join(
+		promreg.Into(r, &m.Namespaces),
+		promreg.Into(r, &m.Changes),
+		promreg.Into(r, &m.Preview),
+		promreg.Into(r, &m.GateRefusals),
+		promreg.Into(r, &m.Errors),
+	)
 }
