@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+
+	"github.com/spf13/pflag"
 
 	"github.com/meshguard/meshguard/rules"
 )
@@ -17,15 +21,76 @@ import (
 // that file exists. The built-in catalog's tests and `meshguard rules test`
 // (for custom rules) run fixtures the same way.
 
-// FixtureFindings evaluates every document of a fixture file with ev, the
-// context built from the file itself, and returns the findings of one rule
-// as "Severity Kind/namespace/name: message" lines. A document of kind
-// AdmissionReview is evaluated as the webhook sees its request (see
-// rules.FixtureRequest); anything else as a manifest before injection.
-func FixtureFindings(ctx context.Context, ev rules.Evaluator, file, code string) ([]string, error) {
+// FixtureFlagsPrefix starts a comment line at the top of a fixture that
+// names the flags (as `meshguard audit` takes them) the fixture is judged
+// with, for example
+//
+//	# meshguard-flags: --platform=openshift
+const FixtureFlagsPrefix = "# meshguard-flags:"
+
+// FixtureFlags returns the flags of a fixture's leading comment lines.
+func FixtureFlags(data []byte) []string {
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" {
+			continue
+		}
+		if !strings.HasPrefix(t, "#") {
+			break
+		}
+		if rest, ok := strings.CutPrefix(t, FixtureFlagsPrefix); ok {
+			out = append(out, strings.Fields(rest)...)
+		}
+	}
+	return out
+}
+
+// Engines returns the evaluator for a fixture's flags (FixtureFlags).
+type Engines func(flags []string) (rules.Evaluator, error)
+
+// NewEngines returns Engines over cat: each set of flags is parsed as
+// rules.Config's flags onto the defaults, and its engine is built once.
+func NewEngines(cat *rules.Catalog) Engines {
+	var mu sync.Mutex
+	cache := map[string]rules.Evaluator{}
+	return func(flags []string) (rules.Evaluator, error) {
+		key := strings.Join(flags, "\x00")
+		mu.Lock()
+		defer mu.Unlock()
+		if ev, ok := cache[key]; ok {
+			return ev, nil
+		}
+		cfg := rules.NewConfig()
+		fs := pflag.NewFlagSet("fixture", pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg.AddFlags(fs)
+		if err := fs.Parse(flags); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", FixtureFlagsPrefix, strings.Join(flags, " "), err)
+		}
+		ev, err := rules.New(cat, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", FixtureFlagsPrefix, strings.Join(flags, " "), err)
+		}
+		cache[key] = ev
+		return ev, nil
+	}
+}
+
+// FixtureFindings evaluates every document of a fixture file with the
+// engine for its flags (FixtureFlags), the context built from the file
+// itself, and returns the findings of one rule as "Severity
+// Kind/namespace/name: message" lines. A document of kind AdmissionReview is
+// evaluated as the webhook sees its request (see rules.FixtureRequest);
+// anything else as a manifest before injection.
+func FixtureFindings(ctx context.Context, engines Engines, file, code string) ([]string, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
+	}
+	ev, err := engines(FixtureFlags(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	docs, errs := Parse(file, data)
 	if len(errs) > 0 {
@@ -81,7 +146,7 @@ var ErrNoFixtures = errors.New("no fixtures: add pass/*.yaml and fail/*.yaml bes
 // fail/*.yaml, with fail/*.expected compared when present). With update set,
 // fail/*.expected files are (re)written from the findings instead of
 // compared. A fixture that cannot be read or evaluated is a failed result.
-func RunRuleFixtures(ctx context.Context, ev rules.Evaluator, code, dir string, update bool) ([]FixtureResult, error) {
+func RunRuleFixtures(ctx context.Context, ev Engines, code, dir string, update bool) ([]FixtureResult, error) {
 	passes, _ := filepath.Glob(filepath.Join(dir, "pass", "*.yaml"))
 	fails, _ := filepath.Glob(filepath.Join(dir, "fail", "*.yaml"))
 	if len(passes)+len(fails) == 0 {

@@ -36,7 +36,7 @@ func newEngine(t testing.TB) (*rules.Catalog, *rules.Engine) {
 // A document of kind admission.k8s.io/v1 AdmissionReview is evaluated as the
 // webhook would see its request: operation, object and oldObject, with Pods on
 // CREATE seen after sidecar injection.
-func fixtureFindings(t *testing.T, e *rules.Engine, file, code string) []string {
+func fixtureFindings(t *testing.T, e audit.Engines, file, code string) []string {
 	t.Helper()
 	lines, err := audit.FixtureFindings(context.Background(), e, file, code)
 	if err != nil {
@@ -46,7 +46,8 @@ func fixtureFindings(t *testing.T, e *rules.Engine, file, code string) []string 
 }
 
 func TestCatalogFixtures(t *testing.T) {
-	c, e := newEngine(t)
+	c, _ := newEngine(t)
+	e := audit.NewEngines(c)
 	for _, r := range c.Rules() {
 		dir := filepath.Join("catalog", r.Dir)
 		t.Run(r.Dir, func(t *testing.T) {

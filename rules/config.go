@@ -80,6 +80,33 @@ type Config struct {
 	// DefaultNetpolExcludeNamespaces, DefaultNetpolGatewayNamespaces.
 	NetpolExcludeNamespaces []string
 	NetpolGatewayNamespaces []string
+	// Platform is the Kubernetes distribution: PlatformKubernetes,
+	// PlatformOpenShift, or "" (auto: `meshguard serve` and `audit --cluster`
+	// detect OpenShift by its security.openshift.io API; offline it means
+	// kubernetes). Istio's injector reads a namespace's
+	// openshift.io/sa.scc.* annotations for the proxy's UID and GID only on
+	// OpenShift (its PLATFORM=openshift), so only there do they count.
+	Platform string
+	// PlatformNamespaceWriters are the users allowed, besides meshguard
+	// admins, to set the openshift.io/sa.scc.* namespace annotations (the
+	// platform's own allocation controller): usernames, or prefixes ending in
+	// "*". Default DefaultPlatformNamespaceWriters.
+	PlatformNamespaceWriters []string
+}
+
+// Platforms.
+const (
+	PlatformKubernetes = "kubernetes"
+	PlatformOpenShift  = "openshift"
+)
+
+// DefaultPlatformNamespaceWriters are the identities that write a
+// namespace's openshift.io/sa.scc.* annotations on OpenShift: the service
+// accounts of the infrastructure controllers in openshift-infra (the
+// namespace security allocation controller), where tenants cannot create
+// service accounts.
+func DefaultPlatformNamespaceWriters() []string {
+	return []string{"system:serviceaccount:openshift-infra:*"}
 }
 
 // DefaultSystemNamespaces are the namespaces of the cluster's own components:
@@ -111,6 +138,7 @@ func NewConfig() *Config {
 		ControllerUsername:              "system:serviceaccount:meshguard:meshguard",
 		NetpolExcludeNamespaces:         DefaultNetpolExcludeNamespaces(),
 		NetpolGatewayNamespaces:         DefaultNetpolGatewayNamespaces(),
+		PlatformNamespaceWriters:        DefaultPlatformNamespaceWriters(),
 	}
 }
 
@@ -131,6 +159,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.EnvoyFilterNamespaces, "envoyfilter-namespaces", c.EnvoyFilterNamespaces, "namespaces besides the root namespace that may hold EnvoyFilters")
 	fs.StringSliceVar(&c.AllowedExcludedInboundPorts, "allowed-excluded-inbound-ports", c.AllowedExcludedInboundPorts, "inbound ports that may be excluded from capture at reduced severity")
 	fs.StringVar(&c.InjectorIncludeOutboundIPRanges, "injector-include-outbound-ip-ranges", c.InjectorIncludeOutboundIPRanges, "the install's global.proxy.includeIPRanges, written onto every injected pod")
+	fs.StringVar(&c.Platform, "platform", c.Platform, "Kubernetes distribution: kubernetes or openshift (only there do a namespace's openshift.io/sa.scc.* annotations set the proxy's UID and GID); empty: detected from the cluster's APIs (serve, audit --cluster), kubernetes offline")
+	fs.StringSliceVar(&c.PlatformNamespaceWriters, "platform-namespace-writers", c.PlatformNamespaceWriters, "users besides meshguard admins that may set a namespace's openshift.io/sa.scc.* annotations (usernames, or prefixes ending in *)")
 	fs.StringVar(&c.InjectorExcludeOutboundIPRanges, "injector-exclude-outbound-ip-ranges", c.InjectorExcludeOutboundIPRanges, "the install's global.proxy.excludeIPRanges, written onto every injected pod")
 }
 
@@ -166,6 +196,11 @@ func (c *Config) Validate() error {
 	case "REDIRECT", "TPROXY":
 	default:
 		return fmt.Errorf("--interception-mode: %q is not REDIRECT or TPROXY", c.InterceptionMode)
+	}
+	switch c.Platform {
+	case "", PlatformKubernetes, PlatformOpenShift:
+	default:
+		return fmt.Errorf("--platform: %q is not kubernetes or openshift", c.Platform)
 	}
 	switch c.DefaultNamespaceMode {
 	case ModeSidecar, ModeAmbient, ModeNone, ModeUnknown:
@@ -238,6 +273,17 @@ func (c *compiledConfig) isProxyImage(image string) bool {
 	for _, n := range c.ProxyImageNames {
 		if strings.Contains(image, n) {
 			return c.proxyImage.MatchString(normalizeImageRepo(image))
+		}
+	}
+	return false
+}
+
+// platformWriter reports whether username may set the platform's namespace
+// annotations (PlatformNamespaceWriters).
+func (c *compiledConfig) platformWriter(username string) bool {
+	for _, w := range c.PlatformNamespaceWriters {
+		if p, ok := strings.CutSuffix(w, "*"); ok && strings.HasPrefix(username, p) || w == username {
+			return true
 		}
 	}
 	return false

@@ -75,7 +75,16 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 		oldLabels, oldAnn = old.Labels, stringMap(oldMeta["annotations"])
 	}
 	changes := guardKeyChanges("label", oldLabels, cur.Labels)
-	changes = append(changes, guardKeyChanges("annotation", oldAnn, stringMap(meta["annotations"]))...)
+	curAnn := stringMap(meta["annotations"])
+	changes = append(changes, guardKeyChanges("annotation", oldAnn, curAnn)...)
+	// The SCC annotations set the proxy's UID and GID on OpenShift: a tenant
+	// who set them could run an app as the proxy's UID, outside capture
+	// (MESH0140). Guarded on every platform (an unused annotation costs
+	// nothing to guard, and the platform may be mis-set); the platform's own
+	// allocation controller may write them.
+	if req.User == nil || !e.cfg.platformWriter(req.User.Username) {
+		changes = append(changes, sccKeyChanges(oldAnn, curAnn)...)
+	}
 	facts["guardChanges"] = nonNil(changes)
 	facts["strandedPods"] = []any{}
 	if req.OldObject != nil && facts["oldMode"] != facts["mode"] {
@@ -179,6 +188,25 @@ func guardKeyChanges(what string, old, cur map[string]string) []any {
 			out = append(out, fmt.Sprintf("sets %s %s=%s", what, k, quote(nv)))
 		case ov != nv:
 			out = append(out, fmt.Sprintf("changes %s %s from %s to %s", what, k, quote(ov), quote(nv)))
+		}
+	}
+	return out
+}
+
+// sccKeyChanges describes every openshift.io/sa.scc.* annotation that
+// proxyIDs reads, added, changed or removed between two maps.
+func sccKeyChanges(old, cur map[string]string) []any {
+	var out []any
+	for _, k := range []string{annSCCUIDRange, annSCCSupplementals} {
+		ov, had := old[k]
+		nv, has := cur[k]
+		switch {
+		case had && !has:
+			out = append(out, fmt.Sprintf("removes annotation %s=%s", k, quote(ov)))
+		case !had && has:
+			out = append(out, fmt.Sprintf("sets annotation %s=%s", k, quote(nv)))
+		case ov != nv:
+			out = append(out, fmt.Sprintf("changes annotation %s from %s to %s", k, quote(ov), quote(nv)))
 		}
 	}
 	return out

@@ -138,9 +138,21 @@ func TestProxyIDs(t *testing.T) {
 			map[string]string{annSCCUIDRange: "1000650000/10000"}, "{sidecar.istio.io/interceptionMode: TPROXY}", 1337, 1337},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := podFacts(t, nil, pod(tc.podAnn, "[]", "[{name: app, image: nginx}]"), tc.annotations, false)
+			cfg := NewConfig()
+			cfg.Platform = PlatformOpenShift
+			f := podFacts(t, cfg, pod(tc.podAnn, "[]", "[{name: app, image: nginx}]"), tc.annotations, false)
 			if f["proxyUID"] != tc.uid || f["proxyGID"] != tc.gid {
 				t.Errorf("proxy IDs = %v/%v, want %v/%v", f["proxyUID"], f["proxyGID"], tc.uid, tc.gid)
+			}
+			// Istio reads the annotations only on OpenShift: elsewhere (and
+			// with the platform left to detection, offline) they are inert,
+			// whoever wrote them.
+			for _, p := range []string{PlatformKubernetes, ""} {
+				cfg.Platform = p
+				f := podFacts(t, cfg, pod(tc.podAnn, "[]", "[{name: app, image: nginx}]"), tc.annotations, false)
+				if f["proxyUID"] != float64(1337) || f["proxyGID"] != float64(1337) {
+					t.Errorf("platform %q: proxy IDs = %v/%v, want 1337/1337", p, f["proxyUID"], f["proxyGID"])
+				}
 			}
 		})
 	}

@@ -172,6 +172,11 @@ func syntheticLabels(mode string) map[string]string {
 // supplemental-groups block, as Istio's injector computes them.
 func proxyIDs(ns Namespace, cfg *compiledConfig) (uid, gid int64) {
 	uid, gid = cfg.ProxyUID, cfg.ProxyGID
+	if cfg.Platform != PlatformOpenShift {
+		// Istio reads the namespace only with PLATFORM=openshift
+		// (pkg/kube/inject/webhook.go); elsewhere the annotations are inert.
+		return uid, gid
+	}
 	if v, ok := parseSCCBlockMax(ns.Annotations[annSCCUIDRange]); ok {
 		uid = v
 		gid = v

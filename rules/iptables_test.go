@@ -168,7 +168,12 @@ func TestInjectedInitArgsAreClean(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, post := range []bool{true, false} {
-				facts := podFacts(t, nil, pod(tc.annotations, tc.init, appAndProxy), tc.nsAnnotations, post)
+				var cfg *Config
+				if tc.nsAnnotations != nil {
+					cfg = NewConfig()
+					cfg.Platform = PlatformOpenShift
+				}
+				facts := podFacts(t, cfg, pod(tc.annotations, tc.init, appAndProxy), tc.nsAnnotations, post)
 				if got := initArgTexts(facts); len(got) > 0 {
 					t.Errorf("post-injection %v: the injected args must add no finding, got %q", post, got)
 				}

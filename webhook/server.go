@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/meshguard/meshguard/certs"
+	"github.com/meshguard/meshguard/internal/platform"
 	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -200,6 +201,10 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	for _, e := range customErrs {
 		log.Error(e, "custom rule not loaded")
 	}
+	if err := platform.Resolve(cfg, o.Rules); err != nil {
+		return nil, err
+	}
+	log.Info("platform", "platform", o.Rules.Platform)
 	ev, err := rules.New(cat, o.Rules)
 	if err != nil {
 		return nil, err

@@ -84,16 +84,17 @@ spec:
 `,
 		Code: "MESH0120",
 	},
-	// MESH0140/MESH0141: proxyIDs takes the proxy UID/GID from the
-	// namespace's OpenShift SCC annotations on any cluster, and a tenant may
-	// annotate its namespace.
+	// MESH0140/MESH0141: Istio takes the proxy UID/GID from the namespace's
+	// OpenShift SCC annotations only on OpenShift (meshguard's --platform,
+	// detected as kubernetes here), and only admins and the platform's
+	// allocation controller may set them (MESH0106).
 	{
-		Name: "redteam a tenant annotating its namespace with an OpenShift SCC uid-range", Open: "no rule guards openshift.io/sa.scc.* on namespaces, and proxyIDs reads them off OpenShift too",
+		Name: "redteam a tenant annotating its namespace with an OpenShift SCC uid-range",
 		Args: []string{"annotate", "namespace", "{{ns}}", "openshift.io/sa.scc.uid-range=1000/1"},
 		Code: "MESH0106",
 	},
 	{
-		Name: "redteam a Deployment running as UID 1337 under a namespace SCC uid-range annotation", Open: "proxyIDs trusts the SCC annotation on every platform; Istio reads it only on OpenShift; MESH0140",
+		Name:    "redteam a Deployment running as UID 1337 under a namespace SCC uid-range annotation",
 		Prepare: [][]string{{"annotate", "namespace", "{{ns}}", "openshift.io/sa.scc.uid-range=1000/1"}, {"get", "namespace", "{{ns}}"}, {"get", "namespace", "{{ns}}", "-o", "yaml"}},
 		Manifest: `apiVersion: apps/v1
 kind: Deployment

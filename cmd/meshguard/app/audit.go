@@ -10,9 +10,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/internal/platform"
 	"github.com/meshguard/meshguard/rules"
 )
 
@@ -179,13 +181,22 @@ func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
 	}
+	var kcfg *rest.Config
+	if o.Cluster {
+		if kcfg, err = clusterConfig(o); err != nil {
+			return &ExitError{Code: ExitUsage, Err: err}
+		}
+		if err := platform.Resolve(kcfg, o.Rules); err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--cluster: %w", err)}
+		}
+	}
 	ev, err := rules.New(cat, o.Rules)
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	var rep *audit.Report
 	if o.Cluster {
-		if rep, err = auditCluster(ctx, ev, cat, o); err != nil {
+		if rep, err = auditCluster(ctx, ev, cat, kcfg, o); err != nil {
 			return &ExitError{Code: ExitUsage, Err: err}
 		}
 	} else {
@@ -228,14 +239,7 @@ func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
 // auditCluster audits the cluster of o.Kubeconfig/o.KubeContext, loaded with
 // client-go's usual rules (--kubeconfig, else KUBECONFIG, ~/.kube/config,
 // then the in-cluster configuration).
-func auditCluster(ctx context.Context, ev *rules.Engine, cat *rules.Catalog, o *AuditOptions) (*audit.Report, error) {
-	loading := clientcmd.NewDefaultClientConfigLoadingRules()
-	loading.ExplicitPath = o.Kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loading, &clientcmd.ConfigOverrides{CurrentContext: o.KubeContext}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("--cluster: load the cluster configuration: %w", err)
-	}
-	cfg.UserAgent = "meshguard-audit/" + version()
+func auditCluster(ctx context.Context, ev *rules.Engine, cat *rules.Catalog, cfg *rest.Config, o *AuditOptions) (*audit.Report, error) {
 	cl, err := audit.NewClusterClients(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--cluster: %w", err)
@@ -259,4 +263,17 @@ func customRuleErrors(errs []error) []audit.InputError {
 		out = append(out, ie)
 	}
 	return out
+}
+
+// clusterConfig loads the configuration of o.Kubeconfig/o.KubeContext with
+// client-go's usual rules.
+func clusterConfig(o *AuditOptions) (*rest.Config, error) {
+	loading := clientcmd.NewDefaultClientConfigLoadingRules()
+	loading.ExplicitPath = o.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loading, &clientcmd.ConfigOverrides{CurrentContext: o.KubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--cluster: load the cluster configuration: %w", err)
+	}
+	cfg.UserAgent = "meshguard-audit/" + version()
+	return cfg, nil
 }

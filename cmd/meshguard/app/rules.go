@@ -342,10 +342,7 @@ func RunRulesTest(ctx context.Context, s Streams, o *RulesTestOptions) error {
 	if err != nil {
 		return err
 	}
-	ev, err := rules.New(cat, nil)
-	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: err}
-	}
+	ev := audit.NewEngines(cat)
 	var failed, total int
 	var problems []error
 	for _, r := range cat.Rules() {
