@@ -80,6 +80,12 @@ type Config struct {
 	// DefaultNetpolExcludeNamespaces, DefaultNetpolGatewayNamespaces.
 	NetpolExcludeNamespaces []string
 	NetpolGatewayNamespaces []string
+	// AmbientInstalled says ztunnel and istio-cni's ambient mode run in the
+	// cluster, so a pod labelled istio.io/dataplane-mode=ambient is captured
+	// in any namespace (istio-cni's default enablement selectors). Without
+	// it, a pod that opts out of the sidecar its namespace mandates and
+	// labels itself ambient counts as outside the mesh. Default false.
+	AmbientInstalled bool
 	// Platform is the Kubernetes distribution: PlatformKubernetes,
 	// PlatformOpenShift, or "" (auto: `meshguard serve` and `audit --cluster`
 	// detect OpenShift by its security.openshift.io API; offline it means
@@ -159,6 +165,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.EnvoyFilterNamespaces, "envoyfilter-namespaces", c.EnvoyFilterNamespaces, "namespaces besides the root namespace that may hold EnvoyFilters")
 	fs.StringSliceVar(&c.AllowedExcludedInboundPorts, "allowed-excluded-inbound-ports", c.AllowedExcludedInboundPorts, "inbound ports that may be excluded from capture at reduced severity")
 	fs.StringVar(&c.InjectorIncludeOutboundIPRanges, "injector-include-outbound-ip-ranges", c.InjectorIncludeOutboundIPRanges, "the install's global.proxy.includeIPRanges, written onto every injected pod")
+	fs.BoolVar(&c.AmbientInstalled, "ambient-installed", c.AmbientInstalled, "ztunnel and istio-cni's ambient mode run: a pod labelled istio.io/dataplane-mode=ambient is in the mesh even in a sidecar namespace it opts out of (without this, such an opt-out is MESH0110)")
 	fs.StringVar(&c.Platform, "platform", c.Platform, "Kubernetes distribution: kubernetes or openshift (only there do a namespace's openshift.io/sa.scc.* annotations set the proxy's UID and GID); empty: detected from the cluster's APIs (serve, audit --cluster), kubernetes offline")
 	fs.StringSliceVar(&c.PlatformNamespaceWriters, "platform-namespace-writers", c.PlatformNamespaceWriters, "users besides meshguard admins that may set a namespace's openshift.io/sa.scc.* annotations (usernames, or prefixes ending in *)")
 	fs.StringVar(&c.InjectorExcludeOutboundIPRanges, "injector-exclude-outbound-ip-ranges", c.InjectorExcludeOutboundIPRanges, "the install's global.proxy.excludeIPRanges, written onto every injected pod")

@@ -125,7 +125,7 @@ func podMode(ns Namespace, nsKnown bool, labels, annotations map[string]string, 
 			if objectSelected {
 				return ModeSidecar
 			}
-			if labels[labelDataplaneMode] == "ambient" {
+			if labels[labelDataplaneMode] == "ambient" && (cfg.AmbientInstalled || inj != "false") {
 				return ModeAmbient
 			}
 			return ModeUnknown
@@ -149,7 +149,17 @@ func podMode(ns Namespace, nsKnown bool, labels, annotations map[string]string, 
 		return ModeSidecar
 	}
 	if labels[labelDataplaneMode] == "ambient" {
-		return ModeAmbient
+		// istio-cni's default enablement selectors enroll a pod labelled
+		// ambient in any namespace, but only where ambient (ztunnel and
+		// istio-cni's ambient mode) runs. A pod that opts out of the sidecar
+		// its namespace mandates and claims ambient for itself is in the mesh
+		// only if ambient is known to run (--ambient-installed); otherwise it
+		// may be in no mesh at all.
+		namespaceSidecar := hasLegacy && legacy == "enabled" || !hasLegacy && hasNsRev && nsRev != ""
+		if !namespaceSidecar || cfg.AmbientInstalled {
+			return ModeAmbient
+		}
+		return ModeNone
 	}
 	if nsl[labelDataplaneMode] == "ambient" && labels[labelDataplaneMode] != "none" {
 		return ModeAmbient

@@ -293,11 +293,11 @@ subsets:
 `,
 		Code: "MESH0200",
 	},
-	// MESH0110: a pod label istio.io/dataplane-mode=ambient makes podMode
-	// "ambient", and MESH0110 skips mode ambient, even in a sidecar namespace
-	// of a mesh that may run no ztunnel.
+	// MESH0110: a pod label istio.io/dataplane-mode=ambient counts in a
+	// sidecar namespace it opts out of only with --ambient-installed: a mesh
+	// may run no ztunnel.
 	{
-		Name: "redteam sidecar.istio.io/inject false with a pod label istio.io/dataplane-mode ambient in a sidecar namespace", Open: "podMode trusts a pod-level ambient label in a sidecar namespace; MESH0110",
+		Name: "redteam sidecar.istio.io/inject false with a pod label istio.io/dataplane-mode ambient in a sidecar namespace",
 		Manifest: `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: w, namespace: "{{ns}}"}
