@@ -52,6 +52,11 @@ type assertion struct {
 	// whole message of an assertion without one.
 	checkPath string
 	jpOptions []jp.Option
+	// itemized is set when the message starts with {{ join('; ', LIST) }}:
+	// the offending items are then LIST's elements, each followed by the
+	// rest of the message (suffix), evaluated apart from the message text so
+	// that grandfathering never splits text a user wrote (items.go).
+	itemized *itemizer
 }
 
 // compileRule compiles a ValidatingRule as jsonengine.CompileRule does, with
@@ -152,6 +157,7 @@ func compileAssertions(path *field.Path, comp compilers.Compilers, in []v1alpha1
 			message:   in[i].Message,
 			checkPath: fmt.Sprintf("(CHECK=%s)", p.String()),
 			jpOptions: c.Jp.Options(),
+			itemized:  newItemizer(in[i].Message),
 		})
 	}
 	return out, nil
@@ -181,6 +187,16 @@ func compileTree(path *field.Path, comp compilers.Compilers, in *v1alpha1.Assert
 // " (CHECK=...)" suffix that kyverno-json appends to a message). err is the
 // error kyverno-json's RuleResponse would hold.
 func (r *policyRule) evaluate(resource any, bindings binding.Bindings) (applied bool, violations []string, err error) {
+	applied, failed, err := r.failing(resource, bindings)
+	for _, a := range failed {
+		violations = append(violations, a.format(resource, bindings))
+	}
+	return applied, violations, err
+}
+
+// failing runs the rule on a resource and returns the assertions that
+// failed (evaluate's violations, before formatting).
+func (r *policyRule) failing(resource any, bindings binding.Bindings) (applied bool, failed []*assertion, err error) {
 	if r.context != nil {
 		bindings = r.context(resource, bindings)
 	}
@@ -216,23 +232,23 @@ func (r *policyRule) evaluate(resource any, bindings binding.Bindings) (applied 
 		}
 		if !passed {
 			// Every assertion of any failed, and kyverno-json then skips all.
-			violations = make([]string, 0, len(r.anyOf))
+			failed = make([]*assertion, 0, len(r.anyOf))
 			for i := range r.anyOf {
-				violations = append(violations, r.anyOf[i].format(resource, bindings))
+				failed = append(failed, &r.anyOf[i])
 			}
-			return true, violations, nil
+			return true, failed, nil
 		}
 	}
 	for i := range r.allOf {
-		failed, err := checkTree(r.allOf[i].check, resource, bindings)
+		f, err := checkTree(r.allOf[i].check, resource, bindings)
 		if err != nil {
 			return true, nil, err
 		}
-		if failed {
-			violations = append(violations, r.allOf[i].format(resource, bindings))
+		if f {
+			failed = append(failed, &r.allOf[i])
 		}
 	}
-	return true, violations, nil
+	return true, failed, nil
 }
 
 func (a *assertion) format(resource any, bindings binding.Bindings) string {

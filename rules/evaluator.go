@@ -308,21 +308,23 @@ func (r *Rule) unevaluated(err error) *Finding {
 // evaluate runs one rule's compiled policy rules and folds their violations
 // into at most one finding.
 func (r *Rule) evaluate(obj Object, bindings binding.Bindings) (*Finding, error) {
-	var msgs []string
+	var msgs, items []string
 	var sev Severity // the highest severity among the violating policy rules
 	for _, cr := range r.compiled {
-		_, violations, err := cr.rule.evaluate(obj, bindings)
+		_, failed, err := cr.rule.failing(obj, bindings)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", cr.name, err)
 		}
-		if len(violations) == 0 {
+		if len(failed) == 0 {
 			continue
 		}
-		for _, m := range violations {
+		for _, a := range failed {
+			m := a.format(obj, bindings)
 			if strings.Contains(m, "ERR (") {
 				return nil, fmt.Errorf("%s: message template failed: %s", cr.name, m)
 			}
 			msgs = append(msgs, m)
+			items = append(items, a.items(obj, bindings, m)...)
 		}
 		// A policy rule may state its own severity as feedback (a constant or
 		// an expression); otherwise the rule's base severity applies.
@@ -353,6 +355,7 @@ func (r *Rule) evaluate(obj Object, bindings binding.Bindings) (*Finding, error)
 		Title:       r.Title,
 		Severity:    sev,
 		Message:     capItems(strings.Join(msgs, "; "), MaxMessageItems),
+		Items:       items,
 		Why:         r.Why,
 		Remediation: r.Remediation,
 	}, nil

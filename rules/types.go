@@ -90,6 +90,11 @@ type Finding struct {
 	Message     string    `json:"message"`
 	Why         string    `json:"why"`
 	Remediation string    `json:"remediation"`
+	// Items are the finding's offending items (one per container, port,
+	// rule...), each rendered as in the message, taken from the list the
+	// message joins, never by splitting its text (items.go). They are what
+	// grandfathering compares; not part of reports.
+	Items []string `json:"-"`
 }
 
 // String renders the finding on one line, in the shape every meshguard output

@@ -65,17 +65,19 @@ func TestGrandfatheringPerItem(t *testing.T) {
 		}
 	})
 	for _, tc := range []struct {
-		msg, before string
-		want        bool
+		items, before []string
+		want          bool
 	}{
-		{"a; b", "a; b", true},
-		{"b", "a; b", true},
-		{"a; c", "a; b", false},
-		{"a", "b", false},
-		{"", "a", false},
+		{[]string{"a", "b"}, []string{"a", "b"}, true},
+		{[]string{"b"}, []string{"a", "b"}, true},
+		{[]string{"a", "c"}, []string{"a", "b"}, false},
+		{[]string{"a"}, []string{"b"}, false},
+		{nil, []string{"a"}, false},
+		// An old item whose text holds "; " is one item, not two.
+		{[]string{"y"}, []string{"x; y"}, false},
 	} {
-		if got := itemsWerePresent(tc.msg, tc.before); got != tc.want {
-			t.Errorf("itemsWerePresent(%q, %q) = %v, want %v", tc.msg, tc.before, got, tc.want)
+		if got := itemsWerePresent(tc.items, tc.before); got != tc.want {
+			t.Errorf("itemsWerePresent(%q, %q) = %v, want %v", tc.items, tc.before, got, tc.want)
 		}
 	}
 }

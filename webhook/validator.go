@@ -367,7 +367,7 @@ func (v *Validator) actions(pol *Policy, findings, before []rules.Finding, obj r
 		// comes from feedback can escalate (Low to High) with an unchanged
 		// message, and a partial fix (NET_RAW dropped from one of two
 		// containers) leaves a subset of the items.
-		if p, ok := prior[f.Code]; ok && itemsWerePresent(f.Message, p.Message) && f.Severity <= p.Severity && f.Severity < rules.SeverityCritical && d.Action.strength() > ActionAudit.strength() {
+		if p, ok := prior[f.Code]; ok && itemsWerePresent(f.Items, p.Items) && f.Severity <= p.Severity && f.Severity < rules.SeverityCritical && d.Action.strength() > ActionAudit.strength() {
 			d.Action, d.Note = ActionAudit, "already present before this update"
 		}
 		if nsMode != "" && f.Severity < rules.SeverityCritical {
@@ -402,19 +402,19 @@ func (v *Validator) actions(pol *Policy, findings, before []rules.Finding, obj r
 	return out, dedupe(expired)
 }
 
-// itemsWerePresent reports whether every offending item of a finding's
-// message was already in the earlier message of the same rule. Rules join
-// their items with "; " (rules/catalog/README.md), so the items are the
-// message's "; "-separated parts; a message without items is one item.
-func itemsWerePresent(msg, before string) bool {
-	if msg == before {
-		return true
+// itemsWerePresent reports whether every offending item of a finding was
+// already an item of the earlier finding of the same rule. Items come from
+// the rules as a list (rules.Finding.Items), never from splitting message
+// text that may hold a user's own "; ".
+func itemsWerePresent(items, before []string) bool {
+	if len(items) == 0 {
+		return false
 	}
-	old := map[string]bool{}
-	for _, it := range strings.Split(before, "; ") {
+	old := make(map[string]bool, len(before))
+	for _, it := range before {
 		old[it] = true
 	}
-	for _, it := range strings.Split(msg, "; ") {
+	for _, it := range items {
 		if !old[it] {
 			return false
 		}
