@@ -229,7 +229,7 @@ spec:
 	// so an old DestinationRule host whose free text spells the item of a
 	// later, real weakening hides nothing.
 	{
-		Name: "redteam a grandfathered DestinationRule whose host text hides a new DISABLE item",
+		Name:   "redteam a grandfathered DestinationRule whose host text hides a new DISABLE item",
 		Exempt: true,
 		Setup: `apiVersion: networking.istio.io/v1
 kind: DestinationRule
