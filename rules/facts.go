@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -23,13 +24,21 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	case info.Group == "" && info.Kind == "Namespace":
 		return e.namespaceFacts(obj, req)
 	case info.Group == "" && info.Kind == "Service":
-		return serviceFacts(obj)
+		// Pods are listed only for a named targetPort: converting a
+		// namespace's cached pods costs more than judging the Service.
+		return serviceFactsWithPods(obj, func() []Object { return e.namespacePods(nsName) })
 	case info.Group == "" && info.Kind == "Binding":
 		return bindingFacts(obj)
 	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":
 		facts, err := networkPolicyFacts(obj)
 		if err != nil {
 			return nil, err
+		}
+		if on, _ := facts["ingressOn"].(bool); on && netpolHasNamedPorts(mapAt(obj, "spec")) {
+			if pods := e.namespacePods(nsName); len(pods) > 0 {
+				named := netpolNamedEnvoyPorts(mapAt(obj, "spec"), pods)
+				facts["ingressEnvoyInternalPorts"] = append(facts["ingressEnvoyInternalPorts"].([]any), named...)
+			}
 		}
 		e.managedPolicyFacts(facts, obj, req, ns)
 		return facts, nil
@@ -234,6 +243,15 @@ func enrollmentText(labels map[string]string) string {
 }
 
 func serviceFacts(obj Object) (map[string]any, error) {
+	return serviceFactsWithPods(obj, func() []Object { return nil })
+}
+
+// serviceFactsWithPods computes a Service's facts; named targetPorts are
+// resolved against pods() (those of its namespace the context knows), called
+// at most once and only for a named targetPort.
+func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, error) {
+	var podList []Object
+	listed := false
 	if err := checkType(obj, "", "spec", "object"); err != nil {
 		return nil, err
 	}
@@ -266,25 +284,43 @@ func serviceFacts(obj Object) (map[string]any, error) {
 		}
 		port, _ := intAt(pm, "port")
 		// The API server defaults an absent, 0 or "" targetPort to port.
-		target := port
+		type resolved struct {
+			target int64
+			via    string // how a named target port resolved
+		}
+		targets := []resolved{{target: port}}
 		if t, ok := intAt(pm, "targetPort"); ok && t != 0 {
-			target = t
+			targets = []resolved{{target: t}}
 		} else if name, named := pm["targetPort"].(string); named && name != "" {
-			continue // a named target port needs the pods to resolve
+			// A named target port resolves per pod: see through the name
+			// with the pods the context knows.
+			targets = nil
+			if !listed {
+				podList, listed = pods(), true
+			}
+			for _, h := range resolveNamedPort(podList, labelsMatch(sel), name) {
+				targets = append(targets, resolved{target: h.port, via: quote(name) + ", " + hitText(h)})
+			}
 		}
-		if what, bad := envoyInternalPorts[target]; bad {
-			internal = append(internal, map[string]any{
-				"port": float64(port), "target": float64(target),
-				"text": fmt.Sprintf("port %d targets %d (%s)", port, target, what),
-			})
-		}
-		// 8080 is istiod's debug port only on istiod; elsewhere it is an
-		// ordinary application port.
-		if what, cp := controlPlanePorts[target]; cp && (target != 8080 || selectsIstiod) {
-			controlPlane = append(controlPlane, map[string]any{
-				"port": float64(port), "target": float64(target), "istiod": target == 15010 || target == 15014 || target == 8080,
-				"text": fmt.Sprintf("port %d targets %d (%s)", port, target, what),
-			})
+		for _, r := range targets {
+			target := r.target
+			if r.via == "" {
+				r.via = strconv.FormatInt(target, 10)
+			}
+			if what, bad := envoyInternalPorts[target]; bad {
+				internal = append(internal, map[string]any{
+					"port": float64(port), "target": float64(target),
+					"text": fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
+				})
+			}
+			// 8080 is istiod's debug port only on istiod; elsewhere it is an
+			// ordinary application port.
+			if what, cp := controlPlanePorts[target]; cp && (target != 8080 || selectsIstiod) {
+				controlPlane = append(controlPlane, map[string]any{
+					"port": float64(port), "target": float64(target), "istiod": target == 15010 || target == 15014 || target == 8080,
+					"text": fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
+				})
+			}
 		}
 	}
 	return map[string]any{
@@ -348,6 +384,7 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 	}
 	facts["ingressAnyIP"], facts["egressAnyIP"], facts["ingressAllNamespaces"] = ingressAny, egressAny, ingressAllNS
 	facts["ingressEnvoyInternalPorts"] = netpolEnvoyPorts(spec, ingressOn)
+	facts["ingressOn"] = ingressOn
 	return facts, nil
 }
 

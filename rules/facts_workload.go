@@ -387,7 +387,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		nContainers += len(listAt(spec, cl.field))
 	}
 	containers := make([]any, 0, nContainers)
-	var capAdds, hostPorts []any
+	var capAdds, hostPorts, envoyPortDecls []any
 	hasProxy, proxyImageBad := false, false
 	// proxyOnly: every container is Istio's own exempt istio-proxy (a gateway
 	// or waypoint pod), so the pod has no application traffic to capture.
@@ -577,11 +577,23 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				if !ok {
 					return nil, fmt.Errorf("%s.ports[%d]: expected object, got %s", cpath, j, jsonType(p))
 				}
+				cp, _ := intAt(pm, "containerPort")
+				// A container other than Istio's proxy that declares one of
+				// Envoy's pod-internal ports gives it a name a Service
+				// targetPort or a NetworkPolicy port can name (MESH0202).
+				if what, internal := envoyInternalPorts[cp]; internal && !exempt {
+					decl := ref + " declares containerPort " + strconv.FormatInt(cp, 10)
+					if n := str(pm, "name"); n != "" {
+						decl += " named " + quote(n)
+					}
+					envoyPortDecls = append(envoyPortDecls, map[string]any{
+						"ref": refV, "containerPort": float64(cp), "text": decl + " (" + what + ")",
+					})
+				}
 				hp, ok := intAt(pm, "hostPort")
 				if !ok || hp == 0 {
 					continue
 				}
-				cp, _ := intAt(pm, "containerPort")
 				hostPorts = append(hostPorts, map[string]any{
 					"ref": refV, "hostPort": float64(hp), "containerPort": float64(cp),
 					"istioPort": istioPorts[hp] || istioPorts[cp],
@@ -671,6 +683,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"containers":            nonNil(containers),
 		"capAdds":               nonNil(capAdds),
 		"hostPorts":             nonNil(hostPorts),
+		"envoyPortDecls":        nonNil(envoyPortDecls),
 		"hasCaptureInit":        hasCaptureInit,
 		"appContainers":         appContainers,
 		"injectTemplates":       injectTemplates(annotations),

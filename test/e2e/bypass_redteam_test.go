@@ -4,11 +4,10 @@ package e2e_test
 // catalog's rules judge. A case that fails with "want a denial, kubectl
 // succeeded" is a bypass still open (see the report of the red-team branch).
 var bypassRedteamCases = []bypassCase{
-	// MESH0200: serviceFacts skips a named targetPort ("a named target port
-	// needs the pods to resolve"), so a Service reaches Envoy's admin port
-	// through the name the pod gives to containerPort 15000.
+	// MESH0202: an app container that names one of Envoy's pod-internal ports
+	// (the first step of reaching Envoy's admin port by name).
 	{
-		Name: "redteam a Service whose named targetPort resolves to containerPort 15000", Open: "serviceFacts skips named targetPorts (they need the pods); MESH0200",
+		Name: "redteam a Deployment naming containerPort 15000 for a Service's named targetPort",
 		Manifest: `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: "{{ns}}"}
@@ -29,11 +28,31 @@ spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: envoy-admin}]
 `,
+		Code: "MESH0202",
+	},
+	// MESH0200: a named targetPort resolves against the namespace's running
+	// pods (here one an admin exempted from MESH0202).
+	{
+		Name:     "redteam a Service whose named targetPort resolves to containerPort 15000",
+		Exempt:   true,
+		NSLabels: map[string]string{"istio.io/dataplane-mode": "ambient"},
+		Setup:    podNamingEnvoyAdmin,
+		Manifest: `apiVersion: v1
+kind: Service
+metadata: {name: web-admin, namespace: "{{ns}}"}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: envoy-admin}]
+`,
 		Code: "MESH0200",
 	},
-	// MESH0214: netpolEnvoyPorts skips named ports.
+	// MESH0214: a named NetworkPolicy port resolves against the pods the
+	// policy selects.
 	{
-		Name: "redteam a NetworkPolicy opening Envoy's admin port by its container port name", Open: "netpolEnvoyPorts reads numeric ports only; MESH0214",
+		Name:     "redteam a NetworkPolicy opening Envoy's admin port by its container port name",
+		Exempt:   true,
+		NSLabels: map[string]string{"istio.io/dataplane-mode": "ambient"},
+		Setup:    podNamingEnvoyAdmin,
 		Manifest: `apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: admin-open, namespace: "{{ns}}"}
@@ -436,3 +455,19 @@ spec:
 		Code: "MESH0111",
 	},
 }
+
+// podNamingEnvoyAdmin is a running (ambient) pod whose app container names
+// Envoy's admin port, admitted by an object exemption from MESH0202.
+const podNamingEnvoyAdmin = `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  namespace: "{{ns}}"
+  labels: {app: web}
+  annotations: {meshguard.io/exempt: MESH0202, meshguard.io/exempt-reason: legacy debug build}
+spec:
+  containers:
+  - name: app
+    image: registry.example.com/shop/web:1.0
+    ports: [{name: envoy-admin, containerPort: 15000}]
+`
