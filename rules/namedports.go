@@ -137,7 +137,6 @@ func hitText(h namedPortHit) string {
 	return fmt.Sprintf("containerPort %d of pod %s", h.port, quote(h.pod))
 }
 
-
 // netpolNamedEnvoyPorts lists the ingress port entries whose name resolves,
 // on a pod the policy selects, to a pod-internal Envoy port (MESH0214).
 func netpolNamedEnvoyPorts(spec map[string]any, pods []Object) []any {
