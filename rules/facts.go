@@ -27,6 +27,9 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		// Pods are listed only for a named targetPort: converting a
 		// namespace's cached pods costs more than judging the Service.
 		return serviceFactsWithPods(obj, func() []Object { return e.namespacePods(nsName) })
+	case info.Group == "" && info.Kind == "Endpoints",
+		info.Group == "discovery.k8s.io" && info.Kind == "EndpointSlice":
+		return endpointsFacts(obj, info.Kind, req)
 	case info.Group == "" && info.Kind == "Binding":
 		return bindingFacts(obj)
 	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":
@@ -324,7 +327,7 @@ func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, err
 		}
 	}
 	return map[string]any{
-		"external": exposure != "", "exposure": exposure, "envoyInternalPorts": nonNil(internal),
+		"external": exposure != "", "exposure": exposure, "envoyInternalPorts": nonNil(internal), "controllerWritten": false,
 		"selectsIstiod": selectsIstiod, "controlPlanePorts": nonNil(controlPlane),
 	}, nil
 }

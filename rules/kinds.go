@@ -47,6 +47,11 @@ var knownKinds = []KindInfo{
 	// annotations onto the pod.
 	{Kind: "Binding", Versions: []string{"v1"}, Resource: "bindings", Namespaced: true},
 	{Kind: "Service", Versions: []string{"v1"}, Resource: "services", Namespaced: true},
+	// Hand-written Endpoints and EndpointSlices point a selector-less
+	// Service at any pod and port (MESH0200); the controllers' own writes
+	// are kept off the webhook by a matchCondition.
+	{Kind: "Endpoints", Versions: []string{"v1"}, Resource: "endpoints", Namespaced: true},
+	{Group: "discovery.k8s.io", Kind: "EndpointSlice", Versions: []string{"v1"}, Resource: "endpointslices", Namespaced: true},
 	{Group: "networking.k8s.io", Kind: "NetworkPolicy", Versions: []string{"v1"}, Resource: "networkpolicies", Namespaced: true},
 	{Group: "security.istio.io", Kind: "PeerAuthentication", Versions: []string{"v1", "v1beta1"}, Resource: "peerauthentications", Namespaced: true},
 	{Group: "security.istio.io", Kind: "AuthorizationPolicy", Versions: []string{"v1", "v1beta1"}, Resource: "authorizationpolicies", Namespaced: true},

@@ -14,6 +14,7 @@ import (
 // TestRulesReadOnlyMatchedFields keeps the webhook's "changes-what-rules-read"
 // matchCondition sound: for every object in the catalog's fixtures, the rules
 // find exactly the same with everything but apiVersion, kind, spec, template,
+// subsets, ports,
 // and the metadata's name, namespace, generateName, labels, annotations and
 // deletionTimestamp removed. A rule that starts reading another field (status, owner
 // references, data) fails here, and the matchCondition in webhook/config.go
@@ -66,7 +67,9 @@ func TestRulesReadOnlyMatchedFields(t *testing.T) {
 
 func trimToMatched(obj map[string]any) map[string]any {
 	out := map[string]any{}
-	for _, k := range []string{"apiVersion", "kind", "spec", "template"} {
+	// subsets (Endpoints) and ports (EndpointSlice) are those
+	// kinds' spec.
+	for _, k := range []string{"apiVersion", "kind", "spec", "template", "subsets", "ports"} {
 		if v, ok := obj[k]; ok {
 			out[k] = v
 		}

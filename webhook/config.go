@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"sort"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -95,7 +96,7 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 			byGroup[k.Group] = map[string][]string{}
 		}
 		byGroup[k.Group][k.Resource] = k.Versions
-		if k.Group != "" && k.Group != "apps" && k.Group != "batch" && k.Group != "networking.k8s.io" {
+		if k.Group != "" && k.Group != "apps" && k.Group != "batch" && k.Group != "networking.k8s.io" && k.Group != "discovery.k8s.io" {
 			istioGroups[k.Group] = true
 		}
 		if k.Kind == "Pod" {
@@ -178,6 +179,7 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 	if !o.JudgeOwnedWorkloads {
 		whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotOwnedWorkload)
 	}
+	whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotEndpointController)
 	if sub := subresourceRules(cat); len(sub) > 0 {
 		// Status, finalize and binding requests that can change labels and
 		// annotations (see subresources.go), only when they do.
@@ -261,8 +263,29 @@ var MatchChangesWhatRulesRead = admissionregistrationv1.MatchCondition{
 	Expression: "request.operation != 'UPDATE' || " +
 		"(has(object.spec) ? object.spec : {}) != (has(oldObject.spec) ? oldObject.spec : {}) || " +
 		"(has(object.template) ? object.template : {}) != (has(oldObject.template) ? oldObject.template : {}) || " +
+		"(has(object.subsets) ? object.subsets : []) != (has(oldObject.subsets) ? oldObject.subsets : []) || " +
+		"(has(object.ports) ? object.ports : []) != (has(oldObject.ports) ? oldObject.ports : []) || " +
 		"(has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) || " +
 		"(has(object.metadata.annotations) ? object.metadata.annotations : {}) != (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {})",
+}
+
+// MatchNotEndpointController keeps Kubernetes' own endpoint controllers'
+// writes of Endpoints and EndpointSlices off the webhook: they follow a
+// Service's selector (judged on the Service) and are frequent. Only
+// hand-written ones are judged (MESH0200).
+var MatchNotEndpointController = admissionregistrationv1.MatchCondition{
+	Name: "not-endpoint-controller",
+	Expression: "!(request.resource.resource in ['endpoints', 'endpointslices'] && request.userInfo.username in [" +
+		quotedCEL(rules.EndpointControllers()) + "])",
+}
+
+// quotedCEL renders strings as a CEL list's elements.
+func quotedCEL(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = "'" + s + "'"
+	}
+	return strings.Join(q, ", ")
 }
 
 // MatchNotOwnedWorkload skips ReplicaSets controlled by a Deployment and Jobs

@@ -293,10 +293,11 @@ spec:
 `,
 		Code: "MESH0010",
 	},
-	// MESH0200: Endpoints are not a judged kind, so a selector-less Service
-	// with an innocent targetPort can be pointed at a pod's 15000 by hand.
+	// MESH0200: a selector-less Service with an innocent targetPort pointed
+	// at a pod's 15000 by hand-written Endpoints (or an EndpointSlice, even
+	// one carrying the controller's managed-by label).
 	{
-		Name: "redteam a selector-less Service with hand-written Endpoints on port 15000", Open: "Endpoints and EndpointSlices are not judged; MESH0200",
+		Name: "redteam a selector-less Service with hand-written Endpoints on port 15000",
 		Manifest: `apiVersion: v1
 kind: Service
 metadata: {name: web-admin, namespace: "{{ns}}"}
@@ -309,6 +310,22 @@ metadata: {name: web-admin, namespace: "{{ns}}"}
 subsets:
 - addresses: [{ip: 10.0.0.10}]
   ports: [{name: http, port: 15000}]
+`,
+		Code: "MESH0200",
+	},
+	{
+		Name: "redteam a hand-written EndpointSlice with the controller's managed-by label on port 15006",
+		Manifest: `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-admin-1
+  namespace: "{{ns}}"
+  labels: {kubernetes.io/service-name: web-admin, endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io}
+addressType: IPv4
+endpoints:
+- addresses: [10.0.0.10]
+ports:
+- {name: http, port: 15006, protocol: TCP}
 `,
 		Code: "MESH0200",
 	},

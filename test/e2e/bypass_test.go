@@ -270,7 +270,7 @@ func grantBypassTenant(t *testing.T, ctx context.Context, env *framework.Env) {
 kind: ClusterRole
 metadata: {name: e2e-bypass-tenant}
 rules:
-- apiGroups: ["", apps, batch, networking.k8s.io, security.istio.io, networking.istio.io, extensions.istio.io, telemetry.istio.io]
+- apiGroups: ["", apps, batch, networking.k8s.io, discovery.k8s.io, security.istio.io, networking.istio.io, extensions.istio.io, telemetry.istio.io]
   resources: ["*"]
   verbs: ["*"]
 ---

@@ -132,6 +132,8 @@ The matchCondition that skips UPDATEs changing none of what the rules read
     request.operation != 'UPDATE' ||
     (has(object.spec) ? object.spec : {}) != (has(oldObject.spec) ? oldObject.spec : {}) ||
     (has(object.template) ? object.template : {}) != (has(oldObject.template) ? oldObject.template : {}) ||
+    (has(object.subsets) ? object.subsets : []) != (has(oldObject.subsets) ? oldObject.subsets : []) ||
+    (has(object.ports) ? object.ports : []) != (has(oldObject.ports) ? oldObject.ports : []) ||
     (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) ||
     (has(object.metadata.annotations) ? object.metadata.annotations : {}) != (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {})
 {{- end }}

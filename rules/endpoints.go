@@ -1,0 +1,78 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+)
+
+// EndpointControllers are the identities of Kubernetes' own endpoint
+// controllers (kube-controller-manager with per-controller service
+// accounts, or its own identity without them). Their Endpoints and
+// EndpointSlices follow a Service's selector, which MESH0200 judged on the
+// Service; only hand-written ones are judged (and the webhook's
+// matchCondition keeps the controllers' writes off it).
+func EndpointControllers() []string {
+	return []string{
+		"system:serviceaccount:kube-system:endpoint-controller",
+		"system:serviceaccount:kube-system:endpointslice-controller",
+		"system:serviceaccount:kube-system:endpointslicemirroring-controller",
+		"system:kube-controller-manager",
+	}
+}
+
+// Offline hints that an object was written by the controllers: forgeable in a
+// manifest, so they count only where no requester is known (audit).
+const (
+	labelEndpointSliceManagedBy   = "endpointslice.kubernetes.io/managed-by"
+	annEndpointsLastChangeTrigger = "endpoints.kubernetes.io/last-change-trigger-time"
+)
+
+// endpointsFacts lists the ports of an Endpoints or EndpointSlice that are
+// pod-internal Envoy ports, and whether the object is the controllers' own.
+func endpointsFacts(obj Object, kind string, req *Request) (map[string]any, error) {
+	meta := mapAt(obj, "metadata")
+	controller := false
+	if req != nil && req.User != nil {
+		controller = slices.Contains(EndpointControllers(), req.User.Username)
+	} else {
+		by := str(mapAt(meta, "labels"), labelEndpointSliceManagedBy)
+		_, trig := mapAt(meta, "annotations")[annEndpointsLastChangeTrigger]
+		controller = by == "endpointslice-controller.k8s.io" || by == "endpointslicemirroring-controller.k8s.io" || kind == "Endpoints" && trig
+	}
+	var internal []any
+	add := func(at string, pm map[string]any) {
+		n, ok := intAt(pm, "port")
+		if !ok {
+			return
+		}
+		if what, bad := envoyInternalPorts[n]; bad {
+			internal = append(internal, map[string]any{
+				"port": float64(n),
+				"text": fmt.Sprintf("%s sends port %d (%s) straight to the endpoints' pods", at, n, what),
+			})
+		}
+	}
+	if kind == "Endpoints" {
+		if err := checkType(obj, "", "subsets", "array"); err != nil {
+			return nil, err
+		}
+		for i, s := range listAt(obj, "subsets") {
+			for j, p := range listAt(asMap(s), "ports") {
+				add(fmt.Sprintf("subsets[%d].ports[%d]", i, j), asMap(p))
+			}
+		}
+	} else {
+		if err := checkType(obj, "", "ports", "array"); err != nil {
+			return nil, err
+		}
+		for j, p := range listAt(obj, "ports") {
+			add(fmt.Sprintf("ports[%d]", j), asMap(p))
+		}
+	}
+	return map[string]any{
+		"controllerWritten":  controller,
+		"envoyInternalPorts": nonNil(internal),
+		"external":           false,
+		"exposure":           "",
+	}, nil
+}
