@@ -30,6 +30,8 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	case info.Group == "" && info.Kind == "Endpoints",
 		info.Group == "discovery.k8s.io" && info.Kind == "EndpointSlice":
 		return endpointsFacts(obj, info.Kind, req)
+	case info.Group == "networking.istio.io" && info.Kind == "ServiceEntry":
+		return e.serviceEntryFacts(obj, nsName)
 	case info.Group == "" && info.Kind == "Binding":
 		return bindingFacts(obj)
 	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":

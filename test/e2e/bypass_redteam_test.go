@@ -432,11 +432,13 @@ spec:
 `,
 		Code: "MESH0111",
 	},
-	// MESH0010: meshHost judges the DestinationRule host by its spelling
-	// only; a ServiceEntry alias whose endpoint is an in-mesh Service sends
-	// plaintext to meshed pods under a host that is "not in the mesh".
+	// MESH0066: a ServiceEntry alias whose DNS endpoint is an in-mesh
+	// Service sends plaintext to meshed pods under a host that is "not in the
+	// mesh" (auto mTLS does not apply to DNS endpoints); the alias itself is
+	// denied, so the DestinationRule that disables TLS for it has nothing to
+	// weaken.
 	{
-		Name: "redteam a DestinationRule DISABLE for a ServiceEntry alias of an in-mesh Service", Open: "meshHost judges the host by its spelling, not by ServiceEntry endpoints; MESH0010",
+		Name: "redteam a DestinationRule DISABLE for a ServiceEntry alias of an in-mesh Service",
 		Manifest: `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: reviews-alias, namespace: "{{ns}}"}
@@ -454,7 +456,7 @@ spec:
   host: reviews-alias.example.com
   trafficPolicy: {tls: {mode: DISABLE}}
 `,
-		Code: "MESH0010",
+		Code: "MESH0066",
 	},
 	// The same forged annotation on a running ambient pod: istio-cni's pod
 	// informer re-evaluates enablement on pod updates and unenrolls it.

@@ -1,0 +1,50 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+)
+
+// serviceEntryFacts lists the endpoints of a ServiceEntry that resolve, by
+// DNS, to an in-mesh Service (MESH0066). Istio sends traffic for such a
+// ServiceEntry's hosts to the addresses DNS returns, as endpoints without
+// Istio's tlsMode metadata, so auto mTLS does not apply: the client's proxy
+// speaks plaintext to meshed pods unless a DestinationRule for the
+// ServiceEntry's host sets ISTIO_MUTUAL (and a DISABLE one makes it explicit).
+// Endpoints chosen by workloadSelector are mesh workloads and keep mTLS.
+func (e *engine) serviceEntryFacts(obj Object, ns string) (map[string]any, error) {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return nil, err
+	}
+	spec := mapAt(obj, "spec")
+	if err := checkType(spec, "spec", "endpoints", "array"); err != nil {
+		return nil, err
+	}
+	resolution := str(spec, "resolution")
+	var aliases []any
+	if resolution == "DNS" || resolution == "DNS_ROUND_ROBIN" {
+		for i, ep := range listAt(spec, "endpoints") {
+			// A fully qualified name may end with the root's dot.
+			addr := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(str(asMap(ep), "address"))), ".")
+			inMesh, _, hostNS := meshHost(addr, ns, e.cfg.ClusterDomain)
+			// Only a Service's DNS name (<svc>.<ns>.svc[.<domain>]) is resolved
+			// by DNS to an in-mesh Service; a short name is not a DNS name here.
+			if !inMesh || hostNS == "" || addr == hostNS || !strings.Contains(addr, ".") {
+				continue
+			}
+			aliases = append(aliases, map[string]any{
+				"address": addr,
+				"text":    fmt.Sprintf("spec.endpoints[%d].address %s is the in-mesh Service of namespace %s", i, quote(addr), quote(hostNS)),
+			})
+		}
+	}
+	var hosts []any
+	for _, h := range listAt(spec, "hosts") {
+		hosts = append(hosts, fmt.Sprint(h))
+	}
+	return map[string]any{
+		"resolution":       resolution,
+		"hosts":            nonNil(hosts),
+		"inMeshDNSAliases": nonNil(aliases),
+	}, nil
+}
