@@ -52,6 +52,8 @@ update-golden: ## Regenerate golden files (expected findings, README rule table)
 docs: build ## Regenerate the README rule table from the catalog and the chart README's value table from values.yaml.
 	$(BIN)/meshguard rules list -o markdown > $(BIN)/rules-table.md
 	python3 hack/replace-section.py README.md RULES-TABLE $(BIN)/rules-table.md
+	$(BIN)/meshguard rules versions > $(BIN)/istio-versions.md
+	python3 hack/replace-section.py README.md ISTIO-VERSIONS $(BIN)/istio-versions.md
 	$(GO) run ./hack/chartdoc charts/meshguard > $(BIN)/chart-values.md
 	python3 hack/replace-section.py charts/meshguard/README.md VALUES $(BIN)/chart-values.md
 
@@ -59,6 +61,8 @@ docs: build ## Regenerate the README rule table from the catalog and the chart R
 verify: lint build ## Check formatting, vet, and that generated docs are current.
 	$(BIN)/meshguard rules list -o markdown > $(BIN)/rules-table.md
 	python3 hack/replace-section.py --check README.md RULES-TABLE $(BIN)/rules-table.md
+	$(BIN)/meshguard rules versions > $(BIN)/istio-versions.md
+	python3 hack/replace-section.py --check README.md ISTIO-VERSIONS $(BIN)/istio-versions.md
 	$(GO) run ./hack/chartdoc charts/meshguard > $(BIN)/chart-values.md
 	python3 hack/replace-section.py --check charts/meshguard/README.md VALUES $(BIN)/chart-values.md
 

@@ -80,6 +80,14 @@ type Config struct {
 	// DefaultNetpolExcludeNamespaces, DefaultNetpolGatewayNamespaces.
 	NetpolExcludeNamespaces []string
 	NetpolGatewayNamespaces []string
+	// IstioVersion is the Istio release whose semantics apply (--istio-version,
+	// e.g. "1.26"): overrides RevisionVersions. Default "": the detected
+	// versions, else the newest supported release.
+	IstioVersion string
+	// RevisionVersions are istiod's versions by revision ("default" for the
+	// default revision), as `meshguard serve` and `audit --cluster` detect
+	// them from istiod's Deployments.
+	RevisionVersions map[string]string
 	// AmbientInstalled says ztunnel and istio-cni's ambient mode run in the
 	// cluster, so a pod labelled istio.io/dataplane-mode=ambient is captured
 	// in any namespace (istio-cni's default enablement selectors). Without
@@ -165,6 +173,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.EnvoyFilterNamespaces, "envoyfilter-namespaces", c.EnvoyFilterNamespaces, "namespaces besides the root namespace that may hold EnvoyFilters")
 	fs.StringSliceVar(&c.AllowedExcludedInboundPorts, "allowed-excluded-inbound-ports", c.AllowedExcludedInboundPorts, "inbound ports that may be excluded from capture at reduced severity")
 	fs.StringVar(&c.InjectorIncludeOutboundIPRanges, "injector-include-outbound-ip-ranges", c.InjectorIncludeOutboundIPRanges, "the install's global.proxy.includeIPRanges, written onto every injected pod")
+	fs.StringVar(&c.IstioVersion, "istio-version", c.IstioVersion, "Istio release whose semantics apply (1.22 or newer, e.g. 1.26); default: detected from istiod per revision (serve, audit --cluster), else the newest supported ("+NewestIstioVersion().String()+")")
 	fs.BoolVar(&c.AmbientInstalled, "ambient-installed", c.AmbientInstalled, "ztunnel and istio-cni's ambient mode run: a pod labelled istio.io/dataplane-mode=ambient is in the mesh even in a sidecar namespace it opts out of (without this, such an opt-out is MESH0110)")
 	fs.StringVar(&c.Platform, "platform", c.Platform, "Kubernetes distribution: kubernetes or openshift (only there do a namespace's openshift.io/sa.scc.* annotations set the proxy's UID and GID); empty: detected from the cluster's APIs (serve, audit --cluster), kubernetes offline")
 	fs.StringSliceVar(&c.PlatformNamespaceWriters, "platform-namespace-writers", c.PlatformNamespaceWriters, "users besides meshguard admins that may set a namespace's openshift.io/sa.scc.* annotations (usernames, or prefixes ending in *)")
@@ -204,6 +213,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--interception-mode: %q is not REDIRECT or TPROXY", c.InterceptionMode)
 	}
+	if _, _, err := c.compileVersions(); err != nil {
+		return err
+	}
 	switch c.Platform {
 	case "", PlatformKubernetes, PlatformOpenShift:
 	default:
@@ -225,6 +237,9 @@ type compiledConfig struct {
 	controlPlane map[string]bool
 	efAllowed    map[string]bool
 	portsAllowed map[string]bool
+	// istioVersion is --istio-version (nil: per revision, else the newest).
+	istioVersion     *IstioVersion
+	revisionVersions map[string]IstioVersion
 }
 
 func (c *Config) compile() (*compiledConfig, error) {
@@ -244,13 +259,19 @@ func (c *Config) compile() (*compiledConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-image-registry: %w", err)
 	}
+	global, revs, err := c.compileVersions()
+	if err != nil {
+		return nil, err
+	}
 	return &compiledConfig{
-		Config:       c,
-		proxyImage:   re,
-		system:       toSet(c.SystemNamespaces),
-		controlPlane: toSet(c.ControlPlaneNamespaces),
-		efAllowed:    toSet(c.EnvoyFilterNamespaces),
-		portsAllowed: toSet(c.AllowedExcludedInboundPorts),
+		istioVersion:     global,
+		revisionVersions: revs,
+		Config:           c,
+		proxyImage:       re,
+		system:           toSet(c.SystemNamespaces),
+		controlPlane:     toSet(c.ControlPlaneNamespaces),
+		efAllowed:        toSet(c.EnvoyFilterNamespaces),
+		portsAllowed:     toSet(c.AllowedExcludedInboundPorts),
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -64,10 +65,13 @@ func TestNamespaceMode(t *testing.T) {
 }
 
 func TestInjectionValue(t *testing.T) {
+	old, cur := IstioVersion{Minor: 26}, IstioVersion{Minor: 27}
 	cases := []struct {
 		name                     string
 		labels, annotations      map[string]string
 		value, source, wantedRaw string
+		// value127 is the value from Istio 1.27 on, when it differs.
+		value127 *string
 	}{
 		{name: "neither label nor annotation means the default"},
 		{name: "the label true injects", labels: map[string]string{"sidecar.istio.io/inject": "true"}, value: "true", source: "label", wantedRaw: "true"},
@@ -75,23 +79,71 @@ func TestInjectionValue(t *testing.T) {
 		{name: "the label true beats the annotation false", labels: map[string]string{"sidecar.istio.io/inject": "true"}, annotations: map[string]string{"sidecar.istio.io/inject": "false"}, value: "true", source: "label", wantedRaw: "true"},
 		{name: "the label false beats the annotation true", labels: map[string]string{"sidecar.istio.io/inject": "false"}, annotations: map[string]string{"sidecar.istio.io/inject": "true"}, value: "false", source: "label", wantedRaw: "false"},
 		{name: "an empty label beats the annotation and means the default", labels: map[string]string{"sidecar.istio.io/inject": ""}, annotations: map[string]string{"sidecar.istio.io/inject": "false"}, value: "", source: "label", wantedRaw: ""},
-		{name: "False is compared case-insensitively and opts out", labels: map[string]string{"sidecar.istio.io/inject": "False"}, value: "false", source: "label", wantedRaw: "False"},
-		{name: "no is not a YAML true and opts out", annotations: map[string]string{"sidecar.istio.io/inject": "no"}, value: "false", source: "annotation", wantedRaw: "no"},
-		{name: "disabled is not a YAML true and opts out", labels: map[string]string{"sidecar.istio.io/inject": "disabled"}, value: "false", source: "label", wantedRaw: "disabled"},
-		{name: "an annotation padded with spaces is not a YAML true and opts out", annotations: map[string]string{"sidecar.istio.io/inject": " true"}, value: "false", source: "annotation", wantedRaw: " true"},
-		{name: "yes injects", labels: map[string]string{"sidecar.istio.io/inject": "yes"}, value: "true", source: "label", wantedRaw: "yes"},
-		{name: "Y injects", annotations: map[string]string{"sidecar.istio.io/inject": "Y"}, value: "true", source: "annotation", wantedRaw: "Y"},
-		{name: "On injects", labels: map[string]string{"sidecar.istio.io/inject": "On"}, value: "true", source: "label", wantedRaw: "On"},
-		{name: "TRUE injects", labels: map[string]string{"sidecar.istio.io/inject": "TRUE"}, value: "true", source: "label", wantedRaw: "TRUE"},
+		{name: "False opts out up to 1.26, means the default since", labels: map[string]string{"sidecar.istio.io/inject": "False"}, value: "false", source: "label", wantedRaw: "False", value127: ptr("")},
+		{name: "no opts out up to 1.26, means the default since", annotations: map[string]string{"sidecar.istio.io/inject": "no"}, value: "false", source: "annotation", wantedRaw: "no", value127: ptr("")},
+		{name: "disabled opts out up to 1.26, means the default since", labels: map[string]string{"sidecar.istio.io/inject": "disabled"}, value: "false", source: "label", wantedRaw: "disabled", value127: ptr("")},
+		{name: "a padded true opts out up to 1.26, means the default since", annotations: map[string]string{"sidecar.istio.io/inject": " true"}, value: "false", source: "annotation", wantedRaw: " true", value127: ptr("")},
+		{name: "yes injects up to 1.26, means the default since", labels: map[string]string{"sidecar.istio.io/inject": "yes"}, value: "true", source: "label", wantedRaw: "yes", value127: ptr("")},
+		{name: "Y injects up to 1.26", annotations: map[string]string{"sidecar.istio.io/inject": "Y"}, value: "true", source: "annotation", wantedRaw: "Y", value127: ptr("")},
+		{name: "On injects up to 1.26", labels: map[string]string{"sidecar.istio.io/inject": "On"}, value: "true", source: "label", wantedRaw: "On", value127: ptr("")},
+		{name: "TRUE injects up to 1.26", labels: map[string]string{"sidecar.istio.io/inject": "TRUE"}, value: "true", source: "label", wantedRaw: "TRUE", value127: ptr("")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			value, source, raw := injectionValue(tc.labels, tc.annotations)
+			value, source, raw := injectionValue(tc.labels, tc.annotations, old)
 			if value != tc.value || source != tc.source || raw != tc.wantedRaw {
-				t.Errorf("injectionValue(%v, %v) = (%q, %q, %q), want (%q, %q, %q)",
+				t.Errorf("1.26: injectionValue(%v, %v) = (%q, %q, %q), want (%q, %q, %q)",
 					tc.labels, tc.annotations, value, source, raw, tc.value, tc.source, tc.wantedRaw)
 			}
+			want := tc.value
+			if tc.value127 != nil {
+				want = *tc.value127
+			}
+			if value, _, _ := injectionValue(tc.labels, tc.annotations, cur); value != want {
+				t.Errorf("1.27: injectionValue(%v, %v) = %q, want %q", tc.labels, tc.annotations, value, want)
+			}
+			amb := injectionAmbiguous(source, raw, want, cur)
+			if (amb != "") != (tc.value127 != nil) {
+				t.Errorf("ambiguous = %q, want ambiguous: %v", amb, tc.value127 != nil)
+			}
 		})
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func TestParseIstioVersion(t *testing.T) {
+	for in, want := range map[string]int{"1.26": 26, "1.27.3": 27, "v1.28.0": 28, "1.29.0-beta.1": 29, "1.27-dev": 27, "1.31.0": 31} {
+		v, err := ParseIstioVersion(in)
+		if err != nil || v.Minor != want {
+			t.Errorf("ParseIstioVersion(%q) = %v, %v; want 1.%d", in, v, err, want)
+		}
+	}
+	for _, bad := range []string{"", "1", "2.1", "1.21.5", "latest", "1.x"} {
+		if _, err := ParseIstioVersion(bad); err == nil {
+			t.Errorf("ParseIstioVersion(%q) accepted", bad)
+		}
+	}
+	c := NewConfig()
+	c.IstioVersion = "1.20"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--istio-version") {
+		t.Errorf("Validate: %v", err)
+	}
+	c.IstioVersion = ""
+	c.RevisionVersions = map[string]string{"default": "1.26.2", "canary": "1.28.1"}
+	cc, err := c.compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rev, want := range map[string]int{"": 26, "default": 26, "canary": 28, "unknown": 26} {
+		if got := cc.versionFor(rev); got.Minor != want {
+			t.Errorf("versionFor(%q) = %v, want 1.%d", rev, got, want)
+		}
+	}
+	c.IstioVersion = "1.27"
+	cc, _ = c.compile()
+	if got := cc.versionFor("canary"); got.Minor != 27 {
+		t.Errorf("--istio-version must override the detected versions, got %v", got)
 	}
 }
 
@@ -114,7 +166,9 @@ func TestPodMode(t *testing.T) {
 		{name: "the label false opts out of an injected namespace", nsLabels: enabled, labels: inject("false"), want: ModeNone},
 		{name: "the annotation false opts out of an injected namespace", nsLabels: enabled, annotations: inject("false"), want: ModeNone},
 		{name: "the label true beats the annotation false", nsLabels: enabled, labels: inject("true"), annotations: inject("false"), want: ModeSidecar},
-		{name: "the label False passes the webhook selector but injectRequired refuses it", nsLabels: enabled, labels: inject("False"), want: ModeNone},
+		{name: "up to 1.26 the label False passes the webhook selector but injectRequired refuses it", nsLabels: enabled, labels: inject("False"), opts: []func(*Config){func(c *Config) { c.IstioVersion = "1.26" }}, want: ModeNone},
+		{name: "since 1.27 the label False means the namespace default: injected", nsLabels: enabled, labels: inject("False"), want: ModeSidecar},
+		{name: "the version of the revision that injects decides", nsLabels: map[string]string{"istio.io/rev": "old"}, labels: inject("no"), opts: []func(*Config){func(c *Config) { c.RevisionVersions = map[string]string{"old": "1.25.4", "default": "1.28.0"} }}, want: ModeNone},
 		{name: "an empty label means the namespace default", nsLabels: enabled, labels: inject(""), annotations: inject("false"), want: ModeSidecar},
 		{name: "istio-injection=disabled beats a pod labelled inject=true", nsLabels: map[string]string{"istio-injection": "disabled"}, labels: inject("true"), want: ModeNone},
 		{name: "istio-injection=Enabled shuts out a pod labelled inject=true", nsLabels: map[string]string{"istio-injection": "Enabled"}, labels: inject("true"), want: ModeNone},
@@ -155,7 +209,8 @@ func TestPodMode(t *testing.T) {
 				name = "shop"
 			}
 			ns := Namespace{Name: name, Labels: tc.nsLabels}
-			got := podMode(ns, !tc.nsUnknown, tc.labels, tc.annotations, tc.hostNetwork, injectionConfig(t, tc.opts...))
+			cc := injectionConfig(t, tc.opts...)
+			got := podMode(ns, !tc.nsUnknown, tc.labels, tc.annotations, tc.hostNetwork, cc, cc.versionFor(injectingRevision(ns, tc.labels)))
 			if got != tc.want {
 				t.Errorf("podMode(ns %s %v, labels %v, annotations %v, hostNetwork %v) = %q, want %q",
 					name, tc.nsLabels, tc.labels, tc.annotations, tc.hostNetwork, got, tc.want)
@@ -293,13 +348,14 @@ func TestInjectionFactText(t *testing.T) {
 			"spec":     map[string]any{"containers": []any{map[string]any{"name": "web", "image": "web:1"}}},
 		}},
 	}
-	e := &engine{cfg: injectionConfig(t), ctx: emptyContext{}}
+	e := &engine{cfg: injectionConfig(t, func(c *Config) { c.IstioVersion = "1.26" }), ctx: emptyContext{}}
 	ns := Namespace{Name: "shop", Labels: map[string]string{"istio-injection": "enabled"}}
 	facts, err := e.workloadFacts(obj, info, &Request{Object: obj}, ns, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"value": "false", "source": "label", "raw": "False", "optOut": true, "text": `label sidecar.istio.io/inject is "False"`}
+	want := map[string]any{"value": "false", "source": "label", "raw": "False", "optOut": true, "text": `label sidecar.istio.io/inject is "False"`,
+		"istioVersion": "1.26", "ambiguous": `label sidecar.istio.io/inject is "False", which Istio 1.26 reads as an opt-out; Istio 1.27 and later read only "true" and "false", earlier releases any YAML boolean`}
 	if got := facts["injection"]; !reflect.DeepEqual(got, want) {
 		t.Errorf("injection = %#v, want %#v", got, want)
 	}

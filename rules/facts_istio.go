@@ -534,7 +534,10 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	} else {
 		why = ""
 	}
+	dryRun := apDryRun(obj)
 	return map[string]any{
+		"dryRun":          dryRun,
+		"dryRunRaw":       str(mapAt(obj, "metadata", "annotations"), annDryRun),
 		"action":          apAction(spec),
 		"scope":           scope,
 		"scopeReason":     why,
@@ -752,7 +755,7 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 	allowCovering, denyRequires := 0, false
 	tokenless := []any{}
 	for _, ap := range policies {
-		if str(mapAt(ap, "metadata", "annotations"), "istio.io/dry-run") == "true" {
+		if apDryRun(ap) {
 			continue
 		}
 		aspec := mapAt(ap, "spec")
@@ -802,4 +805,15 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 		"tokenlessAllowRules":   tokenless,
 		"target":                policyTarget(spec, ns, root),
 	}, nil
+}
+
+// annDryRun is istio.io/dry-run on authorization policies.
+const annDryRun = "istio.io/dry-run"
+
+// apDryRun reports whether Istio treats an AuthorizationPolicy as dry-run
+// (not enforced): pilot parses istio.io/dry-run with strconv.ParseBool, so
+// "True", "1" and "t" count, and an unparsable value means enforced.
+func apDryRun(ap Object) bool {
+	v, _, ok := parseBoolAnnotation(stringMap(mapAt(ap, "metadata")["annotations"]), annDryRun)
+	return ok && v
 }

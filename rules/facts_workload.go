@@ -77,24 +77,52 @@ func namespaceMode(ns Namespace, cfg *compiledConfig) string {
 // as a YAML boolean, "y", "yes", "true" and "on" mean "true", an empty value
 // means the namespace default (value ""), and every other value ("false",
 // "False", "no", "off", "disabled", ...) means "false". raw is the value as written.
-func injectionValue(labels, annotations map[string]string) (value, source, raw string) {
-	if v, ok := labels[keySidecarInject]; ok {
-		return injectionDecision(v), "label", v
+//
+// Since Istio 1.27 (IstioVersion.ExactInjectValues) only the exact values
+// "true" and "false" count and every other value means the namespace
+// default ("").
+func injectionValue(labels, annotations map[string]string, v IstioVersion) (value, source, raw string) {
+	if raw, ok := labels[keySidecarInject]; ok {
+		return injectionDecision(raw, v), "label", raw
 	}
-	if v, ok := annotations[keySidecarInject]; ok {
-		return injectionDecision(v), "annotation", v
+	if raw, ok := annotations[keySidecarInject]; ok {
+		return injectionDecision(raw, v), "annotation", raw
 	}
 	return "", "", ""
 }
 
-func injectionDecision(v string) string {
-	switch strings.ToLower(v) {
+func injectionDecision(raw string, v IstioVersion) string {
+	if v.ExactInjectValues() {
+		switch raw {
+		case "true", "false":
+			return raw
+		}
+		return ""
+	}
+	switch strings.ToLower(raw) {
 	case "":
 		return ""
 	case "y", "yes", "true", "on":
 		return "true"
 	}
 	return "false"
+}
+
+// injectionAmbiguous describes a sidecar.istio.io/inject value other than
+// exactly "true", "false" or empty: a value whose meaning depends on the
+// Istio release (MESH0118), or "" when the value is unambiguous.
+func injectionAmbiguous(source, raw, value string, v IstioVersion) string {
+	if source == "" || raw == "" || raw == "true" || raw == "false" {
+		return ""
+	}
+	meaning := "reads as an opt-out"
+	switch {
+	case v.ExactInjectValues():
+		meaning = "ignores (the namespace default applies)"
+	case value == "true":
+		meaning = "reads as inject"
+	}
+	return fmt.Sprintf("%s %s is %s, which Istio %s %s; Istio 1.27 and later read only \"true\" and \"false\", earlier releases any YAML boolean", source, keySidecarInject, quote(raw), v, meaning)
 }
 
 // podMode decides whether a pod with these labels, in a namespace of the given
@@ -110,11 +138,11 @@ func injectionDecision(v string) string {
 //     without either label.
 //
 // hostNetwork pods and the system namespaces are never injected nor captured.
-func podMode(ns Namespace, nsKnown bool, labels, annotations map[string]string, hostNetwork bool, cfg *compiledConfig) string {
+func podMode(ns Namespace, nsKnown bool, labels, annotations map[string]string, hostNetwork bool, cfg *compiledConfig, v IstioVersion) string {
 	if hostNetwork || cfg.system[ns.Name] {
 		return ModeNone
 	}
-	inj, _, _ := injectionValue(labels, annotations)
+	inj, _, _ := injectionValue(labels, annotations, v)
 	podRev, hasPodRev := labels[labelRev]
 	injectLabel, hasInjectLabel := labels[keySidecarInject]
 	// The pod's own labels select the injector in a namespace without enrollment labels.
@@ -327,7 +355,8 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		return nil, err
 	}
 	hostNetwork := boolAt(spec, "hostNetwork")
-	mode := podMode(ns, nsKnown, labels, annotations, hostNetwork, e.cfg)
+	istioV := e.istioVersionFor(injectingRevision(ns, labels))
+	mode := podMode(ns, nsKnown, labels, annotations, hostNetwork, e.cfg, istioV)
 	nsMode := ModeUnknown
 	if nsKnown {
 		nsMode = namespaceMode(ns, e.cfg)
@@ -643,7 +672,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	capture["effectiveInterceptionMode"] = effectiveMode
 	capture["initArgs"] = nonNil(initArgs)
 
-	injValue, injSource, injRaw := injectionValue(labels, annotations)
+	injValue, injSource, injRaw := injectionValue(labels, annotations, istioV)
 	optOutText := ""
 	if injValue == "false" {
 		optOutText = fmt.Sprintf("%s %s is %s", injSource, keySidecarInject, quote(injRaw))
@@ -665,8 +694,10 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"proxyGID":      float64(gid),
 		"injection": map[string]any{
 			"value": injValue, "source": injSource, "raw": injRaw, "optOut": injValue == "false", "text": optOutText,
+			"ambiguous": injectionAmbiguous(injSource, injRaw, injValue, istioV), "istioVersion": istioV.String(),
 		},
 		"ambientOptOut":         labels[labelDataplaneMode] == "none",
+		"ambientCapture":        ambientCaptureFacts(annotations),
 		"revision":              podRevision(ns, nsKnown, labels),
 		"revisionKnown":         e.revisionKnown(podRevision(ns, nsKnown, labels)),
 		"hostNetwork":           hostNetwork,
@@ -1020,3 +1051,24 @@ func parseProxyConfig(raw map[string]any) (proxyConfigFields, error) {
 	}
 	return out, nil
 }
+
+// ambientCaptureFacts reads the ambient capture annotations as istio-cni
+// does, with strconv.ParseBool (util.CheckBooleanAnnotation): "true", "True",
+// "TRUE", "t", "T" and "1" are all true (MESH0127). raw is the value as
+// written, for messages.
+func ambientCaptureFacts(annotations map[string]string) map[string]any {
+	bypass, _, bypassOK := parseBoolAnnotation(annotations, annAmbientBypassInbound)
+	dns, dnsPresent, dnsOK := parseBoolAnnotation(annotations, annAmbientDNSCapture)
+	return map[string]any{
+		"bypassInbound":    bypassOK && bypass,
+		"bypassInboundRaw": annotations[annAmbientBypassInbound],
+		"dnsCaptureOff":    dnsPresent && dnsOK && !dns,
+		"dnsCaptureRaw":    annotations[annAmbientDNSCapture],
+	}
+}
+
+// Ambient capture annotations (istio.io/api annotation package).
+const (
+	annAmbientBypassInbound = "ambient.istio.io/bypass-inbound-capture"
+	annAmbientDNSCapture    = "ambient.istio.io/dns-capture"
+)

@@ -30,6 +30,9 @@ const (
 	AnnotationWhy              = "meshguard.io/why"
 	AnnotationRemediation      = "meshguard.io/remediation"
 	AnnotationSkipControlPlane = "meshguard.io/skip-control-plane"
+	// AnnotationIstioVersions says how the rule's semantics depend on the
+	// Istio release (shown by `meshguard rules explain`); optional.
+	AnnotationIstioVersions = "meshguard.io/istio-versions"
 )
 
 // PolicyFile is the name of the policy inside a rule folder.
@@ -53,6 +56,9 @@ type Rule struct {
 	Remediation string
 	// Kinds are the kinds the rule applies to (every served version of each).
 	Kinds []schema.GroupKind
+	// IstioVersions says how the rule's semantics depend on the Istio
+	// release ("" when they do not).
+	IstioVersions string
 	// SkipControlPlane is true for workload and namespace rules, which do not
 	// apply in system and control-plane namespaces.
 	SkipControlPlane bool
@@ -239,6 +245,7 @@ func compilePolicy(r *Rule, p *v1alpha1.ValidatingPolicy) error {
 	if r.Kinds, err = parseKindRefs(kinds); err != nil {
 		return fmt.Errorf("metadata.annotations[%s]: %w", AnnotationKinds, err)
 	}
+	r.IstioVersions = strings.TrimSpace(ann[AnnotationIstioVersions])
 	switch v := ann[AnnotationSkipControlPlane]; v {
 	case "", "false":
 	case "true":
@@ -311,5 +318,5 @@ func policyCompilers(p *v1alpha1.ValidatingPolicy) compilers.Compilers {
 
 var knownAnnotations = map[string]bool{
 	AnnotationCode: true, AnnotationTitle: true, AnnotationSeverity: true, AnnotationKinds: true,
-	AnnotationWhy: true, AnnotationRemediation: true, AnnotationSkipControlPlane: true,
+	AnnotationWhy: true, AnnotationRemediation: true, AnnotationSkipControlPlane: true, AnnotationIstioVersions: true,
 }

@@ -81,7 +81,7 @@ func (e *Engine) NamespaceAuthz(ctx Context, namespace string) AuthzResolution {
 	}
 	var allowNothing, allowAll, denyAll Object
 	for _, ap := range policies {
-		if str(mapAt(ap, "metadata", "annotations"), "istio.io/dry-run") == "true" {
+		if apDryRun(ap) {
 			continue
 		}
 		apNS, _ := objKey(ap)

@@ -103,6 +103,7 @@ func (o overlayContext) Namespace(name string) (Namespace, bool) {
 // were not implemented.
 var (
 	_ InjectorRevisions      = overlayContext{}
+	_ InjectorVersions       = overlayContext{}
 	_ WebhookBackends        = overlayContext{}
 	_ ManagedNetworkPolicies = overlayContext{}
 )
@@ -112,6 +113,13 @@ func (o overlayContext) InjectorRevisions() ([]string, bool) {
 		return ir.InjectorRevisions()
 	}
 	return nil, false
+}
+
+func (o overlayContext) InjectorVersions() map[string]string {
+	if iv, ok := o.Context.(InjectorVersions); ok {
+		return iv.InjectorVersions()
+	}
+	return nil
 }
 
 func (o overlayContext) WebhookBackends(namespace string) []WebhookBackend {

@@ -62,9 +62,27 @@ func (c *cacheContext) InjectorRevisions() ([]string, bool) {
 }
 
 func (c *cacheContext) injectorRevisions() ([]string, bool, error) {
+	configs, err := c.injectorConfigs()
+	if err != nil {
+		return nil, false, err
+	}
+	revs, known := rules.RevisionsFromWebhooks(configs)
+	return revs, known, nil
+}
+
+// InjectorVersions implements rules.InjectorVersions from the cached
+// MutatingWebhookConfigurations' labels.
+func (c *cacheContext) InjectorVersions() map[string]string {
+	configs, _ := c.injectorConfigs()
+	return rules.VersionsFromWebhooks(configs)
+}
+
+// injectorConfigs returns the cached MutatingWebhookConfigurations as
+// objects holding only their labels (all the revision and version lookups read).
+func (c *cacheContext) injectorConfigs() ([]rules.Object, error) {
 	var ml admissionregistrationv1.MutatingWebhookConfigurationList
 	if err := c.reader.List(context.Background(), &ml, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, false, c.fail("MutatingWebhookConfiguration", err)
+		return nil, c.fail("MutatingWebhookConfiguration", err)
 	}
 	configs := make([]rules.Object, 0, len(ml.Items))
 	for i := range ml.Items {
@@ -74,8 +92,7 @@ func (c *cacheContext) injectorRevisions() ([]string, bool, error) {
 		}
 		configs = append(configs, rules.Object{"kind": "MutatingWebhookConfiguration", "metadata": map[string]any{"labels": l}})
 	}
-	revs, known := rules.RevisionsFromWebhooks(configs)
-	return revs, known, nil
+	return configs, nil
 }
 
 // WebhookBackends resolves the cluster's webhook configurations to the pod

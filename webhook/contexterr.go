@@ -150,6 +150,7 @@ var (
 	_ rules.NamespacePods     = (*requestView)(nil)
 	_ rules.WebhookBackends   = (*requestView)(nil)
 	_ rules.InjectorRevisions = (*requestView)(nil)
+	_ rules.InjectorVersions  = (*requestView)(nil)
 )
 
 func (c *cacheContext) forRequest() (rules.Context, func() error) {
@@ -202,6 +203,12 @@ func (v *requestView) WebhookBackends(namespace string) []rules.WebhookBackend {
 	l, err := v.c.webhookBackends(namespace)
 	v.fail(err)
 	return l
+}
+
+func (v *requestView) InjectorVersions() map[string]string {
+	configs, err := v.c.injectorConfigs()
+	v.fail(err)
+	return rules.VersionsFromWebhooks(configs)
 }
 
 func (v *requestView) InjectorRevisions() ([]string, bool) {

@@ -116,7 +116,21 @@ Exit codes: 0 every fixture held, 1 a fixture failed, 2 a rule could not be load
 		},
 	}
 	testCmd.Flags().BoolVar(&to.Update, "update", false, "write each fail/*.expected from the findings instead of comparing (review the diff)")
-	cmd.AddCommand(listCmd, explainCmd, testCmd)
+	versionsCmd := &cobra.Command{
+		Use:   "versions",
+		Short: "List the Istio behaviours the rules depend on that changed between releases (Markdown, the README's table)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var b strings.Builder
+			b.WriteString("| behaviour | since | what meshguard does | rules |\n|---|---|---|---|\n")
+			for _, d := range rules.VersionDifferences() {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", mdCell(d.Behaviour), d.Since, mdCell(d.Meshguard), strings.Join(d.Codes, ", "))
+			}
+			_, err := io.WriteString(s.Out, b.String())
+			return err
+		},
+	}
+	cmd.AddCommand(listCmd, explainCmd, testCmd, versionsCmd)
 	return cmd
 }
 
@@ -147,6 +161,8 @@ type ruleDoc struct {
 	Remediation      string         `json:"remediation"`
 	// Source is the file of a custom rule; empty for built-in rules.
 	Source string `json:"source,omitempty"`
+	// IstioVersions says how the rule's semantics depend on the Istio release.
+	IstioVersions string `json:"istioVersions,omitempty"`
 }
 
 func kindsOf(r *rules.Rule) []ruleKind {
@@ -205,7 +221,7 @@ func writeRules(w io.Writer, cat *rules.Catalog, format string) error {
 		docs := make([]ruleDoc, 0, len(cat.Rules()))
 		for _, r := range cat.Rules() {
 			docs = append(docs, ruleDoc{Code: r.Code, Rule: r.Name, Title: r.Title, Severity: r.Severity, Kinds: kindsOf(r),
-				SkipControlPlane: r.SkipControlPlane, Why: r.Why, Remediation: r.Remediation, Source: r.Source})
+				SkipControlPlane: r.SkipControlPlane, Why: r.Why, Remediation: r.Remediation, Source: r.Source, IstioVersions: r.IstioVersions})
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -289,6 +305,9 @@ func explainRule(w io.Writer, r *rules.Rule) error {
 	}
 	if r.Custom {
 		fmt.Fprintf(&b, "Custom rule, from %s.\n", r.Source)
+	}
+	if r.IstioVersions != "" {
+		fmt.Fprintf(&b, "Istio versions: %s (meshguard applies the running release's: --istio-version, else detected from istiod).\n", r.IstioVersions)
 	}
 	if r.SkipControlPlane {
 		b.WriteString("Not applied in system and control-plane namespaces (--system-namespaces, --control-plane-namespaces).\n")

@@ -1,0 +1,247 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// meshguard judges with the semantics of the Istio that runs: behaviour the
+// rules depend on changed between releases. The version comes from
+// --istio-version, else from istiod per revision (detected by `meshguard
+// serve` and `audit --cluster`, Config.RevisionVersions), else the newest
+// supported release's semantics apply. The README's "Istio version
+// differences" table lists every switch.
+
+// Supported Istio minor versions (1.x). Newer minors get the newest known
+// semantics; older ones are refused.
+const (
+	MinIstioMinor = 22
+	MaxIstioMinor = 29
+)
+
+// IstioVersion is an Istio release line, 1.<Minor>.
+type IstioVersion struct {
+	Minor int
+}
+
+func (v IstioVersion) String() string { return "1." + strconv.Itoa(v.Minor) }
+
+// NewestIstioVersion is the default: the newest supported release line.
+func NewestIstioVersion() IstioVersion { return IstioVersion{Minor: MaxIstioMinor} }
+
+// ParseIstioVersion reads "1.26", "1.26.3", "v1.27.0", "1.28.0-beta.1" or an
+// image tag such as "1.27.2-distroless". Versions before 1.22 are refused;
+// a minor newer than the newest known is kept (its semantics are the newest
+// known ones).
+func ParseIstioVersion(s string) (IstioVersion, error) {
+	t := strings.TrimPrefix(strings.TrimSpace(s), "v")
+	parts := strings.SplitN(t, ".", 3)
+	if len(parts) < 2 {
+		return IstioVersion{}, fmt.Errorf("%q is not an Istio version such as 1.26 or 1.27.3", s)
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minorText := parts[1]
+	if i := strings.IndexAny(minorText, "-+_"); i >= 0 {
+		minorText = minorText[:i]
+	}
+	minor, err2 := strconv.Atoi(minorText)
+	if err1 != nil || err2 != nil || major != 1 {
+		return IstioVersion{}, fmt.Errorf("%q is not an Istio version such as 1.26 or 1.27.3", s)
+	}
+	if minor < MinIstioMinor {
+		return IstioVersion{}, fmt.Errorf("Istio %d.%d is not supported (meshguard knows 1.%d to 1.%d)", major, minor, MinIstioMinor, MaxIstioMinor)
+	}
+	return IstioVersion{Minor: minor}, nil
+}
+
+// ExactInjectValues: since 1.27 the injector reads sidecar.istio.io/inject
+// as exactly "true" or "false"; any other value falls back to the namespace
+// default (pkg/kube/inject/inject.go injectRequired). Up to 1.26 the value
+// was lower-cased and y/yes/true/on meant inject, anything else opt out.
+func (v IstioVersion) ExactInjectValues() bool { return v.Minor >= 27 }
+
+// NativeSidecarsDefault: since 1.27 the injector makes istio-proxy a native
+// sidecar (an init container with restartPolicy Always) by default where the
+// node supports it (features.EnableNativeSidecars).
+func (v IstioVersion) NativeSidecarsDefault() bool { return v.Minor >= 27 }
+
+// AmbientEnablementSelectors: since 1.27 istio-cni decides ambient
+// enrollment by its configurable enablementSelectors; before, by the
+// istio.io/dataplane-mode labels of the pod and namespace. The default
+// selectors give the same answer.
+func (v IstioVersion) AmbientEnablementSelectors() bool { return v.Minor >= 27 }
+
+// VersionDifference is one row of the README's "Istio version differences".
+type VersionDifference struct {
+	Behaviour string
+	Since     string
+	Meshguard string
+	Codes     []string
+}
+
+// VersionDifferences are the behaviours the rules depend on that changed
+// between the supported releases.
+func VersionDifferences() []VersionDifference {
+	return []VersionDifference{
+		{
+			Behaviour: "sidecar.istio.io/inject values: only exactly \"true\" and \"false\" count; any other value falls back to the namespace default (before: lower-cased, y/yes/true/on inject, anything else opts out)",
+			Since:     "1.27",
+			Meshguard: "MESH0110 judges the opt-out as the running version reads it; MESH0118 reports any value other than \"true\"/\"false\" (it changes meaning on upgrade)",
+			Codes:     []string{"MESH0110", "MESH0118"},
+		},
+		{
+			Behaviour: "istio-proxy injected as a native sidecar (init container with restartPolicy Always) by default",
+			Since:     "1.27",
+			Meshguard: "both shapes are Istio's proxy everywhere (MESH0112, MESH0140, MESH0150)",
+			Codes:     []string{"MESH0112"},
+		},
+		{
+			Behaviour: "ambient enrollment decided by istio-cni's enablementSelectors (defaults: pod label istio.io/dataplane-mode=ambient, or the namespace label unless the pod says none)",
+			Since:     "1.27",
+			Meshguard: "the default selectors, which give the labels' earlier answer",
+			Codes:     []string{"MESH0110", "MESH0111"},
+		},
+		{
+			Behaviour: "boolean annotations (istio.io/dry-run; ambient.istio.io/bypass-inbound-capture and dns-capture) parsed with Go's strconv.ParseBool: 1, t, T, TRUE, true, True count as true",
+			Since:     "every supported release (the ambient annotations since 1.24)",
+			Meshguard: "the same parser (MESH0024, MESH0127, and dry-run policies in the authorization facts)",
+			Codes:     []string{"MESH0024", "MESH0127"},
+		},
+	}
+}
+
+// versionFor returns the semantics for a pod injected by revision rev:
+// --istio-version, else the revision's detected version, else the default
+// revision's, else the newest.
+func (c *compiledConfig) versionFor(rev string) IstioVersion {
+	if c.istioVersion != nil {
+		return *c.istioVersion
+	}
+	if rev == "" {
+		rev = "default"
+	}
+	if v, ok := c.revisionVersions[rev]; ok {
+		return v
+	}
+	if v, ok := c.revisionVersions["default"]; ok {
+		return v
+	}
+	return NewestIstioVersion()
+}
+
+// InjectorVersions is implemented by contexts that know the Istio version of
+// each injector revision (and tag), from the app.kubernetes.io/version (or
+// operator.istio.io/version) label Istio's charts put on the injector's
+// MutatingWebhookConfiguration.
+type InjectorVersions interface {
+	InjectorVersions() map[string]string
+}
+
+// VersionsFromWebhooks maps each revision and tag of the injector's
+// MutatingWebhookConfigurations to its Istio version.
+func VersionsFromWebhooks(configs []Object) map[string]string {
+	out := map[string]string{}
+	for _, c := range configs {
+		if k := str(c, "kind"); k != "" && k != "MutatingWebhookConfiguration" {
+			continue
+		}
+		l := stringMap(mapAt(c, "metadata")["labels"])
+		v := l["app.kubernetes.io/version"]
+		if v == "" {
+			v = l["operator.istio.io/version"]
+		}
+		if _, err := ParseIstioVersion(v); err != nil {
+			continue
+		}
+		for _, k := range []string{"istio.io/tag", "istio.io/rev"} {
+			if r := l[k]; r != "" {
+				if _, seen := out[r]; !seen {
+					out[r] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+// InjectorVersions implements InjectorVersions from the snapshot's webhook
+// configurations.
+func (s *Snapshot) InjectorVersions() map[string]string { return VersionsFromWebhooks(s.webhooks) }
+
+// istioVersionFor returns the semantics for a pod injected by revision rev:
+// --istio-version, else the revision's version the context knows (the
+// injector's webhook configuration), else Config.RevisionVersions, else the
+// newest supported release.
+func (e *engine) istioVersionFor(rev string) IstioVersion {
+	if e.cfg.istioVersion != nil {
+		return *e.cfg.istioVersion
+	}
+	if iv, ok := e.ctx.(InjectorVersions); ok {
+		vs := iv.InjectorVersions()
+		for _, r := range []string{rev, "default"} {
+			if r == "" {
+				continue
+			}
+			if v, err := ParseIstioVersion(vs[r]); err == nil {
+				return v
+			}
+		}
+	}
+	return e.cfg.versionFor(rev)
+}
+
+// compileVersions validates --istio-version and the detected revision
+// versions.
+func (c *Config) compileVersions() (*IstioVersion, map[string]IstioVersion, error) {
+	var global *IstioVersion
+	if c.IstioVersion != "" {
+		v, err := ParseIstioVersion(c.IstioVersion)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--istio-version: %w", err)
+		}
+		global = &v
+	}
+	revs := map[string]IstioVersion{}
+	keys := make([]string, 0, len(c.RevisionVersions))
+	for k := range c.RevisionVersions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, rev := range keys {
+		v, err := ParseIstioVersion(c.RevisionVersions[rev])
+		if err != nil {
+			return nil, nil, fmt.Errorf("istiod revision %q: %w", rev, err)
+		}
+		if rev == "" {
+			rev = "default"
+		}
+		revs[rev] = v
+	}
+	return global, revs, nil
+}
+
+// injectingRevision is the revision whose injector decides for a pod: the
+// namespace's istio-injection label means the default revision, its
+// istio.io/rev label that revision, else the pod's own istio.io/rev label.
+func injectingRevision(ns Namespace, labels map[string]string) string {
+	if _, ok := ns.Labels[labelInjection]; ok {
+		return "default"
+	}
+	if rev, ok := ns.Labels[labelRev]; ok {
+		return rev
+	}
+	return labels[labelRev]
+}
+
+// parseBoolAnnotation reads a boolean annotation as Istio does
+// (strconv.ParseBool); ok is false when absent or not a boolean.
+func parseBoolAnnotation(annotations map[string]string, key string) (value, present, ok bool) {
+	raw, present := annotations[key]
+	if !present {
+		return false, false, false
+	}
+	v, err := strconv.ParseBool(raw)
+	return v, true, err == nil
+}
