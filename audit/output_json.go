@@ -26,8 +26,13 @@ type JSONReport struct {
 // NewJSONReport builds the JSON document of a report.
 func NewJSONReport(rep *Report, opts WriteOptions) JSONReport {
 	opts = opts.withDefaults()
+	findings := append([]Located{}, rep.Findings...)
+	for i := range findings {
+		// Items serve grandfathering in the webhook; reports carry the message.
+		findings[i].Items = nil
+	}
 	return JSONReport{
-		Findings: append([]Located{}, rep.Findings...),
+		Findings: findings,
 		Errors:   append([]InputError{}, rep.Errors...),
 		Ignored:  append([]InputError{}, rep.Ignored...),
 		Summary:  rep.Summarize(opts.FailOn),

@@ -223,7 +223,10 @@ func Parse(file string, data []byte) ([]Document, []InputError) {
 		}
 		obj, ok := v.(map[string]any)
 		if !ok {
-			errs = append(errs, InputError{File: file, Index: c.index, Line: line, Err: fmt.Sprintf("expected a Kubernetes object, got a %s", kindOfJSON(v))})
+			// A top-level list or scalar (an Ansible playbook, a values
+			// list) is not a Kubernetes object: ignored in a directory
+			// walk, like other YAML without a kind.
+			errs = append(errs, InputError{File: file, Index: c.index, Line: line, Err: fmt.Sprintf("expected a Kubernetes object, got a %s", kindOfJSON(v)), notObject: true})
 			continue
 		}
 		kind, _ := obj["kind"].(string)

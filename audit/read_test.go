@@ -226,6 +226,8 @@ func TestReadIgnoresWhatIsNotKubernetesInWalkedDirectories(t *testing.T) {
 	write(".github/workflows/ci.yaml", "on: push\njobs: {}\n")
 	write("k8s/pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
 	write("k8s/broken.yaml", "kind: Pod\nmetadata: {name: q}\n")
+	// An Ansible playbook: a YAML file whose top level is a list.
+	write("ansible/site.yml", "- hosts: all\n  tasks:\n  - name: ping\n    ping: {}\n")
 
 	in, err := Read([]string{dir}, nil)
 	if err != nil {
@@ -234,8 +236,8 @@ func TestReadIgnoresWhatIsNotKubernetesInWalkedDirectories(t *testing.T) {
 	if len(in.Documents) != 1 || in.Documents[0].Object["kind"] != "Pod" {
 		t.Fatalf("want the one Pod, got %+v", in.Documents)
 	}
-	if len(in.Ignored) != 2 {
-		t.Fatalf("want Chart.yaml and values.yaml ignored (and .github skipped), got %+v", in.Ignored)
+	if len(in.Ignored) != 3 {
+		t.Fatalf("want Chart.yaml, values.yaml and the playbook ignored (and .github skipped), got %+v", in.Ignored)
 	}
 	if len(in.Errors) != 1 || !strings.Contains(in.Errors[0].Error(), "apiVersion is required") {
 		t.Fatalf("an object with a kind but no apiVersion is still an error, got %+v", in.Errors)
@@ -248,6 +250,13 @@ func TestReadIgnoresWhatIsNotKubernetesInWalkedDirectories(t *testing.T) {
 		}
 		if len(in.Errors) != 1 || len(in.Ignored) != 0 {
 			t.Fatalf("want one error, got errors %+v ignored %+v", in.Errors, in.Ignored)
+		}
+		in, err = Read([]string{filepath.Join(dir, "ansible", "site.yml")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in.Errors) != 1 || len(in.Ignored) != 0 || !strings.Contains(in.Errors[0].Error(), "expected a Kubernetes object, got a list") {
+			t.Fatalf("want one error for the playbook, got errors %+v ignored %+v", in.Errors, in.Ignored)
 		}
 	})
 }
