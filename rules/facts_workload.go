@@ -391,6 +391,13 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 	}
 	tproxy := interception == "TPROXY" || (interception == "" && (proxyCfgInterception == "TPROXY" || proxyCfgInterception == "" && e.cfg.InterceptionMode == "TPROXY"))
+	if !tproxy && interception == "" && proxyCfgInterception == "" && initSaysTPROXY(spec) {
+		// The mesh default (meshConfig) is what the injector wrote into
+		// istio-init's -m: an injected pod that says TPROXY there runs its
+		// proxy under TPROXY, which needs NET_ADMIN, whatever
+		// --interception-mode says.
+		tproxy = true
+	}
 	if tproxy {
 		// Under TPROXY the injector ignores the OpenShift range: iptables exempts the default IDs.
 		uid, gid = e.cfg.ProxyUID, e.cfg.ProxyGID
@@ -402,6 +409,9 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	}
 	if effectiveMode == "" {
 		effectiveMode = e.cfg.InterceptionMode
+		if tproxy {
+			effectiveMode = "TPROXY" // the mesh default istio-init shows
+		}
 	}
 	var inj *injectedCapture // what the injector writes into istio-init, built on first use
 	var initArgs []any
@@ -1072,3 +1082,27 @@ const (
 	annAmbientBypassInbound = "ambient.istio.io/bypass-inbound-capture"
 	annAmbientDNSCapture    = "ambient.istio.io/dns-capture"
 )
+
+// initSaysTPROXY reports whether the pod's Istio capture init container
+// (istio-init, or istio-validation with istio-cni) runs istio-iptables with
+// -m TPROXY, parsed as istio-iptables parses it.
+func initSaysTPROXY(spec map[string]any) bool {
+	for _, c := range listAt(spec, "initContainers") {
+		cm := asMap(c)
+		if n := str(cm, "name"); n != "istio-init" && n != "istio-validation" {
+			continue
+		}
+		args, err := stringArgs(cm, "")
+		if err != nil || len(args) == 0 || args[0] != "istio-iptables" {
+			continue
+		}
+		inv, err := parseIptablesArgs(args[1:])
+		if err != nil {
+			continue
+		}
+		if inv.setting("istio-inbound-interception-mode", nil).value == "TPROXY" {
+			return true
+		}
+	}
+	return false
+}
