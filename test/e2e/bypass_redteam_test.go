@@ -202,21 +202,10 @@ spec:
 `,
 		Code: "MESH0150",
 	},
-	{
-		Name: "redteam sidecar.istio.io/inject label False",
-		Manifest: `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: w, namespace: "{{ns}}"}
-spec:
-  selector: {matchLabels: {app: w}}
-  template:
-    metadata: {labels: {app: w, sidecar.istio.io/inject: "False"}}
-    spec:
-      containers:
-      - {name: app, image: registry.example.com/shop/w:1.0}
-`,
-		Code: "MESH0110",
-	},
+	// (The "False" label case moved to the catalog: since Istio 1.27 "False"
+	// is no opt-out, only MESH0118; under 1.26 it is MESH0110, see
+	// rules/catalog/MESH0110-wl-inject-false/fail/opt-outs.yaml and
+	// detected-istio-1-26.yaml.)
 	{
 		Name: "redteam AuthorizationPolicy without action and one empty rule",
 		Manifest: `apiVersion: security.istio.io/v1
