@@ -391,7 +391,10 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 	}
 	tproxy := interception == "TPROXY" || (interception == "" && (proxyCfgInterception == "TPROXY" || proxyCfgInterception == "" && e.cfg.InterceptionMode == "TPROXY"))
-	if !tproxy && interception == "" && proxyCfgInterception == "" && initSaysTPROXY(spec) {
+	initTPROXY := initSaysTPROXY(spec)
+	// What the pod itself declares (MESH0128), not the mesh default.
+	tproxyDeclared := interception == "TPROXY" || proxyCfgInterception == "TPROXY" || initTPROXY
+	if !tproxy && interception == "" && proxyCfgInterception == "" && initTPROXY {
 		// The mesh default (meshConfig) is what the injector wrote into
 		// istio-init's -m: an injected pod that says TPROXY there runs its
 		// proxy under TPROXY, which needs NET_ADMIN, whatever
@@ -708,6 +711,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		},
 		"ambientOptOut":         labels[labelDataplaneMode] == "none",
 		"ambientCapture":        ambientCaptureFacts(annotations),
+		"tproxyDeclared":        tproxyDeclared,
 		"revision":              podRevision(ns, nsKnown, labels),
 		"revisionKnown":         e.revisionKnown(podRevision(ns, nsKnown, labels)),
 		"hostNetwork":           hostNetwork,
