@@ -547,15 +547,15 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	return map[string]any{
 		"anyPeerRules":        anyPeerSources(spec),
 		"denyPositiveMatches": denyPositiveMatches(spec),
-		"dryRun":              dryRun,
-		"dryRunRaw":           str(mapAt(obj, "metadata", "annotations"), annDryRun),
-		"action":              apAction(spec),
-		"scope":               scope,
-		"scopeReason":         why,
-		"target":              target,
-		"matchAllRules":       nonNil(allowAll),
-		"matchAllNotes":       nonNil(notes),
-		"negativeMatches":     nonNil(negative),
+		"dryRun":          dryRun,
+		"dryRunRaw":       str(mapAt(obj, "metadata", "annotations"), annDryRun),
+		"action":          apAction(spec),
+		"scope":           scope,
+		"scopeReason":     why,
+		"target":          target,
+		"matchAllRules":   nonNil(allowAll),
+		"matchAllNotes":   nonNil(notes),
+		"negativeMatches": nonNil(negative),
 	}, nil
 }
 
