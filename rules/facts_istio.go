@@ -318,9 +318,6 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			tls = append(tls, map[string]any{
 				"at": at, "mode": mode, "effectiveMode": effective, "text": text,
 				"insecureSkipVerify": boolAt(t, "insecureSkipVerify"),
-				// MESH0013: a pinned CA, or a credential that a
-				// workloadSelector'd DestinationRule can read.
-				"caPinned": str(t, "caCertificates") != "" || str(t, "credentialName") != "" && hasSelector(spec, "workloadSelector"),
 			})
 		}
 		add(mapAt(tp, "tls"), where+".tls")
@@ -545,8 +542,6 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	}
 	dryRun := apDryRun(obj)
 	return map[string]any{
-		"anyPeerRules":        anyPeerSources(spec),
-		"denyPositiveMatches": denyPositiveMatches(spec),
 		"dryRun":          dryRun,
 		"dryRunRaw":       str(mapAt(obj, "metadata", "annotations"), annDryRun),
 		"action":          apAction(spec),
@@ -810,10 +805,7 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 			}
 		}
 	}
-	plaintext, leaks := jwtRuleFacts(spec)
 	return map[string]any{
-		"jwksPlaintext":         plaintext,
-		"tokenLeaks":            leaks,
 		"tokenRequired":         denyRequires || allowCovering > 0 && len(tokenless) == 0,
 		"allowPoliciesCovering": float64(allowCovering),
 		"tokenlessAllowRules":   tokenless,
