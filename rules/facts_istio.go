@@ -356,12 +356,7 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 	hostMode := ""
 	if hostNS != "" {
 		hostMode = ModeUnknown
-		if e.cfg.controlPlane[hostNS] || e.cfg.system[hostNS] {
-			// Istio's own components (istiod, gateways, ztunnel) and the
-			// cluster's: no sidecar terminates mTLS there, istiod serves its
-			// own TLS (Istio's samples/multicluster/expose-istiod-https.yaml).
-			hostMode = ModeNone
-		} else if n, known := e.ctx.Namespace(hostNS); known {
+		if n, known := e.ctx.Namespace(hostNS); known {
 			if n.Name == "" {
 				n.Name = hostNS
 			}
@@ -374,7 +369,6 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 		"host":              host,
 		"hostNamespace":     hostNS,
 		"hostNamespaceMode": hostMode,
-		"hostControlPlane":  hostNS != "" && (e.cfg.controlPlane[hostNS] || e.cfg.system[hostNS]),
 		"inMesh":            inMesh,
 		"meshWildcard":      wildcard,
 		"exportedToAll":     exportAll,
