@@ -353,22 +353,15 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			return nil, err
 		}
 	}
-	hostMode := ""
-	if hostNS != "" {
-		hostMode = ModeUnknown
-		if n, known := e.ctx.Namespace(hostNS); known {
-			if n.Name == "" {
-				n.Name = hostNS
-			}
-			hostMode = namespaceMode(n, e.cfg)
-		} else if e.cfg.DefaultNamespaceMode != ModeUnknown {
-			hostMode = e.cfg.DefaultNamespaceMode
-		}
+	hostMode, outside := e.hostOutsideMesh(host, ns, hostNS)
+	if outside != "" {
+		inMesh = false
 	}
 	return map[string]any{
 		"host":              host,
 		"hostNamespace":     hostNS,
 		"hostNamespaceMode": hostMode,
+		"outsideMesh":       outside,
 		"inMesh":            inMesh,
 		"meshWildcard":      wildcard,
 		"exportedToAll":     exportAll,
