@@ -30,6 +30,11 @@ const (
 	AnnotationWhy              = "meshguard.io/why"
 	AnnotationRemediation      = "meshguard.io/remediation"
 	AnnotationSkipControlPlane = "meshguard.io/skip-control-plane"
+	// AnnotationAuditOnly marks a rule that judges the state of the whole mesh
+	// rather than a change to one object (MESH0008: no mesh-wide STRICT
+	// PeerAuthentication): `meshguard audit` reports it, admission never
+	// evaluates it, since no request is there to reject.
+	AnnotationAuditOnly = "meshguard.io/audit-only"
 )
 
 // PolicyFile is the name of the policy inside a rule folder.
@@ -56,6 +61,9 @@ type Rule struct {
 	// SkipControlPlane is true for workload and namespace rules, which do not
 	// apply in system and control-plane namespaces.
 	SkipControlPlane bool
+	// AuditOnly rules are evaluated by audits only, never at admission
+	// (Request.Admission); see AnnotationAuditOnly.
+	AuditOnly bool
 	// Dir is the rule's folder in the catalog.
 	Dir string
 
@@ -222,6 +230,13 @@ func ParseRule(dir string, data []byte) (*Rule, error) {
 	default:
 		return nil, fmt.Errorf("metadata.annotations[%s]: %q is not true or false", AnnotationSkipControlPlane, v)
 	}
+	switch v := ann[AnnotationAuditOnly]; v {
+	case "", "false":
+	case "true":
+		r.AuditOnly = true
+	default:
+		return nil, fmt.Errorf("metadata.annotations[%s]: %q is not true or false", AnnotationAuditOnly, v)
+	}
 	for k := range ann {
 		if strings.HasPrefix(k, "meshguard.io/") && !knownAnnotations[k] {
 			return nil, fmt.Errorf("metadata.annotations[%s]: unknown meshguard annotation", k)
@@ -287,5 +302,5 @@ func policyCompilers(p *v1alpha1.ValidatingPolicy) compilers.Compilers {
 
 var knownAnnotations = map[string]bool{
 	AnnotationCode: true, AnnotationTitle: true, AnnotationSeverity: true, AnnotationKinds: true,
-	AnnotationWhy: true, AnnotationRemediation: true, AnnotationSkipControlPlane: true,
+	AnnotationWhy: true, AnnotationRemediation: true, AnnotationSkipControlPlane: true, AnnotationAuditOnly: true,
 }
