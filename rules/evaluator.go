@@ -40,6 +40,9 @@ type Request struct {
 	Context Context
 	// User is who makes the request, when known (the webhook); nil offline.
 	User *User
+	// Admission is true for an admission request (the webhook, and fixture
+	// AdmissionReviews): audit-only rules (Rule.AuditOnly) are skipped.
+	Admission bool
 }
 
 // User is the requester of an admission request.
@@ -223,8 +226,19 @@ func operationValue(op string) any {
 }
 
 func (e *Engine) meshBinding(st *engine) map[string]any {
-	mode, known := st.meshMtls(st.ctx, nil, false)
-	return map[string]any{"rootNamespace": e.cfg.RootNamespace, "mtlsMode": mode, "mtlsPolicy": known}
+	p := levelPolicy(st.ctx, e.cfg.RootNamespace, nil)
+	name, written := "", ""
+	if p != nil {
+		_, name = objKey(p)
+		written = paMode(p)
+	}
+	return map[string]any{
+		"rootNamespace":  e.cfg.RootNamespace,
+		"mtlsMode":       resolveMtls(mtlsPermissive, p),
+		"mtlsPolicy":     p != nil,
+		"mtlsPolicyName": name,
+		"mtlsPolicyMode": written,
+	}
 }
 
 // bindingsMap returns the bindings by name, as jsonengine.Request.Bindings takes them.
@@ -255,7 +269,7 @@ func (e *Engine) Evaluate(_ context.Context, req *Request) (findings []Finding, 
 	}()
 	bindings := e.newRequestScope(p)
 	for _, r := range p.rules {
-		if r.SkipControlPlane && p.exemptNS {
+		if r.SkipControlPlane && p.exemptNS || r.AuditOnly && req.Admission {
 			continue
 		}
 		code = r.Code

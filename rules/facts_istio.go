@@ -167,6 +167,7 @@ func (e *engine) peerAuthenticationFacts(obj Object, ns string) (map[string]any,
 		"meshPolicy":    meshKnown,
 		"weakPorts":     nonNil(ports),
 		"selector":      labelsText(selectorLabels(spec)),
+		"conflicts":     e.peerAuthenticationConflicts(obj, ns, scope),
 	}, nil
 }
 
@@ -289,6 +290,9 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 	}
 	host := str(spec, "host")
 	inMesh, wildcard, hostNS := meshHost(host, ns, e.cfg.ClusterDomain)
+	// Istio takes a present workloadSelector, even an empty one, as scoping
+	// the DestinationRule to workloads (IST0128, cluster_tls.go).
+	workloadSelector := spec["workloadSelector"] != nil
 	exportAll := true
 	for _, x := range listAt(spec, "exportTo") {
 		if x != "*" {
@@ -302,6 +306,11 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 		}
 		if err := checkType(tp, where, "tls", "object"); err != nil {
 			return err
+		}
+		for _, f := range []string{"caCertificates", "credentialName"} {
+			if err := checkType(mapAt(tp, "tls"), where+".tls", f, "string"); err != nil {
+				return err
+			}
 		}
 		add := func(t map[string]any, at string) {
 			if t == nil {
@@ -318,6 +327,7 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			tls = append(tls, map[string]any{
 				"at": at, "mode": mode, "effectiveMode": effective, "text": text,
 				"insecureSkipVerify": boolAt(t, "insecureSkipVerify"),
+				"noCA":               tlsNoCAText(t, effective, at, workloadSelector),
 			})
 		}
 		add(mapAt(tp, "tls"), where+".tls")
@@ -353,22 +363,15 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			return nil, err
 		}
 	}
-	hostMode := ""
-	if hostNS != "" {
-		hostMode = ModeUnknown
-		if n, known := e.ctx.Namespace(hostNS); known {
-			if n.Name == "" {
-				n.Name = hostNS
-			}
-			hostMode = namespaceMode(n, e.cfg)
-		} else if e.cfg.DefaultNamespaceMode != ModeUnknown {
-			hostMode = e.cfg.DefaultNamespaceMode
-		}
+	hostMode, outside := e.hostOutsideMesh(host, ns, hostNS)
+	if outside != "" {
+		inMesh = false
 	}
 	return map[string]any{
 		"host":              host,
 		"hostNamespace":     hostNS,
 		"hostNamespaceMode": hostMode,
+		"outsideMesh":       outside,
 		"inMesh":            inMesh,
 		"meshWildcard":      wildcard,
 		"exportedToAll":     exportAll,
@@ -505,7 +508,8 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 			return nil, err
 		}
 	}
-	var allowAll, negative, notes []any
+	var allowAll, negative, notes, anyPeer, denyPositive []any
+	action := apAction(spec)
 	for i, r := range listAt(spec, "rules") {
 		rm, ok := r.(map[string]any)
 		if !ok && r != nil {
@@ -526,6 +530,14 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 			}
 		}
 		negative = append(negative, negativeMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
+		switch action {
+		case "ALLOW":
+			if t := ruleAnyPeer(rm, fmt.Sprintf("spec.rules[%d]", i)); t != "" {
+				anyPeer = append(anyPeer, t)
+			}
+		case "DENY":
+			denyPositive = append(denyPositive, denyPositiveMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
+		}
 	}
 	scope := apScope(spec, ns, e.cfg.RootNamespace)
 	target, why := policyTarget(spec, ns, e.cfg.RootNamespace), universalSelector(spec)
@@ -538,13 +550,15 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	return map[string]any{
 		"dryRun":          dryRun,
 		"dryRunRaw":       str(mapAt(obj, "metadata", "annotations"), annDryRun),
-		"action":          apAction(spec),
+		"action":          action,
 		"scope":           scope,
 		"scopeReason":     why,
 		"target":          target,
 		"matchAllRules":   nonNil(allowAll),
 		"matchAllNotes":   nonNil(notes),
 		"negativeMatches": nonNil(negative),
+		"anyPeerRules":    nonNil(anyPeer),
+		"denyPositive":    nonNil(denyPositive),
 	}, nil
 }
 
@@ -744,6 +758,10 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 		return nil, err
 	}
 	spec := mapAt(obj, "spec")
+	plaintext, leaks, err := jwtRuleFacts(spec)
+	if err != nil {
+		return nil, err
+	}
 	root := e.cfg.RootNamespace
 	raLabels := selectorLabels(spec)
 	raTargets := targetRefKeys(spec)
@@ -804,6 +822,8 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 		"allowPoliciesCovering": float64(allowCovering),
 		"tokenlessAllowRules":   tokenless,
 		"target":                policyTarget(spec, ns, root),
+		"jwksPlaintext":         plaintext,
+		"tokenLeaks":            leaks,
 	}, nil
 }
 

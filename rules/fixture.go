@@ -20,6 +20,7 @@ func FixtureRequest(doc map[string]any, snap *Snapshot, post bool) (*Request, er
 	if r == nil {
 		return nil, errors.New("AdmissionReview without request")
 	}
+	req.Admission = true
 	req.Object, _ = r["object"].(map[string]any)
 	req.OldObject, _ = r["oldObject"].(map[string]any)
 	req.Operation, _ = r["operation"].(string)

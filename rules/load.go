@@ -33,6 +33,11 @@ const (
 	// AnnotationIstioVersions says how the rule's semantics depend on the
 	// Istio release (shown by `meshguard rules explain`); optional.
 	AnnotationIstioVersions = "meshguard.io/istio-versions"
+	// AnnotationAuditOnly marks a rule that judges the state of the whole mesh
+	// rather than a change to one object (MESH0008: no mesh-wide STRICT
+	// PeerAuthentication): `meshguard audit` reports it, admission never
+	// evaluates it, since no request is there to reject.
+	AnnotationAuditOnly = "meshguard.io/audit-only"
 )
 
 // PolicyFile is the name of the policy inside a rule folder.
@@ -62,6 +67,9 @@ type Rule struct {
 	// SkipControlPlane is true for workload and namespace rules, which do not
 	// apply in system and control-plane namespaces.
 	SkipControlPlane bool
+	// AuditOnly rules are evaluated by audits only, never at admission
+	// (Request.Admission); see AnnotationAuditOnly.
+	AuditOnly bool
 	// Dir is the rule's folder in the catalog; for a custom rule, its
 	// metadata.name.
 	Dir string
@@ -253,6 +261,13 @@ func compilePolicy(r *Rule, p *v1alpha1.ValidatingPolicy) error {
 	default:
 		return fmt.Errorf("metadata.annotations[%s]: %q is not true or false", AnnotationSkipControlPlane, v)
 	}
+	switch v := ann[AnnotationAuditOnly]; v {
+	case "", "false":
+	case "true":
+		r.AuditOnly = true
+	default:
+		return fmt.Errorf("metadata.annotations[%s]: %q is not true or false", AnnotationAuditOnly, v)
+	}
 	for k := range ann {
 		if strings.HasPrefix(k, "meshguard.io/") && !knownAnnotations[k] {
 			return fmt.Errorf("metadata.annotations[%s]: unknown meshguard annotation", k)
@@ -318,5 +333,5 @@ func policyCompilers(p *v1alpha1.ValidatingPolicy) compilers.Compilers {
 
 var knownAnnotations = map[string]bool{
 	AnnotationCode: true, AnnotationTitle: true, AnnotationSeverity: true, AnnotationKinds: true,
-	AnnotationWhy: true, AnnotationRemediation: true, AnnotationSkipControlPlane: true, AnnotationIstioVersions: true,
+	AnnotationWhy: true, AnnotationRemediation: true, AnnotationSkipControlPlane: true, AnnotationIstioVersions: true, AnnotationAuditOnly: true,
 }

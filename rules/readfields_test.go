@@ -15,8 +15,8 @@ import (
 // matchCondition sound: for every object in the catalog's fixtures, the rules
 // find exactly the same with everything but apiVersion, kind, spec, template,
 // subsets, ports,
-// and the metadata's name, namespace, generateName, labels, annotations and
-// deletionTimestamp removed. A rule that starts reading another field (status, owner
+// and the metadata's name, namespace, generateName, labels, annotations,
+// deletionTimestamp and creationTimestamp removed. A rule that starts reading another field (status, owner
 // references, data) fails here, and the matchCondition in webhook/config.go
 // must then compare that field too.
 func TestRulesReadOnlyMatchedFields(t *testing.T) {
@@ -78,7 +78,9 @@ func trimToMatched(obj map[string]any) map[string]any {
 	m := map[string]any{}
 	// deletionTimestamp is read (a namespace being deleted needs no
 	// default-deny) but no UPDATE can change it: only a DELETE sets it.
-	for _, k := range []string{"name", "namespace", "generateName", "labels", "annotations", "deletionTimestamp"} {
+	// creationTimestamp is read (Istio applies the oldest of competing
+	// PeerAuthentications, MESH0007) and is immutable.
+	for _, k := range []string{"name", "namespace", "generateName", "labels", "annotations", "deletionTimestamp", "creationTimestamp"} {
 		if v, ok := meta[k]; ok {
 			m[k] = v
 		}

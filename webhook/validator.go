@@ -158,6 +158,7 @@ func (v *Validator) decide(ctx context.Context, req admission.Request, pol *Poli
 		PostInjection:    req.Kind.Kind == "Pod" && req.Kind.Group == "" && req.Operation == admissionv1.Create,
 		Context:          rctx,
 		User:             user,
+		Admission:        true,
 	}
 	findings, err := v.evaluator.Evaluate(ctx, rreq)
 	if cerr := contextErr(); cerr != nil {

@@ -100,6 +100,13 @@ func TestValidatorDecisions(t *testing.T) {
 			t.Errorf("want an audit annotation for MESH0150, got %v", resp.AuditAnnotations)
 		}
 	})
+	t.Run("the root namespace without a mesh-wide PeerAuthentication is admitted: MESH0008 is audit only", func(t *testing.T) {
+		v := newTestValidator(t, nil)
+		resp := v.Handle(ctx, request(admissionv1.Create, "Namespace", "", `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"istio-system"}}`, ""))
+		if !resp.Allowed || len(resp.Warnings) > 0 || resp.AuditAnnotations["MESH0008"] != "" {
+			t.Fatalf("want allowed without MESH0008, got %+v", resp.AdmissionResponse)
+		}
+	})
 	t.Run("a clean Deployment is allowed without warnings", func(t *testing.T) {
 		v := newTestValidator(t, nil)
 		resp := v.Handle(ctx, request(admissionv1.Create, "Deployment", "shop", deployment("shop", nil, 1, nil), ""))

@@ -200,6 +200,10 @@ func TestAuditClusterRun(t *testing.T) {
 		if _, ok := findingsFor(rep, "cluster://PeerAuthentication/istio-system/default")["MESH0001"]; !ok {
 			t.Errorf("mesh-wide PERMISSIVE PeerAuthentication: want MESH0001, got %+v", findingsFor(rep, "cluster://PeerAuthentication/istio-system/default"))
 		}
+		// The audit-only whole-mesh rule, anchored on the root namespace.
+		if f, ok := findingsFor(rep, "cluster://Namespace/istio-system")["MESH0008"]; !ok || !strings.Contains(f.Message, `"default"`) || f.Severity != rules.SeverityHigh {
+			t.Errorf("root namespace under a PERMISSIVE mesh-wide policy: want MESH0008 naming it, got %+v", findingsFor(rep, "cluster://Namespace/istio-system"))
+		}
 		if fs := findingsFor(rep, "cluster://PeerAuthentication/"+nsAmbient+"/strict"); len(fs) != 0 {
 			t.Errorf("a STRICT namespace PeerAuthentication is clean, got %+v", fs)
 		}

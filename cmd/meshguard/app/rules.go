@@ -157,6 +157,7 @@ type ruleDoc struct {
 	Severity         rules.Severity `json:"severity"`
 	Kinds            []ruleKind     `json:"kinds"`
 	SkipControlPlane bool           `json:"skipControlPlane"`
+	AuditOnly        bool           `json:"auditOnly"`
 	Why              string         `json:"why"`
 	Remediation      string         `json:"remediation"`
 	// Source is the file of a custom rule; empty for built-in rules.
@@ -178,7 +179,8 @@ func kindsOf(r *rules.Rule) []ruleKind {
 }
 
 // kindsSummary names a rule's kinds briefly: "workloads" for every kind that
-// carries a pod template, then the other kinds by name.
+// carries a pod template, then the other kinds by name, and "(audit only)"
+// for a rule admission never evaluates.
 func kindsSummary(r *rules.Rule) string {
 	have := map[schema.GroupKind]bool{}
 	for _, gk := range r.Kinds {
@@ -199,6 +201,9 @@ func kindsSummary(r *rules.Rule) string {
 			continue
 		}
 		names = append(names, gk.Kind)
+	}
+	if r.AuditOnly {
+		return strings.Join(names, ", ") + " (audit only)"
 	}
 	return strings.Join(names, ", ")
 }
@@ -221,7 +226,7 @@ func writeRules(w io.Writer, cat *rules.Catalog, format string) error {
 		docs := make([]ruleDoc, 0, len(cat.Rules()))
 		for _, r := range cat.Rules() {
 			docs = append(docs, ruleDoc{Code: r.Code, Rule: r.Name, Title: r.Title, Severity: r.Severity, Kinds: kindsOf(r),
-				SkipControlPlane: r.SkipControlPlane, Why: r.Why, Remediation: r.Remediation, Source: r.Source, IstioVersions: r.IstioVersions})
+				SkipControlPlane: r.SkipControlPlane, AuditOnly: r.AuditOnly, Why: r.Why, Remediation: r.Remediation, Source: r.Source, IstioVersions: r.IstioVersions})
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -311,6 +316,9 @@ func explainRule(w io.Writer, r *rules.Rule) error {
 	}
 	if r.SkipControlPlane {
 		b.WriteString("Not applied in system and control-plane namespaces (--system-namespaces, --control-plane-namespaces).\n")
+	}
+	if r.AuditOnly {
+		b.WriteString("Audit only: `meshguard audit` reports it; admission never evaluates it.\n")
 	}
 	b.WriteString("\nWhy:\n")
 	b.WriteString(wrap(r.Why, "  ", 100))
