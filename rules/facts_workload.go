@@ -620,10 +620,12 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 					return nil, fmt.Errorf("%s.ports[%d]: expected object, got %s", cpath, j, jsonType(p))
 				}
 				cp, _ := intAt(pm, "containerPort")
-				// A container other than Istio's proxy that declares one of
-				// Envoy's pod-internal ports gives it a name a Service
-				// targetPort or a NetworkPolicy port can name (MESH0202).
-				if what, internal := envoyInternalPorts[cp]; internal && !exempt {
+				// A container that declares one of Envoy's pod-internal ports
+				// gives it a name a Service targetPort or a NetworkPolicy port
+				// can name (MESH0202). Istio's injected istio-proxy declares
+				// only 15090, so no container is exempt: a template's
+				// istio-proxy is merged into the injected one, ports included.
+				if what, internal := envoyInternalPorts[cp]; internal {
 					decl := ref + " declares containerPort " + strconv.FormatInt(cp, 10)
 					if n := str(pm, "name"); n != "" {
 						decl += " named " + quote(n)
