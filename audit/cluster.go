@@ -40,6 +40,8 @@ type ClusterEvaluator interface {
 	NamespaceMTLS(ctx rules.Context, namespace string) rules.MTLSResolution
 	NamespaceMeshMode(ns rules.Namespace) string
 	NamespaceNetpol(ctx rules.Context, ns rules.Namespace) rules.NetpolState
+	NamespaceAuthz(ctx rules.Context, namespace string) rules.AuthzResolution
+	WorkloadMeshMode(ctx rules.Context, obj rules.Object, defaultNamespace string, postInjection bool) (string, bool)
 }
 
 var _ ClusterEvaluator = (*rules.Engine)(nil)
@@ -187,6 +189,15 @@ type NamespaceSummary struct {
 	// unknown when NetworkPolicies could not be listed). Absent for a
 	// namespace the cluster did not list.
 	NetworkPolicies *rules.NetpolState `json:"networkPolicies,omitempty"`
+	// Authz says whether the namespace's authorization is default-deny (a
+	// namespace-wide or mesh-wide ALLOW policy that does not allow
+	// everything, or a DENY-all) and which policy decides.
+	Authz rules.AuthzResolution `json:"authz"`
+	// Workloads counts the namespace's top-level workloads (pod-template
+	// kinds, and Pods no controller owns); Meshed those whose pods are in the
+	// mesh (sidecar or ambient; a running Pod only with its proxy).
+	Workloads int `json:"workloads"`
+	Meshed    int `json:"meshed"`
 }
 
 // contextKinds are the audited kinds whose objects also make up the rules'
@@ -476,6 +487,7 @@ func summarizeNamespaces(ev ClusterEvaluator, snap *rules.Snapshot, rep *Report)
 			s.NetworkPolicies = &np
 		}
 		s.MTLS = ev.NamespaceMTLS(snap, name)
+		s.Authz = ev.NamespaceAuthz(snap, name)
 		byName[name] = s
 		return s
 	}
@@ -484,7 +496,14 @@ func summarizeNamespaces(ev ClusterEvaluator, snap *rules.Snapshot, rep *Report)
 	}
 	for _, r := range rep.Results {
 		if n, ok := namespaceOf(r.Object); ok {
-			get(n).Objects++
+			s := get(n)
+			s.Objects++
+			if r.MeshMode != "" {
+				s.Workloads++
+				if r.MeshMode == rules.ModeSidecar || r.MeshMode == rules.ModeAmbient {
+					s.Meshed++
+				}
+			}
 		}
 	}
 	for _, f := range rep.Findings {

@@ -84,10 +84,10 @@ func WriteText(w io.Writer, rep *Report, opts WriteOptions) error {
 func writeClusterSummary(w io.Writer, c *ClusterSummary) {
 	fmt.Fprintln(w, "Namespaces:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NAMESPACE\tMESH\tMTLS\tNETPOL PROFILE\tMANAGED NETPOLS\tOBJECTS\tFINDINGS")
+	fmt.Fprintln(tw, "  NAMESPACE\tMESH\tMTLS\tAUTHZ\tMESHED\tNETPOL PROFILE\tMANAGED NETPOLS\tOBJECTS\tFINDINGS")
 	for _, n := range c.Namespaces {
 		profile, state := netpolColumns(n.NetworkPolicies)
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.MeshMode, mtlsText(n.MTLS), profile, state, n.Objects, severityCounts(n.Findings, n.BySeverity))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", n.Name, n.MeshMode, mtlsText(n.MTLS), authzText(n.Authz), meshedText(n.Meshed, n.Workloads), profile, state, n.Objects, severityCounts(n.Findings, n.BySeverity))
 	}
 	_ = tw.Flush()
 	writeNetpolPreview(w, c.Namespaces)
@@ -191,4 +191,25 @@ func severityCounts(total int, by map[string]int) string {
 		}
 	}
 	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
+}
+
+// authzText renders a namespace's authorization: "default-deny (ns/name)",
+// "open (ns/name allows all)" or "open (no policy)".
+func authzText(a rules.AuthzResolution) string {
+	switch {
+	case a.DefaultDeny:
+		return "default-deny (" + a.Source + ")"
+	case a.Source != "":
+		return "open (" + a.Source + " allows all)"
+	}
+	return "open (no policy)"
+}
+
+// meshedText renders the share of meshed workloads: "3/4", or "-" without
+// workloads.
+func meshedText(meshed, total int) string {
+	if total == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", meshed, total)
 }

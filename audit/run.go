@@ -67,6 +67,9 @@ type ObjectResult struct {
 	Status Status
 	// Findings is the number of findings for the object.
 	Findings int
+	// MeshMode is the mesh mode of a top-level workload's pods ("" for
+	// other objects).
+	MeshMode string
 }
 
 // Options tune an audit run.
@@ -134,11 +137,22 @@ func (rep *Report) evaluate(ctx context.Context, ev rules.Evaluator, d Document,
 		return
 	}
 	res.Status, res.Findings = StatusEvaluated, len(fs)
+	if wm, ok := ev.(workloadModer); ok {
+		if mode, workload := wm.WorkloadMeshMode(c, d.Object, opts.DefaultNamespace, opts.PostInjection); workload {
+			res.MeshMode = mode
+		}
+	}
 	rep.Results = append(rep.Results, res)
 	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Code < fs[j].Code })
 	for _, f := range fs {
 		rep.Findings = append(rep.Findings, Located{Finding: f, File: d.File, Index: d.Index, Line: d.Line})
 	}
+}
+
+// workloadModer is implemented by evaluators that can tell a workload's
+// mesh mode (the compliance view's share of meshed workloads).
+type workloadModer interface {
+	WorkloadMeshMode(ctx rules.Context, obj rules.Object, defaultNamespace string, postInjection bool) (string, bool)
 }
 
 // kindCoverer is implemented by evaluators that can tell which kinds they judge.

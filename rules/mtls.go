@@ -1,5 +1,7 @@
 package rules
 
+import "k8s.io/apimachinery/pkg/runtime/schema"
+
 // Namespace-level mesh facts for reports (`meshguard audit --cluster`'s
 // per-namespace summary), resolved exactly as the rules resolve them.
 
@@ -143,4 +145,58 @@ func firstObject(cur, next Object) Object {
 		return next
 	}
 	return cur
+}
+
+// WorkloadMeshMode returns how the pods an object runs take part in the mesh
+// (ModeSidecar, ModeAmbient, ModeNone or ModeUnknown), as the rules decide
+// it, and whether the object is a top-level workload: a kind with a pod
+// template, or a Pod that no controller owns (its controller counts
+// instead). A running Pod (postInjection) counts as sidecar only with an
+// istio-proxy container, whatever its namespace asks for.
+func (e *Engine) WorkloadMeshMode(ctx Context, obj Object, defaultNamespace string, postInjection bool) (string, bool) {
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	info, ok := LookupKind(schema.GroupKind{Group: apiGroup(apiVersion), Kind: kind})
+	if !ok || !info.HasPod() {
+		return "", false
+	}
+	meta := mapAt(obj, "metadata")
+	if kind == "Pod" && info.Group == "" {
+		for _, o := range listAt(meta, "ownerReferences") {
+			if boolAt(asMap(o), "controller") {
+				return "", false
+			}
+		}
+	}
+	tmpl := obj
+	for _, p := range info.PodTemplate {
+		tmpl = mapAt(tmpl, p)
+	}
+	tmeta, spec := mapAt(tmpl, "metadata"), mapAt(tmpl, "spec")
+	if ctx == nil {
+		ctx = emptyContext{}
+	}
+	nsName := str(meta, "namespace")
+	if nsName == "" {
+		nsName = defaultNamespace
+	}
+	ns, known := ctx.Namespace(nsName)
+	if !known {
+		ns = Namespace{Name: nsName}
+	}
+	labels, annotations := stringMap(tmeta["labels"]), stringMap(tmeta["annotations"])
+	st := &engine{cfg: e.cfg, ctx: ctx, eng: e}
+	mode := podMode(ns, known, labels, annotations, boolAt(spec, "hostNetwork"), e.cfg, st.istioVersionFor(injectingRevision(ns, labels)))
+	if postInjection && kind == "Pod" && mode == ModeSidecar {
+		hasProxy := false
+		for _, f := range []string{"containers", "initContainers"} {
+			for _, c := range listAt(spec, f) {
+				hasProxy = hasProxy || str(asMap(c), "name") == "istio-proxy"
+			}
+		}
+		if !hasProxy {
+			mode = ModeNone
+		}
+	}
+	return mode, true
 }

@@ -302,6 +302,12 @@ func TestAuditClusterRun(t *testing.T) {
 		if want := 3 + extraServices; sc.Objects != want {
 			t.Errorf("%s: %d objects, want %d", nsSidecar, sc.Objects, want)
 		}
+		// The compliance view: the Deployment's pods would be injected; the
+		// bare Pod runs without its proxy, so it is not meshed; no
+		// AuthorizationPolicy makes the namespace default-deny.
+		if sc.Workloads != 2 || sc.Meshed != 1 || sc.Authz.DefaultDeny || sc.Authz.Level != "default" {
+			t.Errorf("%s: workloads %d meshed %d authz %+v, want 2, 1 and open by default", nsSidecar, sc.Workloads, sc.Meshed, sc.Authz)
+		}
 		if sc.BySeverity["Critical"] < 2 || sc.Findings < 2 {
 			t.Errorf("%s: want at least the NET_ADMIN and missing-proxy Criticals, got %d findings %v", nsSidecar, sc.Findings, sc.BySeverity)
 		}

@@ -148,7 +148,8 @@ file, document index and line; the other documents are still audited.
 With --cluster, meshguard lists every object of the kinds the rules cover from the cluster of
 --kubeconfig/--context (read-only, --page-size objects per request), builds the context from the
 cluster's Namespaces, PeerAuthentications and AuthorizationPolicies, judges live Pods as already
-injected, and adds a per-namespace summary (mesh mode, effective mTLS, findings by severity, and the
+injected, and adds a per-namespace summary (mesh mode, effective mTLS, default-deny authorization, the share
+of meshed workloads, findings by severity, and the
 preview of the default-deny NetworkPolicy controller: the profile it would apply and whether
 the managed set is complete, partial or missing).
 Objects are located as cluster://Kind/namespace/name. Kinds whose CRDs are not installed are
