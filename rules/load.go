@@ -254,19 +254,14 @@ func compilePolicy(r *Rule, p *v1alpha1.ValidatingPolicy) error {
 		return fmt.Errorf("metadata.annotations[%s]: %w", AnnotationKinds, err)
 	}
 	r.IstioVersions = strings.TrimSpace(ann[AnnotationIstioVersions])
-	switch v := ann[AnnotationSkipControlPlane]; v {
-	case "", "false":
-	case "true":
-		r.SkipControlPlane = true
-	default:
-		return fmt.Errorf("metadata.annotations[%s]: %q is not true or false", AnnotationSkipControlPlane, v)
-	}
-	switch v := ann[AnnotationAuditOnly]; v {
-	case "", "false":
-	case "true":
-		r.AuditOnly = true
-	default:
-		return fmt.Errorf("metadata.annotations[%s]: %q is not true or false", AnnotationAuditOnly, v)
+	for key, dst := range map[string]*bool{AnnotationSkipControlPlane: &r.SkipControlPlane, AnnotationAuditOnly: &r.AuditOnly} {
+		switch v := ann[key]; v {
+		case "", "false":
+		case "true":
+			*dst = true
+		default:
+			return fmt.Errorf("metadata.annotations[%s]: %q is not true or false", key, v)
+		}
 	}
 	for k := range ann {
 		if strings.HasPrefix(k, "meshguard.io/") && !knownAnnotations[k] {
