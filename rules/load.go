@@ -254,7 +254,11 @@ func compilePolicy(r *Rule, p *v1alpha1.ValidatingPolicy) error {
 		return fmt.Errorf("metadata.annotations[%s]: %w", AnnotationKinds, err)
 	}
 	r.IstioVersions = strings.TrimSpace(ann[AnnotationIstioVersions])
-	for key, dst := range map[string]*bool{AnnotationSkipControlPlane: &r.SkipControlPlane, AnnotationAuditOnly: &r.AuditOnly} {
+	for _, b := range []struct {
+		key string
+		dst *bool
+	}{{AnnotationSkipControlPlane, &r.SkipControlPlane}, {AnnotationAuditOnly, &r.AuditOnly}} {
+		key, dst := b.key, b.dst
 		switch v := ann[key]; v {
 		case "", "false":
 		case "true":
