@@ -12,6 +12,7 @@ import (
 
 	"github.com/meshguard/meshguard/certs"
 	"github.com/meshguard/meshguard/webhook"
+	"github.com/meshguard/meshguard/webhook/netpol"
 )
 
 // promRule is the part of a PrometheusRule the tests read.
@@ -34,13 +35,16 @@ type promRule struct {
 }
 
 // exportedMetrics are the names of the metrics meshguard serve exports
-// itself: the webhook's (named by their descriptors) and the certificate's.
+// itself: the webhook's, the in-flight budget's and the default-deny
+// controller's (named by their descriptors), and the certificate's.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{certs.MetricExpiry: true, certs.MetricValid: true}
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
-	m := webhook.NewMetrics()
-	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Findings, m.Expired, m.CacheSynced, m.ContextErrors, m.IstioAPI} {
+	m, lm, nm := webhook.NewMetrics(), webhook.NewLimitMetrics(), netpol.NewMetrics()
+	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Findings, m.Expired, m.CacheSynced, m.ContextErrors, m.IstioAPI,
+		m.CustomRules, m.Events, m.EventsDropped, lm.Rejected, lm.InUse, lm.Limit,
+		nm.Namespaces, nm.Changes, nm.Preview, nm.GateRefusals, nm.Errors} {
 		ch := make(chan *prometheus.Desc, 4)
 		c.Describe(ch)
 		close(ch)
