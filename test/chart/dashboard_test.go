@@ -54,4 +54,3 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 	}
 }
-
