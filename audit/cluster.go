@@ -138,7 +138,9 @@ func ownedByTemplateController(gk schema.GroupKind, obj rules.Object) bool {
 // its controller carries the same pod template and is judged instead (a
 // ReplicaSet of a Deployment, a Job of a CronJob). The background audit of
 // `meshguard serve` skips the same objects.
-func JudgedViaOwner(gk schema.GroupKind, obj rules.Object) bool { return ownedByTemplateController(gk, obj) }
+func JudgedViaOwner(gk schema.GroupKind, obj rules.Object) bool {
+	return ownedByTemplateController(gk, obj)
+}
 
 // ServedKind is a kind with the version the cluster serves it in.
 type ServedKind struct {
@@ -147,7 +149,9 @@ type ServedKind struct {
 }
 
 // GVR is the kind's resource in the served version.
-func (k ServedKind) GVR() schema.GroupVersionResource { return resolvedKind{info: k.Info, version: k.Version}.gvr() }
+func (k ServedKind) GVR() schema.GroupVersionResource {
+	return resolvedKind{info: k.Info, version: k.Version}.gvr()
+}
 
 // ContextOnlyKinds are the kinds a cluster audit lists only as context (the
 // webhook configurations), not to judge them.
