@@ -136,6 +136,43 @@ func ownedByTemplateController(gk schema.GroupKind, obj rules.Object) bool {
 	return false
 }
 
+// JudgedViaOwner reports whether an object is not judged on its own because
+// its controller carries the same pod template and is judged instead (a
+// ReplicaSet of a Deployment, a Job of a CronJob). The background audit of
+// `meshguard serve` skips the same objects.
+func JudgedViaOwner(gk schema.GroupKind, obj rules.Object) bool {
+	return ownedByTemplateController(gk, obj)
+}
+
+// ServedKind is a kind with the version the cluster serves it in.
+type ServedKind struct {
+	Info    rules.KindInfo
+	Version string
+}
+
+// GVR is the kind's resource in the served version.
+func (k ServedKind) GVR() schema.GroupVersionResource {
+	return resolvedKind{info: k.Info, version: k.Version}.gvr()
+}
+
+// ContextOnlyKinds are the kinds a cluster audit lists only as context (the
+// webhook configurations), not to judge them.
+func ContextOnlyKinds() []rules.KindInfo { return append([]rules.KindInfo(nil), contextOnlyKinds...) }
+
+// ResolveKinds picks through discovery the version the cluster serves each
+// kind in (as a cluster audit does) and says which kinds are not served.
+func ResolveKinds(ctx context.Context, disc Discovery, kinds []rules.KindInfo) ([]ServedKind, []UnavailableKind, error) {
+	res, unavailable, err := resolveKinds(ctx, disc, kinds)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]ServedKind, 0, len(res))
+	for _, k := range res {
+		out = append(out, ServedKind{Info: k.info, Version: k.version})
+	}
+	return out, unavailable, nil
+}
+
 // KindListing is one kind listed from the cluster.
 type KindListing struct {
 	// Group, Version and Kind identify what was listed (Version is the one

@@ -5,7 +5,9 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/meshguard/meshguard/reports"
 	"github.com/meshguard/meshguard/rules"
 )
 
@@ -22,10 +24,19 @@ const (
 	FormatSARIF Format = "sarif"
 	// FormatJUnit is JUnit XML, for CI test reports.
 	FormatJUnit Format = "junit"
+	// FormatOpenReports is a YAML stream of openreports.io/v1alpha1 Report
+	// and ClusterReport objects, the ones `meshguard serve --background-audit`
+	// writes into the cluster (package reports).
+	FormatOpenReports Format = Format(reports.FormatOpenReports)
+	// FormatWGPolicy is the same as wgpolicyk8s.io/v1alpha2 PolicyReport and
+	// ClusterPolicyReport objects.
+	FormatWGPolicy Format = Format(reports.FormatWGPolicy)
 )
 
 // Formats lists every output format.
-func Formats() []Format { return []Format{FormatText, FormatJSON, FormatSARIF, FormatJUnit} }
+func Formats() []Format {
+	return []Format{FormatText, FormatJSON, FormatSARIF, FormatJUnit, FormatOpenReports, FormatWGPolicy}
+}
 
 // ParseFormat parses a format name, case-insensitively.
 func ParseFormat(s string) (Format, error) {
@@ -34,7 +45,7 @@ func ParseFormat(s string) (Format, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("unknown output format %q (want text, json, sarif or junit)", s)
+	return "", fmt.Errorf("unknown output format %q (want text, json, sarif, junit, openreports or wgpolicyk8s)", s)
 }
 
 // WriteOptions carry what the writers need beyond the report.
@@ -50,6 +61,12 @@ type WriteOptions struct {
 	// BaseDir is the directory SARIF artifact URIs are relative to. Default:
 	// the current working directory.
 	BaseDir string
+	// Now stamps the results of report objects (openreports, wgpolicyk8s).
+	// Default: the time of writing.
+	Now time.Time
+	// MaxResults caps the results of one report object. Default
+	// reports.DefaultMaxResults.
+	MaxResults int
 }
 
 func (o WriteOptions) withDefaults() WriteOptions {
@@ -58,6 +75,9 @@ func (o WriteOptions) withDefaults() WriteOptions {
 	}
 	if o.ToolVersion == "" {
 		o.ToolVersion = "dev"
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
 	}
 	return o
 }
@@ -73,6 +93,8 @@ func Write(w io.Writer, f Format, rep *Report, opts WriteOptions) error {
 		return WriteSARIF(w, rep, opts)
 	case FormatJUnit:
 		return WriteJUnit(w, rep, opts)
+	case FormatOpenReports, FormatWGPolicy:
+		return WriteReports(w, reports.Format(f), rep, opts)
 	}
 	return fmt.Errorf("write report: unknown output format %q", f)
 }

@@ -6,9 +6,21 @@ import (
 	"io"
 )
 
+// The JSON report's apiVersion and kind. The schema of the document is
+// audit/auditreport.schema.json (JSON Schema 2020-12); a change that is not
+// backwards compatible (a field removed, renamed or retyped) needs a new
+// version.
+const (
+	JSONReportAPIVersion = "meshguard.io/v1alpha1"
+	JSONReportKind       = "AuditReport"
+)
+
 // JSONReport is the document `meshguard audit -o json` writes. Findings and
 // Errors are always arrays (possibly empty), never null.
 type JSONReport struct {
+	// APIVersion is JSONReportAPIVersion; Kind is JSONReportKind.
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
 	// Findings carry code, rule, title, severity, object, message, why,
 	// remediation, and the file, document index and line of the object.
 	Findings []Located `json:"findings"`
@@ -32,11 +44,13 @@ func NewJSONReport(rep *Report, opts WriteOptions) JSONReport {
 		findings[i].Items = nil
 	}
 	return JSONReport{
-		Findings: findings,
-		Errors:   append([]InputError{}, rep.Errors...),
-		Ignored:  append([]InputError{}, rep.Ignored...),
-		Summary:  rep.Summarize(opts.FailOn),
-		Cluster:  rep.Cluster,
+		APIVersion: JSONReportAPIVersion,
+		Kind:       JSONReportKind,
+		Findings:   findings,
+		Errors:     append([]InputError{}, rep.Errors...),
+		Ignored:    append([]InputError{}, rep.Ignored...),
+		Summary:    rep.Summarize(opts.FailOn),
+		Cluster:    rep.Cluster,
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/meshguard/meshguard/certs"
 	"github.com/meshguard/meshguard/internal/platform"
+	"github.com/meshguard/meshguard/posture"
 	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -92,6 +93,11 @@ type Options struct {
 	// NetworkPolicies configures the default-deny NetworkPolicy controller
 	// (package netpol); nil disables it. Default nil.
 	NetworkPolicies *netpol.Config
+	// Posture configures the background audit (package posture): on the
+	// leader, every covered object is judged with the webhook's rules and
+	// context caches and the findings are kept in policy reports. Nil
+	// disables it. Default nil.
+	Posture *posture.Options
 	// LeaderElection makes the controllers run on one replica at a time (the
 	// webhook and its caches run on every replica). Default false.
 	LeaderElection bool
@@ -161,6 +167,11 @@ func (o *Options) Validate() error {
 			return err
 		}
 	}
+	if o.Posture != nil {
+		if err := o.Posture.Validate(); err != nil {
+			return err
+		}
+	}
 	if o.IstioDiscoveryInterval < 0 {
 		return fmt.Errorf("--istio-discovery-interval: %s is negative", o.IstioDiscoveryInterval)
 	}
@@ -183,8 +194,10 @@ type Server struct {
 	Metrics   *Metrics
 	// NetworkPolicies is the default-deny NetworkPolicy controller; nil when disabled.
 	NetworkPolicies *netpol.Controller
-	context         *cacheContext
-	drain           *drainer
+	// Posture is the background audit; nil when disabled.
+	Posture *posture.Controller
+	context *cacheContext
+	drain   *drainer
 }
 
 // NewServer wires the webhook server, caches, metrics and health checks.
@@ -374,6 +387,19 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			handler = &netpol.PodGate{Next: v, Readiness: npc, Metrics: nm}
 		}
 	}
+	var pc *posture.Controller
+	if o.Posture != nil {
+		pm := posture.NewMetrics()
+		if err := pm.Register(metrics.Registry); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+		// The same evaluator and context caches as admission; each judgment
+		// reads through a per-request view, so a failed read is an error.
+		pc = posture.New(*o.Posture, ev, posture.BackgroundKinds(cat.Kinds()), cc.forRequest, func() error { return cc.readyCheck(nil) }, pm, log.WithName("posture"))
+		if err := pc.SetupWithManager(mgr); err != nil {
+			return nil, err
+		}
+	}
 	budget, err := newBudget(o, log)
 	if err != nil {
 		return nil, err
@@ -401,7 +427,7 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if err := mgr.AddReadyzCheck("not-draining", drain.check); err != nil {
 		return nil, err
 	}
-	return &Server{Manager: mgr, Validator: v, Metrics: m, NetworkPolicies: npc, context: cc, drain: drain}, nil
+	return &Server{Manager: mgr, Validator: v, Metrics: m, NetworkPolicies: npc, Posture: pc, context: cc, drain: drain}, nil
 }
 
 // Start runs the server until ctx is done, then shuts down gracefully.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshguard/meshguard/cmd/meshguard/app"
+	"github.com/meshguard/meshguard/posture"
 	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/webhook"
 )
@@ -421,10 +423,15 @@ func checkRBAC(t *testing.T, c *chart, v variant) {
 				t.Errorf("NetworkPolicy write access without the controller: %+v", r)
 			}
 		case slices.Equal(r.Resources, []string{"events"}):
+		case slices.Equal(r.Resources, []string{"reports", "clusterreports"}) || slices.Equal(r.Resources, []string{"policyreports", "clusterpolicyreports"}):
+			if !slices.Equal(r.Verbs, []string{"get", "create", "update"}) {
+				t.Errorf("the background audit needs get, create and update on its reports, nothing more: %+v", r)
+			}
 		default:
 			t.Errorf("unexpected cluster-wide write access: %+v", r)
 		}
 	}
+	checkPostureRBAC(t, cr)
 	var role rbacv1.Role
 	into(t, c.get(t, "Role", v.fullname), &role)
 	for _, r := range role.Rules {
@@ -463,6 +470,9 @@ func checkServeFlags(t *testing.T, c *chart, v variant) {
 	}
 	if want := fmt.Sprintf("system:serviceaccount:%s:%s", v.namespace, v.fullname); w.Rules.ControllerUsername != want {
 		t.Errorf("--controller-username %q, want %q", w.Rules.ControllerUsername, want)
+	}
+	if !got.BackgroundAudit || got.Posture.Interval != 10*time.Minute || got.Posture.Format != "openreports" {
+		t.Errorf("background audit %v, interval %s, format %q: want on, 10m, openreports (the chart's defaults)", got.BackgroundAudit, got.Posture.Interval, got.Posture.Format)
 	}
 	if got.NetworkPolicies != v.netpol {
 		t.Errorf("--netpol %v, want %v", got.NetworkPolicies, v.netpol)
@@ -643,4 +653,47 @@ func matchConditionsEqual(a, b []admissionregistrationv1.MatchCondition) bool {
 		}
 	}
 	return true
+}
+
+// checkPostureRBAC: with the background audit on (the chart's default), the
+// ClusterRole can read every kind the catalog covers (Binding aside: it
+// cannot be listed), and write the report kinds of exactly one format.
+func checkPostureRBAC(t *testing.T, cr rbacv1.ClusterRole) {
+	t.Helper()
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	can := func(group, resource string, verbs ...string) bool {
+		for _, verb := range verbs {
+			ok := false
+			for _, r := range cr.Rules {
+				if slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) && len(r.ResourceNames) == 0 {
+					ok = true
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	if !can("openreports.io", "reports", "create") && !can("wgpolicyk8s.io", "policyreports", "create") {
+		return // the background audit is off in this variant
+	}
+	for _, k := range posture.BackgroundKinds(cat.Kinds()) {
+		if !can(k.Group, k.Resource, "get", "list", "watch") {
+			t.Errorf("the background audit cannot read %s/%s", k.Group, k.Resource)
+		}
+	}
+	if can("openreports.io", "reports", "create") == can("wgpolicyk8s.io", "policyreports", "create") {
+		t.Error("the ClusterRole writes the reports of both formats or neither")
+	}
+	for _, r := range []string{"reports", "clusterreports", "policyreports", "clusterpolicyreports"} {
+		for _, g := range []string{"openreports.io", "wgpolicyk8s.io"} {
+			if can(g, r, "delete") || can(g, r, "list") {
+				t.Errorf("the ClusterRole may list or delete %s.%s", r, g)
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/meshguard/meshguard/test/e2e/framework"
 )
@@ -16,11 +17,15 @@ var auditLog *framework.AuditLog
 // plane stopped.
 func e2eOptions() (framework.Options, func()) {
 	var opts framework.Options
+	// The report CRDs the background audit writes (TestPosture*), as the chart installs them.
+	if root, err := framework.RepoRoot(); err == nil {
+		opts.CRDPaths = append(opts.CRDPaths, filepath.Join(root, "charts", "meshguard", "files", "crds"))
+	}
 	a, err := framework.EnableAuditLog(&opts)
 	if err != nil {
 		// The tests that read the log fail with this reason; the rest run.
 		fmt.Fprintf(os.Stderr, "e2e: audit log: %v\n", err)
-		return framework.Options{}, func() {}
+		return framework.Options{CRDPaths: opts.CRDPaths}, func() {}
 	}
 	auditLog = a
 	return opts, func() { _ = a.Remove() }

@@ -34,7 +34,9 @@ type AuditOptions struct {
 	// PageSize is the number of objects per list request of a cluster audit
 	// (--page-size). Default audit.DefaultPageSize.
 	PageSize int64
-	// Output is the report format (-o, --output): text, json, sarif or junit. Default text.
+	// Output is the report format (-o, --output): text, json, sarif, junit,
+	// openreports or wgpolicyk8s (policy report objects, as the background
+	// audit of `meshguard serve` writes them). Default text.
 	Output audit.Format
 	// OutputFile receives the report instead of stdout (--output-file); the
 	// summary then goes to stderr. Default: stdout.
@@ -75,7 +77,7 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "with --cluster: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster configuration)")
 	fs.StringVar(&o.KubeContext, "context", o.KubeContext, "with --cluster: kubeconfig context (default: the current context)")
 	fs.Int64Var(&o.PageSize, "page-size", o.PageSize, "with --cluster: objects per list request")
-	fs.VarP(formatValue{&o.Output}, "output", "o", "report format: text, json, sarif or junit")
+	fs.VarP(formatValue{&o.Output}, "output", "o", "report format: text, json, sarif, junit, openreports or wgpolicyk8s (a YAML stream of the report objects meshguard serve --background-audit writes)")
 	fs.StringVar(&o.OutputFile, "output-file", o.OutputFile, "write the report to this file instead of stdout (the summary goes to stderr)")
 	fs.Var(severityValue{&o.FailOn}, "fail-on", "exit 1 when a finding is at or above this severity: Info, Low, Medium, High or Critical")
 	fs.StringVarP(&o.DefaultNamespace, "namespace", "n", o.DefaultNamespace, "namespace of objects that do not name one")
@@ -161,7 +163,8 @@ Exit codes: 0 no finding at or above --fail-on, 1 findings at or above --fail-on
   helm template charts/shop | meshguard audit -f - --fail-on Medium
   kubectl get pods -A -o yaml | meshguard audit -f - --post-injection
   meshguard audit -f deploy/ -o sarif --output-file meshguard.sarif
-  meshguard audit --cluster --context prod -o json`,
+  meshguard audit --cluster --context prod -o json
+  meshguard audit -f deploy/ -o openreports > reports.yaml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/meshguard/meshguard/certs"
 	"github.com/meshguard/meshguard/internal/gotune"
+	"github.com/meshguard/meshguard/posture"
+	"github.com/meshguard/meshguard/reports"
 	"github.com/meshguard/meshguard/webhook"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -29,6 +31,10 @@ type ServeOptions struct {
 	// configured by Netpol.
 	NetworkPolicies bool
 	Netpol          *netpol.Config
+	// BackgroundAudit enables the background audit, configured by Posture
+	// (--background-audit, --background-audit-interval, --report-format).
+	BackgroundAudit bool
+	Posture         *posture.Options
 	// Certs selects the certificate source (--cert-mode and the --cert-* flags).
 	Certs *certs.Options
 	// GoRuntime tunes the garbage collector (--gc-percent, --memory-limit-ratio).
@@ -37,7 +43,7 @@ type ServeOptions struct {
 
 // NewServeOptions returns the defaults.
 func NewServeOptions() *ServeOptions {
-	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info", Netpol: netpol.NewConfig(), Certs: certs.NewOptions(),
+	return &ServeOptions{Webhook: webhook.NewOptions(), LogLevel: "info", Netpol: netpol.NewConfig(), Posture: &posture.Options{Format: reports.FormatOpenReports, Interval: posture.DefaultInterval}, Certs: certs.NewOptions(),
 		GoRuntime: gotune.Options{GCPercent: gotune.DefaultGCPercent, MemoryLimitRatio: gotune.DefaultMemoryLimitRatio}}
 }
 
@@ -70,6 +76,9 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&o.GoRuntime.MemoryLimitRatio, "memory-limit-ratio", o.GoRuntime.MemoryLimitRatio, "soft Go memory limit as a fraction of the container's cgroup memory limit, so the collector tightens before the OOM killer acts; the GOMEMLIMIT environment variable wins; 0 sets none")
 	fs.BoolVar(&o.NetworkPolicies, "netpol", o.NetworkPolicies, "run the controller that gives every namespace the default-deny NetworkPolicy set of its profile (see the --netpol-* flags)")
 	o.Netpol.AddFlags(fs)
+	fs.BoolVar(&o.BackgroundAudit, "background-audit", o.BackgroundAudit, "on the leader, judge every covered object already in the cluster with the webhook's rules and context, again whenever it or its context changes, and keep the findings in policy reports (one per namespace and one cluster report; the report CRDs must be installed)")
+	fs.DurationVar(&o.Posture.Interval, "background-audit-interval", o.Posture.Interval, "with --background-audit: how often every namespace is judged again and its stored report re-read and repaired (at least 10s)")
+	fs.Var(reportFormatValue{&o.Posture.Format}, "report-format", "with --background-audit: the report API written: openreports (openreports.io/v1alpha1 Report, ClusterReport) or wgpolicyk8s (wgpolicyk8s.io/v1alpha2 PolicyReport, ClusterPolicyReport)")
 	fs.BoolVar(&w.LeaderElection, "leader-elect", w.LeaderElection, "elect a leader among replicas for the controllers (the webhook serves on every replica)")
 	fs.StringVar(&w.LeaderElectionNamespace, "leader-election-namespace", w.LeaderElectionNamespace, "namespace of the leader election Lease (default: the namespace meshguard runs in)")
 	fs.StringVar(&w.LeaderElectionID, "leader-election-id", w.LeaderElectionID, "name of the leader election Lease")
@@ -89,6 +98,10 @@ func (o *ServeOptions) Validate() error {
 	o.Webhook.NetworkPolicies = nil
 	if o.NetworkPolicies {
 		o.Webhook.NetworkPolicies = o.Netpol
+	}
+	o.Webhook.Posture = nil
+	if o.BackgroundAudit {
+		o.Webhook.Posture = o.Posture
 	}
 	if err := o.GoRuntime.Validate(); err != nil {
 		return err
@@ -191,3 +204,24 @@ func (b *byteSize) Set(s string) error {
 }
 
 func (*byteSize) Type() string { return "bytes" }
+
+// reportFormatValue binds a reports.Format to a flag.
+type reportFormatValue struct{ p *reports.Format }
+
+func (v reportFormatValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return string(*v.p)
+}
+
+func (v reportFormatValue) Set(s string) error {
+	f, err := reports.ParseFormat(s)
+	if err != nil {
+		return err
+	}
+	*v.p = f
+	return nil
+}
+
+func (reportFormatValue) Type() string { return "format" }
