@@ -46,6 +46,9 @@ var knownKinds = []KindInfo{
 	// legacy bindings resource): the API server copies its labels and
 	// annotations onto the pod.
 	{Kind: "Binding", Versions: []string{"v1"}, Resource: "bindings", Namespaced: true},
+	// Istio's mesh configuration and injector values (RULES.md 5.3); the
+	// webhook is sent only Istio's ConfigMaps (a matchCondition).
+	{Kind: "ConfigMap", Versions: []string{"v1"}, Resource: "configmaps", Namespaced: true},
 	{Kind: "Service", Versions: []string{"v1"}, Resource: "services", Namespaced: true},
 	// Hand-written Endpoints and EndpointSlices point a selector-less
 	// Service at any pod and port (MESH0200); the controllers' own writes

@@ -179,7 +179,7 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 	if !o.JudgeOwnedWorkloads {
 		whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotOwnedWorkload)
 	}
-	whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotEndpointController)
+	whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotEndpointController, MatchIstioConfigMaps)
 	if sub := subresourceRules(cat); len(sub) > 0 {
 		// Status, finalize and binding requests that can change labels and
 		// annotations (see subresources.go), only when they do.
@@ -255,7 +255,8 @@ func joinSorted(s []string) string {
 
 // MatchChangesWhatRulesRead skips UPDATEs that change nothing a rule reads:
 // every kind the catalog covers keeps what its rules read in spec (a
-// PodTemplate in template), labels and annotations (TestRulesReadOnlyMatchedFields
+// PodTemplate in template, Endpoints in subsets, an EndpointSlice in ports, a
+// ConfigMap in data), labels and annotations (TestRulesReadOnlyMatchedFields
 // keeps it so). Metadata bookkeeping (finalizers, owner references, managed
 // fields) and status are not read.
 var MatchChangesWhatRulesRead = admissionregistrationv1.MatchCondition{
@@ -265,6 +266,7 @@ var MatchChangesWhatRulesRead = admissionregistrationv1.MatchCondition{
 		"(has(object.template) ? object.template : {}) != (has(oldObject.template) ? oldObject.template : {}) || " +
 		"(has(object.subsets) ? object.subsets : []) != (has(oldObject.subsets) ? oldObject.subsets : []) || " +
 		"(has(object.ports) ? object.ports : []) != (has(oldObject.ports) ? oldObject.ports : []) || " +
+		"(has(object.data) ? object.data : {}) != (has(oldObject.data) ? oldObject.data : {}) || " +
 		"(has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) || " +
 		"(has(object.metadata.annotations) ? object.metadata.annotations : {}) != (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {})",
 }
@@ -277,6 +279,18 @@ var MatchNotEndpointController = admissionregistrationv1.MatchCondition{
 	Name: "not-endpoint-controller",
 	Expression: "!(request.resource.resource in ['endpoints', 'endpointslices'] && request.userInfo.username in [" +
 		quotedCEL(rules.EndpointControllers()) + "])",
+}
+
+// MatchIstioConfigMaps sends only Istio's ConfigMaps: the mesh
+// configuration (istio, istio-<rev>: those with a mesh key) and the injector's
+// (istio-sidecar-injector[-<rev>]). ConfigMaps are written often and by
+// everything; Istio's root certificate (istio-ca-root-cert, in every
+// namespace) has no mesh key.
+var MatchIstioConfigMaps = admissionregistrationv1.MatchCondition{
+	Name: "istio-configmaps-only",
+	Expression: "request.resource.resource != 'configmaps' || object.metadata.name == 'istio' || " +
+		"object.metadata.name.startsWith('istio-sidecar-injector') || " +
+		"(object.metadata.name.startsWith('istio-') && has(object.data) && 'mesh' in object.data)",
 }
 
 // quotedCEL renders strings as a CEL list's elements.
