@@ -41,6 +41,11 @@ var knownKinds = []KindInfo{
 	{Group: "apps", Kind: "DaemonSet", Versions: []string{"v1"}, Resource: "daemonsets", Namespaced: true, PodTemplate: []string{"spec", "template"}},
 	{Group: "batch", Kind: "Job", Versions: []string{"v1"}, Resource: "jobs", Namespaced: true, PodTemplate: []string{"spec", "template"}},
 	{Group: "batch", Kind: "CronJob", Versions: []string{"v1"}, Resource: "cronjobs", Namespaced: true, PodTemplate: []string{"spec", "jobTemplate", "spec", "template"}},
+	// Argo Rollouts and OpenShift's DeploymentConfig run pods from their
+	// spec.template like a Deployment. A Rollout with spec.workloadRef has
+	// no template: the Deployment it refers to is judged.
+	{Group: "argoproj.io", Kind: "Rollout", Versions: []string{"v1alpha1"}, Resource: "rollouts", Namespaced: true, PodTemplate: []string{"spec", "template"}},
+	{Group: "apps.openshift.io", Kind: "DeploymentConfig", Versions: []string{"v1"}, Resource: "deploymentconfigs", Namespaced: true, PodTemplate: []string{"spec", "template"}},
 	{Kind: "Namespace", Versions: []string{"v1"}, Resource: "namespaces"},
 	// A Binding reaches the webhook as the pods/binding subresource (or the
 	// legacy bindings resource): the API server copies its labels and

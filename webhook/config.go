@@ -96,7 +96,7 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 			byGroup[k.Group] = map[string][]string{}
 		}
 		byGroup[k.Group][k.Resource] = k.Versions
-		if k.Group != "" && k.Group != "apps" && k.Group != "batch" && k.Group != "networking.k8s.io" && k.Group != "discovery.k8s.io" {
+		if k.Group != "" && k.Group != "apps" && k.Group != "batch" && k.Group != "networking.k8s.io" && k.Group != "discovery.k8s.io" && !k.HasPod() {
 			istioGroups[k.Group] = true
 		}
 		if k.Kind == "Pod" {
