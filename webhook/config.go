@@ -35,8 +35,9 @@ type ConfigOptions struct {
 	// owner-reference and managed-field writes, such as garbage collection of
 	// an object being deleted, never wait on meshguard.
 	JudgeUnchangedUpdates bool
-	// JudgeOwnedWorkloads sends ReplicaSets controlled by a Deployment and Jobs
-	// controlled by a CronJob to meshguard. By default (false) they are
+	// JudgeOwnedWorkloads sends ReplicaSets controlled by a Deployment or a
+	// Rollout, Jobs controlled by a CronJob and ReplicationControllers
+	// controlled by a DeploymentConfig to meshguard. By default (false) they are
 	// skipped: the owner was judged, and every Pod they create is judged at
 	// CREATE after injection, so a forged owner reference gets nothing past
 	// meshguard that reaches a running pod.
@@ -302,13 +303,16 @@ func quotedCEL(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
-// MatchNotOwnedWorkload skips ReplicaSets controlled by a Deployment and Jobs
-// controlled by a CronJob: their owner was judged, and their pods are judged
-// when they are created.
+// MatchNotOwnedWorkload skips ReplicaSets controlled by a Deployment or an Argo
+// Rollout, Jobs controlled by a CronJob and ReplicationControllers controlled
+// by an OpenShift DeploymentConfig: their owner was judged, and their pods are
+// judged when they are created.
 var MatchNotOwnedWorkload = admissionregistrationv1.MatchCondition{
 	Name: "not-owned-workload",
-	Expression: "!((request.kind.group == 'apps' && request.kind.kind == 'ReplicaSet' || request.kind.group == 'batch' && request.kind.kind == 'Job') && " +
+	Expression: "!((request.kind.group == 'apps' && request.kind.kind == 'ReplicaSet' || request.kind.group == 'batch' && request.kind.kind == 'Job' || " +
+		"request.kind.group == '' && request.kind.kind == 'ReplicationController') && " +
 		"has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller && " +
-		"(request.kind.kind == 'ReplicaSet' && r.kind == 'Deployment' && r.apiVersion.startsWith('apps/') || " +
-		"request.kind.kind == 'Job' && r.kind == 'CronJob' && r.apiVersion.startsWith('batch/'))))",
+		"(request.kind.kind == 'ReplicaSet' && (r.kind == 'Deployment' && r.apiVersion.startsWith('apps/') || r.kind == 'Rollout' && r.apiVersion.startsWith('argoproj.io/')) || " +
+		"request.kind.kind == 'Job' && r.kind == 'CronJob' && r.apiVersion.startsWith('batch/') || " +
+		"request.kind.kind == 'ReplicationController' && r.kind == 'DeploymentConfig' && r.apiVersion.startsWith('apps.openshift.io/'))))",
 }
