@@ -13,12 +13,14 @@ import (
 // istiod-injector-configmap.yaml): `istio` or `istio-<rev>` with the
 // MeshConfig as YAML under the key `mesh`, and `istio-sidecar-injector` or
 // `istio-sidecar-injector-<rev>` with the injector's Helm values as JSON under
-// the key `values`.
+// the key `values` and its configuration (policy, templates) as YAML under
+// the key `config`.
 const (
 	meshConfigMapName     = "istio"
 	meshConfigKey         = "mesh"
 	injectorConfigMapName = "istio-sidecar-injector"
 	injectorValuesKey     = "values"
+	injectorConfigKey     = "config"
 )
 
 // Enum values of MeshConfig and ProxyConfig by number (protojson accepts
@@ -59,7 +61,39 @@ func (e *engine) configMapFacts(obj Object) (map[string]any, error) {
 		}
 		facts["injector"] = injectorValuesFacts(doc)
 	}
+	if raw, ok := data[injectorConfigKey]; ok && (name == injectorConfigMapName || strings.HasPrefix(name, injectorConfigMapName+"-")) {
+		policy, err := injectionPolicy(name, ns, raw)
+		if err != nil {
+			return nil, err
+		}
+		inj, _ := facts["injector"].(map[string]any)
+		if inj == nil {
+			inj = map[string]any{"proxyPrivileged": false}
+			facts["injector"] = inj
+		}
+		inj["policy"] = policy
+		inj["policyKnown"] = policy == "enabled" || policy == "disabled"
+	}
 	return facts, nil
+}
+
+// injectionPolicy reads the injector's policy from its config (YAML) as
+// istiod does (pkg/kube/inject UnmarshalConfig: sigs.k8s.io/yaml into a
+// struct, so the key matches case-insensitively). "enabled" injects every pod
+// of an enrolled namespace that does not opt out; "disabled" only pods that
+// opt in; any other value, an absent one included, injects no pod at all.
+func injectionPolicy(name, ns string, raw any) (string, error) {
+	s, ok := raw.(string)
+	if !ok {
+		return "", fmt.Errorf("ConfigMap %s/%s: data.%s: expected string, got %s", ns, name, injectorConfigKey, jsonType(raw))
+	}
+	var cfg struct {
+		Policy string `json:"policy"`
+	}
+	if err := yaml.Unmarshal([]byte(s), &cfg); err != nil {
+		return "", fmt.Errorf("ConfigMap %s/%s: data.%s is not a valid injector configuration: %v", ns, name, injectorConfigKey, err)
+	}
+	return cfg.Policy, nil
 }
 
 // embeddedDocument decodes the object held as text under data[key].

@@ -60,3 +60,22 @@ func TestConfigMapFacts(t *testing.T) {
 		t.Errorf("mesh facts %v, want %v", facts["mesh"], want)
 	}
 }
+
+// The injector's policy is read as istiod's UnmarshalConfig reads it.
+func TestInjectionPolicy(t *testing.T) {
+	for _, tc := range []struct{ config, want string }{
+		{"policy: enabled\ntemplates: {}", "enabled"},
+		{"Policy: disabled", "disabled"}, // encoding/json matches keys case-insensitively
+		{"policy: off", "false"},         // YAML 1.1 boolean, decoded into a string
+		{"defaultTemplates: [sidecar]", ""},
+	} {
+		got, err := injectionPolicy("istio-sidecar-injector", "istio-system", tc.config)
+		if err != nil || got != tc.want {
+			t.Errorf("%q: policy %q, %v; want %q", tc.config, got, err, tc.want)
+		}
+	}
+	if _, err := injectionPolicy("istio-sidecar-injector", "istio-system", "policy: [a"); err == nil ||
+		!strings.Contains(err.Error(), "ConfigMap istio-system/istio-sidecar-injector: data.config is not a valid injector configuration") {
+		t.Errorf("error %v", err)
+	}
+}
