@@ -100,7 +100,8 @@ type ClusterSummary struct {
 	Namespaces []NamespaceSummary `json:"namespaces"`
 	// ViaOwner counts objects not evaluated on their own because their
 	// controller carries the same pod template and is judged instead
-	// (ReplicaSets of Deployments, Jobs of CronJobs), by kind.
+	// (ReplicaSets of Deployments and Rollouts, Jobs of CronJobs,
+	// ReplicationControllers of DeploymentConfigs), by kind.
 	ViaOwner map[string]int `json:"viaOwner,omitempty"`
 }
 
@@ -109,8 +110,11 @@ type ClusterSummary struct {
 // reported once per workload (plus once per running Pod, which is seen after
 // injection and may differ).
 var templateOwners = map[schema.GroupKind]map[string]string{
-	{Group: "apps", Kind: "ReplicaSet"}: {"Deployment": "apps/v1"},
+	// Argo Rollouts runs a Rollout's pods through ReplicaSets it controls,
+	// OpenShift a DeploymentConfig's through ReplicationControllers.
+	{Group: "apps", Kind: "ReplicaSet"}: {"Deployment": "apps/v1", "Rollout": "argoproj.io/v1alpha1"},
 	{Group: "batch", Kind: "Job"}:       {"CronJob": "batch/v1"},
+	{Kind: "ReplicationController"}:     {"DeploymentConfig": "apps.openshift.io/v1"},
 }
 
 // ownedByTemplateController reports whether obj is controlled by an owner

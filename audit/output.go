@@ -161,7 +161,7 @@ func (r *Report) Summarize(failOn rules.Severity) Summary {
 }
 
 // String renders the summary on one line, naming every skipped kind, for
-// example "3 objects read: 2 evaluated, 1 skipped (no rule covers v1/ConfigMap);
+// example "3 objects read: 2 evaluated, 1 skipped (no rule covers v1/Secret);
 // 1 finding (1 Critical), 1 at or above High; 0 errors".
 func (s Summary) String() string {
 	var b strings.Builder

@@ -191,7 +191,7 @@ func TestJUnit(t *testing.T) {
 		t.Fatalf("JUnit is not XML: %v\n%s", err, buf.String())
 	}
 	// Evaluated: cart Deployment, web Deployment, web Service, shop Namespace,
-	// debug Pod; the ConfigMap is skipped; stdin document 2 is an error.
+	// debug Pod; the ServiceAccount is skipped; stdin document 2 is an error.
 	if doc.Tests != 6 || doc.Failures != 2 || doc.Errors != 1 {
 		t.Errorf("testsuites: tests=%d failures=%d errors=%d, want 6, 2, 1\n%s", doc.Tests, doc.Failures, doc.Errors, buf.String())
 	}
@@ -206,8 +206,8 @@ func TestJUnit(t *testing.T) {
 	if len(cart.Cases) != 1 || cart.Cases[0].Failure == nil || cart.Cases[0].Failure.Type != "Critical" || !strings.Contains(cart.Cases[0].Failure.Text, "MESH0150") {
 		t.Errorf("cart.yaml: want one failing testcase for MESH0150, got %+v", cart.Cases)
 	}
-	if !strings.Contains(cart.SystemOut, "ConfigMap/shop/cart-config") {
-		t.Errorf("cart.yaml: the skipped ConfigMap is not mentioned: %q", cart.SystemOut)
+	if !strings.Contains(cart.SystemOut, "ServiceAccount/shop/cart") {
+		t.Errorf("cart.yaml: the skipped ServiceAccount is not mentioned: %q", cart.SystemOut)
 	}
 	stdin := doc.Suites[suites["stdin"]]
 	if stdin.Tests != 2 || stdin.Failures != 1 || stdin.Errors != 1 || stdin.Cases[1].Error == nil || stdin.Cases[1].Name != "document 2" {
@@ -243,7 +243,7 @@ func TestJSONRoundTrips(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("JSON does not round-trip:\ngot  %+v\nwant %+v", got, want)
 	}
-	if got.Summary.Objects != 6 || got.Summary.Evaluated != 5 || got.Summary.Skipped != 1 || got.Summary.SkippedKinds["v1/ConfigMap"] != 1 || got.Summary.ExitCode != ExitError {
+	if got.Summary.Objects != 6 || got.Summary.Evaluated != 5 || got.Summary.Skipped != 1 || got.Summary.SkippedKinds["v1/ServiceAccount"] != 1 || got.Summary.ExitCode != ExitError {
 		t.Errorf("summary: %+v", got.Summary)
 	}
 	f := got.Findings[0]
@@ -273,7 +273,7 @@ func TestText(t *testing.T) {
 		"testdata/manifests/apps/cart.yaml:1: Deployment/shop/cart\n  Critical  MESH0150 priv-net-admin: container \"app\" adds capability \"NET_ADMIN\"\n            why: Containers share",
 		"stdin:1: Pod/shop/debug\n",
 		"stdin: document 2 (line 15): yaml: mapping values are not allowed",
-		"6 objects read: 5 evaluated, 1 skipped (no rule covers 1 v1/ConfigMap)",
+		"6 objects read: 5 evaluated, 1 skipped (no rule covers 1 v1/ServiceAccount)",
 		"ERROR: 1 document could not be audited",
 	} {
 		if !strings.Contains(out, want) {

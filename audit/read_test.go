@@ -183,7 +183,7 @@ func TestReadWalksDirectoriesAndStdin(t *testing.T) {
 	}
 	want := []string{
 		"testdata/manifests/apps/cart.yaml:Deployment",
-		"testdata/manifests/apps/cart.yaml:ConfigMap",
+		"testdata/manifests/apps/cart.yaml:ServiceAccount",
 		"testdata/manifests/apps/web.json:Deployment",
 		"testdata/manifests/apps/web.json:Service",
 		"testdata/manifests/namespace.yaml:Namespace",

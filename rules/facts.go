@@ -34,6 +34,8 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		return e.serviceEntryFacts(obj, nsName)
 	case info.Group == "" && info.Kind == "Binding":
 		return bindingFacts(obj)
+	case info.Group == "" && info.Kind == "ConfigMap":
+		return e.configMapFacts(obj)
 	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":
 		facts, err := networkPolicyFacts(obj)
 		if err != nil {

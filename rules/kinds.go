@@ -41,11 +41,19 @@ var knownKinds = []KindInfo{
 	{Group: "apps", Kind: "DaemonSet", Versions: []string{"v1"}, Resource: "daemonsets", Namespaced: true, PodTemplate: []string{"spec", "template"}},
 	{Group: "batch", Kind: "Job", Versions: []string{"v1"}, Resource: "jobs", Namespaced: true, PodTemplate: []string{"spec", "template"}},
 	{Group: "batch", Kind: "CronJob", Versions: []string{"v1"}, Resource: "cronjobs", Namespaced: true, PodTemplate: []string{"spec", "jobTemplate", "spec", "template"}},
+	// Argo Rollouts and OpenShift's DeploymentConfig run pods from their
+	// spec.template like a Deployment. A Rollout with spec.workloadRef has
+	// no template: the Deployment it refers to is judged.
+	{Group: "argoproj.io", Kind: "Rollout", Versions: []string{"v1alpha1"}, Resource: "rollouts", Namespaced: true, PodTemplate: []string{"spec", "template"}},
+	{Group: "apps.openshift.io", Kind: "DeploymentConfig", Versions: []string{"v1"}, Resource: "deploymentconfigs", Namespaced: true, PodTemplate: []string{"spec", "template"}},
 	{Kind: "Namespace", Versions: []string{"v1"}, Resource: "namespaces"},
 	// A Binding reaches the webhook as the pods/binding subresource (or the
 	// legacy bindings resource): the API server copies its labels and
 	// annotations onto the pod.
 	{Kind: "Binding", Versions: []string{"v1"}, Resource: "bindings", Namespaced: true},
+	// Istio's mesh configuration and injector values (RULES.md 5.3); the
+	// webhook is sent only Istio's ConfigMaps (a matchCondition).
+	{Kind: "ConfigMap", Versions: []string{"v1"}, Resource: "configmaps", Namespaced: true},
 	{Kind: "Service", Versions: []string{"v1"}, Resource: "services", Namespaced: true},
 	// Hand-written Endpoints and EndpointSlices point a selector-less
 	// Service at any pod and port (MESH0200); the controllers' own writes

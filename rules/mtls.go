@@ -149,7 +149,7 @@ func firstObject(cur, next Object) Object {
 
 // WorkloadMeshMode returns how the pods an object runs take part in the mesh
 // (ModeSidecar, ModeAmbient, ModeNone or ModeUnknown), as the rules decide
-// it, and whether the object is a top-level workload: a kind with a pod
+// it, and whether the object is a top-level workload: an object with a pod
 // template, or a Pod that no controller owns (its controller counts
 // instead). A running Pod (postInjection) counts as sidecar only with an
 // istio-proxy container, whatever its namespace asks for.
@@ -171,6 +171,11 @@ func (e *Engine) WorkloadMeshMode(ctx Context, obj Object, defaultNamespace stri
 	tmpl := obj
 	for _, p := range info.PodTemplate {
 		tmpl = mapAt(tmpl, p)
+	}
+	if tmpl == nil {
+		// No pod template (an Argo Rollout with spec.workloadRef): the
+		// workload it refers to counts instead.
+		return "", false
 	}
 	tmeta, spec := mapAt(tmpl, "metadata"), mapAt(tmpl, "spec")
 	if ctx == nil {

@@ -14,10 +14,10 @@ import (
 // TestRulesReadOnlyMatchedFields keeps the webhook's "changes-what-rules-read"
 // matchCondition sound: for every object in the catalog's fixtures, the rules
 // find exactly the same with everything but apiVersion, kind, spec, template,
-// subsets, ports,
+// subsets, ports, data,
 // and the metadata's name, namespace, generateName, labels, annotations,
 // deletionTimestamp and creationTimestamp removed. A rule that starts reading another field (status, owner
-// references, data) fails here, and the matchCondition in webhook/config.go
+// references, binaryData) fails here, and the matchCondition in webhook/config.go
 // must then compare that field too.
 func TestRulesReadOnlyMatchedFields(t *testing.T) {
 	_, e := newEngine(t)
@@ -68,8 +68,8 @@ func TestRulesReadOnlyMatchedFields(t *testing.T) {
 func trimToMatched(obj map[string]any) map[string]any {
 	out := map[string]any{}
 	// subsets (Endpoints) and ports (EndpointSlice) are those
-	// kinds' spec.
-	for _, k := range []string{"apiVersion", "kind", "spec", "template", "subsets", "ports"} {
+	// kinds' spec; data is a ConfigMap's (Istio's mesh configuration).
+	for _, k := range []string{"apiVersion", "kind", "spec", "template", "subsets", "ports", "data"} {
 		if v, ok := obj[k]; ok {
 			out[k] = v
 		}

@@ -35,8 +35,9 @@ type ConfigOptions struct {
 	// owner-reference and managed-field writes, such as garbage collection of
 	// an object being deleted, never wait on meshguard.
 	JudgeUnchangedUpdates bool
-	// JudgeOwnedWorkloads sends ReplicaSets controlled by a Deployment and Jobs
-	// controlled by a CronJob to meshguard. By default (false) they are
+	// JudgeOwnedWorkloads sends ReplicaSets controlled by a Deployment or a
+	// Rollout, Jobs controlled by a CronJob and ReplicationControllers
+	// controlled by a DeploymentConfig to meshguard. By default (false) they are
 	// skipped: the owner was judged, and every Pod they create is judged at
 	// CREATE after injection, so a forged owner reference gets nothing past
 	// meshguard that reaches a running pod.
@@ -96,7 +97,7 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 			byGroup[k.Group] = map[string][]string{}
 		}
 		byGroup[k.Group][k.Resource] = k.Versions
-		if k.Group != "" && k.Group != "apps" && k.Group != "batch" && k.Group != "networking.k8s.io" && k.Group != "discovery.k8s.io" {
+		if k.Group != "" && k.Group != "apps" && k.Group != "batch" && k.Group != "networking.k8s.io" && k.Group != "discovery.k8s.io" && !k.HasPod() {
 			istioGroups[k.Group] = true
 		}
 		if k.Kind == "Pod" {
@@ -179,7 +180,7 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 	if !o.JudgeOwnedWorkloads {
 		whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotOwnedWorkload)
 	}
-	whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotEndpointController)
+	whs[0].MatchConditions = append(whs[0].MatchConditions, MatchNotEndpointController, MatchIstioConfigMaps)
 	if sub := subresourceRules(cat); len(sub) > 0 {
 		// Status, finalize and binding requests that can change labels and
 		// annotations (see subresources.go), only when they do.
@@ -255,7 +256,8 @@ func joinSorted(s []string) string {
 
 // MatchChangesWhatRulesRead skips UPDATEs that change nothing a rule reads:
 // every kind the catalog covers keeps what its rules read in spec (a
-// PodTemplate in template), labels and annotations (TestRulesReadOnlyMatchedFields
+// PodTemplate in template, Endpoints in subsets, an EndpointSlice in ports, a
+// ConfigMap in data), labels and annotations (TestRulesReadOnlyMatchedFields
 // keeps it so). Metadata bookkeeping (finalizers, owner references, managed
 // fields) and status are not read.
 var MatchChangesWhatRulesRead = admissionregistrationv1.MatchCondition{
@@ -265,6 +267,7 @@ var MatchChangesWhatRulesRead = admissionregistrationv1.MatchCondition{
 		"(has(object.template) ? object.template : {}) != (has(oldObject.template) ? oldObject.template : {}) || " +
 		"(has(object.subsets) ? object.subsets : []) != (has(oldObject.subsets) ? oldObject.subsets : []) || " +
 		"(has(object.ports) ? object.ports : []) != (has(oldObject.ports) ? oldObject.ports : []) || " +
+		"(has(object.data) ? object.data : {}) != (has(oldObject.data) ? oldObject.data : {}) || " +
 		"(has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) || " +
 		"(has(object.metadata.annotations) ? object.metadata.annotations : {}) != (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {})",
 }
@@ -279,6 +282,18 @@ var MatchNotEndpointController = admissionregistrationv1.MatchCondition{
 		quotedCEL(rules.EndpointControllers()) + "])",
 }
 
+// MatchIstioConfigMaps sends only Istio's ConfigMaps: the mesh
+// configuration (istio, istio-<rev>: those with a mesh key) and the injector's
+// (istio-sidecar-injector[-<rev>]). ConfigMaps are written often and by
+// everything; Istio's root certificate (istio-ca-root-cert, in every
+// namespace) has no mesh key.
+var MatchIstioConfigMaps = admissionregistrationv1.MatchCondition{
+	Name: "istio-configmaps-only",
+	Expression: "request.resource.resource != 'configmaps' || object.metadata.name == 'istio' || " +
+		"object.metadata.name.startsWith('istio-sidecar-injector') || " +
+		"(object.metadata.name.startsWith('istio-') && has(object.data) && 'mesh' in object.data)",
+}
+
 // quotedCEL renders strings as a CEL list's elements.
 func quotedCEL(ss []string) string {
 	q := make([]string, len(ss))
@@ -288,13 +303,16 @@ func quotedCEL(ss []string) string {
 	return strings.Join(q, ", ")
 }
 
-// MatchNotOwnedWorkload skips ReplicaSets controlled by a Deployment and Jobs
-// controlled by a CronJob: their owner was judged, and their pods are judged
-// when they are created.
+// MatchNotOwnedWorkload skips ReplicaSets controlled by a Deployment or an Argo
+// Rollout, Jobs controlled by a CronJob and ReplicationControllers controlled
+// by an OpenShift DeploymentConfig: their owner was judged, and their pods are
+// judged when they are created.
 var MatchNotOwnedWorkload = admissionregistrationv1.MatchCondition{
 	Name: "not-owned-workload",
-	Expression: "!((request.kind.group == 'apps' && request.kind.kind == 'ReplicaSet' || request.kind.group == 'batch' && request.kind.kind == 'Job') && " +
+	Expression: "!((request.kind.group == 'apps' && request.kind.kind == 'ReplicaSet' || request.kind.group == 'batch' && request.kind.kind == 'Job' || " +
+		"request.kind.group == '' && request.kind.kind == 'ReplicationController') && " +
 		"has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller && " +
-		"(request.kind.kind == 'ReplicaSet' && r.kind == 'Deployment' && r.apiVersion.startsWith('apps/') || " +
-		"request.kind.kind == 'Job' && r.kind == 'CronJob' && r.apiVersion.startsWith('batch/'))))",
+		"(request.kind.kind == 'ReplicaSet' && (r.kind == 'Deployment' && r.apiVersion.startsWith('apps/') || r.kind == 'Rollout' && r.apiVersion.startsWith('argoproj.io/')) || " +
+		"request.kind.kind == 'Job' && r.kind == 'CronJob' && r.apiVersion.startsWith('batch/') || " +
+		"request.kind.kind == 'ReplicationController' && r.kind == 'DeploymentConfig' && r.apiVersion.startsWith('apps.openshift.io/'))))",
 }

@@ -118,6 +118,10 @@ func TestBypass(t *testing.T) {
 		rs := strings.Replace(strings.ReplaceAll(bypassWorkload("ReplicaSet", "NET_ADMIN"), "{{ns}}", ns), "metadata: {name: w, namespace: \""+ns+"\"}",
 			"metadata:\n  name: w\n  namespace: "+ns+"\n  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: 6b0c1c0e-0000-4000-8000-00000000f00d, controller: true}]", 1)
 		mustKubectl(t, ctx, env, rs, "apply", "-f", "-")
+		// Nor is one an Argo Rollout controls (the Rollout is judged).
+		rolloutRS := strings.Replace(strings.ReplaceAll(bypassWorkload("ReplicaSet", "NET_ADMIN"), "{{ns}}", ns), "metadata: {name: w, namespace: \""+ns+"\"}",
+			"metadata:\n  name: w-rollout\n  namespace: "+ns+"\n  ownerReferences: [{apiVersion: argoproj.io/v1alpha1, kind: Rollout, name: web, uid: 6b0c1c0e-0000-4000-8000-00000000f00e, controller: true}]", 1)
+		mustKubectl(t, ctx, env, rolloutRS, "apply", "-f", "-")
 		// An UPDATE that changes only finalizers is not sent either: the
 		// grandfathered Critical finding does not hold it up.
 		mustKubectl(t, ctx, env, "", "patch", "replicaset", "w", "-n", ns, "--type=json", "-p", `[{"op":"add","path":"/metadata/ownerReferences","value":[]}]`)

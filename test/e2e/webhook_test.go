@@ -192,6 +192,24 @@ metadata: {name: no-proxy, namespace: %s, labels: {app: no-proxy}}
 spec:
   containers: [{name: app, image: registry.example.com/shop/app:1.0}]
 `, ns), "MESH0112", `pod has no istio-proxy container although namespace "e2e-deny" is sidecar-injected`},
+		// Istio's ConfigMaps pass the workloads webhook's istio-configmaps-only
+		// matchCondition: a revision's mesh configuration (istio-<rev> with a
+		// mesh key) and an injector's values.
+		{"a revision's mesh configuration turning off traffic capture", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio-e2e, namespace: istio-system}
+data:
+  mesh: |-
+    defaultConfig:
+      interceptionMode: NONE
+    rootNamespace: istio-system
+`, "MESH0303", `ConfigMap/istio-system/istio-e2e violates 1 rule: (1) MESH0303 meshcfg-interception-none: data.mesh sets defaultConfig.interceptionMode "NONE"`},
+		{"injector values making every proxy privileged", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio-sidecar-injector-e2e, namespace: istio-system}
+data:
+  values: '{"global": {"proxy": {"privileged": true}}, "revision": "e2e"}'
+`, "MESH0305", "ConfigMap/istio-system/istio-sidecar-injector-e2e"},
 	}
 	// The group returns when its parallel subtests are done.
 	t.Run("family", func(t *testing.T) {
@@ -211,6 +229,9 @@ spec:
 	}
 	if res := kubectl(t, ctx, env, "", "get", "peerauthentication.security.istio.io", "e2e-mesh-wide", "-n", "istio-system"); res.ExitCode == 0 {
 		t.Errorf("the denied PeerAuthentication must not exist:\n%s", res)
+	}
+	if res := kubectl(t, ctx, env, "", "get", "configmaps", "istio-e2e", "istio-sidecar-injector-e2e", "-n", "istio-system", "-o", "name"); strings.TrimSpace(res.Stdout) != "" {
+		t.Errorf("the denied ConfigMaps must not exist:\n%s", res)
 	}
 }
 

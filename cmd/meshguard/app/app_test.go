@@ -174,9 +174,10 @@ func TestAuditOutputs(t *testing.T) {
 		if err := xml.Unmarshal(data, &doc); err != nil {
 			t.Fatal(err)
 		}
-		// clean.yaml: Namespace + NetworkPolicy + Deployment; host-port.yaml and net-admin.yaml: one Deployment each.
-		if doc.Tests != 5 || doc.Failures != 1 {
-			t.Errorf("tests=%d failures=%d, want 5 and 1 (host-port is below High)", doc.Tests, doc.Failures)
+		// clean.yaml: Namespace + NetworkPolicy + Deployment + ConfigMap (a known kind since MESH0300);
+		// host-port.yaml and net-admin.yaml: one Deployment each.
+		if doc.Tests != 6 || doc.Failures != 1 {
+			t.Errorf("tests=%d failures=%d, want 6 and 1 (host-port is below High)", doc.Tests, doc.Failures)
 		}
 	})
 }

@@ -95,7 +95,7 @@ everywhere, since istio-system is the mesh root namespace.`,
 	fs.StringSliceVar(&systemNS, "system-namespaces", systemNS, "namespaces excluded from the workload webhook")
 	fs.BoolVar(&o.Enroll, "enroll", false, "also print the namespace-enrollment MutatingWebhookConfiguration")
 	fs.BoolVar(&o.JudgeUnchangedUpdates, "judge-unchanged-updates", false, "send every UPDATE to meshguard; by default a matchCondition skips UPDATEs that change none of spec, template, labels and annotations (finalizers, owner references)")
-	fs.BoolVar(&o.JudgeOwnedWorkloads, "judge-owned-workloads", false, "send ReplicaSets controlled by a Deployment and Jobs controlled by a CronJob to meshguard; by default they are skipped (the owner and every pod they create are judged)")
+	fs.BoolVar(&o.JudgeOwnedWorkloads, "judge-owned-workloads", false, "send ReplicaSets controlled by a Deployment or Rollout, Jobs controlled by a CronJob and ReplicationControllers controlled by a DeploymentConfig to meshguard; by default they are skipped (the owner and every pod they create are judged)")
 	fs.BoolVar(&o.ProtectNetworkPolicies, "protect-network-policies", false, "add the netpol-guard webhook: UPDATE and DELETE of meshguard's managed NetworkPolicies (MESH0215)")
 	return cmd
 }
