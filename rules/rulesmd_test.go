@@ -16,8 +16,7 @@ var notYetImplemented = map[string]bool{
 	"MESH0041": true, "MESH0042": true, // EnvoyFilter patch analysis
 	"MESH0063": true,                   // gw-unapproved-namespace: needs an admin allow-list setting
 	"MESH0143": true, "MESH0144": true, // identity rules with real-world noise to settle first
-	"MESH0216": true,                                                                                           // np-gateway-not-locked-down
-	"MESH0300": true, "MESH0301": true, "MESH0302": true, "MESH0303": true, "MESH0304": true, "MESH0305": true, // mesh ConfigMaps
+	"MESH0216": true,                                                       // np-gateway-not-locked-down
 	"MESH0401": true, "MESH0402": true, "MESH0403": true, "MESH0404": true, // legacy APIs
 }
 
