@@ -31,9 +31,9 @@ type memoKey struct{ set, port int32 }
 
 type explKey struct {
 	tr, authz, npIn, npEg int32
-	inDenied, egDenied  bool
-	verdict             Verdict
-	tp                  Transport
+	inDenied, egDenied    bool
+	verdict               Verdict
+	tp                    Transport
 }
 
 type transportResult struct {
