@@ -86,6 +86,7 @@ type endpoint struct {
 	ambient   bool
 	dest      bool // receives edges
 	services  map[int][]ServicePort
+	nsIdx     int32 // index of the namespace among the endpoints'
 	waypoint  string
 	policyKey string
 }

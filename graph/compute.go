@@ -25,9 +25,15 @@ type policySet struct {
 	mode      string
 	selectors []*rules.AuthzPolicy
 	targeted  []*rules.AuthzPolicy
+	classes   *rules.AuthzCallerClassifier
 }
 
 type memoKey struct{ set, port int32 }
+
+type classKey struct {
+	set, port int32
+	class     uint64
+}
 
 type explKey struct {
 	tr, authz, npIn, npEg int32
@@ -53,13 +59,14 @@ type computation struct {
 	decisions       []rules.AuthzDecision
 	decisionReasons [][]int32
 	memo            map[memoKey][]int32
+	byClass         map[classKey]int32
 	sets            map[string]*policySet
 	setList         []*policySet
 	strs            []string
 	strIDs          map[string]int32
 	expl            map[explKey]*Explanation
 	nsMTLS          map[string]rules.MTLSResolution
-	npReason        map[*npPolicy][2]int32
+	namespaces      int
 	denyReason      map[string]int32
 }
 
@@ -97,9 +104,9 @@ func Compute(objs []rules.Object, opts Options) (*Graph, error) {
 	}
 	g := &computation{
 		in: in, eng: opts.Engine, callers: []rules.AuthzCaller{{}},
-		memo: map[memoKey][]int32{}, sets: map[string]*policySet{}, strIDs: map[string]int32{},
+		memo: map[memoKey][]int32{}, byClass: map[classKey]int32{}, sets: map[string]*policySet{}, strIDs: map[string]int32{},
 		expl: map[explKey]*Explanation{}, nsMTLS: map[string]rules.MTLSResolution{},
-		npReason: map[*npPolicy][2]int32{}, denyReason: map[string]int32{},
+		denyReason: map[string]int32{},
 	}
 	notes, err := g.endpoints()
 	if err != nil {
@@ -231,6 +238,16 @@ func (g *computation) endpoints() ([]string, error) {
 	outside := &endpoint{node: Node{ID: OutsideID, Kind: NodeOutside, Name: "outside the mesh",
 		Notes: []string{"every client without a mesh identity that the input does not describe: other namespaces' pods, nodes and host traffic, addresses outside the cluster"}}}
 	g.eps = append(append(workloads, gateways...), outside)
+	nsIdx := map[string]int32{}
+	for _, ep := range g.eps {
+		i, ok := nsIdx[ep.node.Namespace]
+		if !ok {
+			i = int32(len(nsIdx))
+			nsIdx[ep.node.Namespace] = i
+		}
+		ep.nsIdx = i
+	}
+	g.namespaces = len(nsIdx)
 	return notes, nil
 }
 
@@ -337,6 +354,7 @@ func (g *computation) policySetOf(ep *endpoint) *policySet {
 		return s
 	}
 	set.id = int32(len(g.setList))
+	set.classes = rules.NewAuthzCallerClassifier(set.selectors, set.targeted)
 	g.sets[k] = set
 	g.setList = append(g.setList, set)
 	return set
@@ -357,6 +375,14 @@ func (g *computation) decision(set *policySet, port int, caller int32) int32 {
 		return row[caller]
 	}
 	c := g.callers[caller]
+	class, classified := set.classes.Class(c)
+	ck := classKey{set.id, int32(port), class}
+	if classified {
+		if idx, ok := g.byClass[ck]; ok {
+			row[caller] = idx
+			return idx
+		}
+	}
 	var d rules.AuthzDecision
 	switch set.mode {
 	case "sidecar":
@@ -368,6 +394,9 @@ func (g *computation) decision(set *policySet, port int, caller int32) int32 {
 	}
 	idx := g.internDecision(d, set.mode)
 	row[caller] = idx
+	if classified {
+		g.byClass[ck] = idx
+	}
 	return idx
 }
 
@@ -434,8 +463,8 @@ type destPort struct {
 	set      *policySet
 	anon     transportResult
 	ambient  transportResult
-	bySrcNS  map[string]transportResult
-	notProxy int32 // the reason when no proxy receives the port
+	bySrcNS  []transportResult // by the source's namespace index; tp 0 when not yet decided
+	notProxy int32             // the reason when no proxy receives the port
 }
 
 // transport decides how a source's connection to a destination port is
@@ -453,7 +482,7 @@ func (g *computation) transport(dp *destPort, src *endpoint) transportResult {
 		return dp.ambient
 	}
 	ns := src.node.Namespace
-	if r, ok := dp.bySrcNS[ns]; ok {
+	if r := dp.bySrcNS[src.nsIdx]; r.tp != 0 {
 		return r
 	}
 	var r transportResult
@@ -483,7 +512,7 @@ func (g *computation) transport(dp *destPort, src *endpoint) transportResult {
 			r = transportResult{TransportMTLS, g.intern(fmt.Sprintf("auto mTLS (mode on port %d: %s)", dp.port, mtlsText(dp.mtls)))}
 		}
 	}
-	dp.bySrcNS[ns] = r
+	dp.bySrcNS[src.nsIdx] = r
 	return r
 }
 
@@ -541,14 +570,16 @@ func exported(dr rules.Object, ns, srcNS string) bool {
 
 // edges computes every edge: for each destination port, every source.
 func (g *computation) edges() []Edge {
-	n := len(g.eps)
-	var out []Edge
+	total := 0
+	for _, dst := range g.eps {
+		if dst.dest {
+			total += len(dst.node.Ports) * (len(g.eps) - 1)
+		}
+	}
+	out := make([]Edge, 0, total)
 	for d, dst := range g.eps {
 		if !dst.dest || len(dst.node.Ports) == 0 {
 			continue
-		}
-		if out == nil {
-			out = make([]Edge, 0, n*len(dst.node.Ports)*8)
 		}
 		set := g.policySetOf(dst)
 		ns := dst.node.Namespace
@@ -559,7 +590,7 @@ func (g *computation) edges() []Edge {
 		}
 		wm := g.eng.WorkloadMTLS(g.in.snap, nsRes, ns, dst.labels)
 		for _, port := range dst.node.Ports {
-			dp := &destPort{d: d, port: port, set: set, mtls: wm.Port(port), bySrcNS: map[string]transportResult{}}
+			dp := &destPort{d: d, port: port, set: set, mtls: wm.Port(port), bySrcNS: make([]transportResult, g.namespaces)}
 			captured, why := dst.mesh.InboundCaptured(port)
 			switch {
 			case dst.mesh.Mode == rules.ModeNone || dst.mesh.Mode == rules.ModeUnknown:
@@ -657,19 +688,14 @@ func (g *computation) edge(dp *destPort, s int, src *endpoint, inDeny *int32) Ed
 }
 
 func (g *computation) npReasonOf(p *npPolicy, dir int) int32 {
-	r, ok := g.npReason[p]
-	if !ok {
-		r = [2]int32{annReason, annReason}
-	}
-	if r[dir] < 0 {
+	if p.reason == 0 {
 		if dir == 0 {
-			r[dir] = g.intern("ingress admitted by NetworkPolicy " + p.ref)
+			p.reason = g.intern("ingress admitted by NetworkPolicy "+p.ref) + 1
 		} else {
-			r[dir] = g.intern("egress admitted by NetworkPolicy " + p.ref)
+			p.reason = g.intern("egress admitted by NetworkPolicy "+p.ref) + 1
 		}
-		g.npReason[p] = r
 	}
-	return r[dir]
+	return p.reason - 1
 }
 
 // explanation returns the shared explanation of a combination of reasons.

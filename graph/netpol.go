@@ -48,6 +48,8 @@ type npRule struct {
 type npPolicy struct {
 	ref   string
 	rules []npRule
+	// reason is the interned "admitted by" reason plus one (0: not yet interned).
+	reason int32
 }
 
 // netpols holds the prepared NetworkPolicies, by the endpoints they select.

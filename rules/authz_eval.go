@@ -524,3 +524,102 @@ func EvaluateAuthz(policies []*AuthzPolicy, c AuthzCaller, port int, l4Only bool
 	sort.Strings(refs)
 	return AuthzDecision{Verdict: AuthzDenied, Policies: refs}
 }
+
+// identPattern is a value of a policy that is matched against the caller's
+// identity: a principal, namespace or service-account pattern.
+type identPattern struct {
+	field   string // "principal", "namespace", "serviceAccount"
+	pattern string
+	ns      string // the policy's namespace, for a bare service account
+}
+
+func (ip identPattern) matches(c AuthzCaller) bool {
+	switch ip.field {
+	case "principal":
+		return matchValue(ip.pattern, c.Principal)
+	case "namespace":
+		return matchValue(ip.pattern, c.Namespace)
+	}
+	return serviceAccountMatches([]string{ip.pattern}, c, ip.ns)
+}
+
+// identityPatterns lists every value of the policy that is compared with the
+// caller's identity (sources' principals, namespaces and service accounts,
+// positive and negative, and when conditions on source.principal and
+// source.namespace).
+func (p *AuthzPolicy) identityPatterns() []identPattern {
+	var out []identPattern
+	add := func(field string, vals []string) {
+		for _, v := range vals {
+			out = append(out, identPattern{field: field, pattern: v, ns: p.Namespace})
+		}
+	}
+	for _, r := range p.rules {
+		for _, f := range listAt(r, "from") {
+			src := mapAt(asMap(f), "source")
+			add("principal", strs(src, "principals"))
+			add("principal", strs(src, "notPrincipals"))
+			add("namespace", strs(src, "namespaces"))
+			add("namespace", strs(src, "notNamespaces"))
+			add("serviceAccount", strs(src, "serviceAccounts"))
+			add("serviceAccount", strs(src, "notServiceAccounts"))
+		}
+		for _, w := range listAt(r, "when") {
+			wm := asMap(w)
+			field := ""
+			switch str(wm, "key") {
+			case "source.principal":
+				field = "principal"
+			case "source.namespace":
+				field = "namespace"
+			default:
+				continue
+			}
+			add(field, strs(wm, "values"))
+			add(field, strs(wm, "notValues"))
+		}
+	}
+	return out
+}
+
+// AuthzCallerClassifier sorts callers into classes that a set of policies
+// cannot tell apart: callers of one class get the same EvaluateAuthz
+// decision from those policies on every port. Only the identity patterns the
+// policies name can distinguish two callers, so a class is the set of
+// patterns a caller matches. A caller without identity (plaintext) falls in
+// the class of callers that match no pattern, which policies treat alike.
+type AuthzCallerClassifier struct {
+	pats []identPattern
+}
+
+// NewAuthzCallerClassifier prepares the classifier of the policies.
+func NewAuthzCallerClassifier(policies ...[]*AuthzPolicy) *AuthzCallerClassifier {
+	c := &AuthzCallerClassifier{}
+	seen := map[identPattern]bool{}
+	for _, list := range policies {
+		for _, p := range list {
+			for _, ip := range p.identityPatterns() {
+				if !seen[ip] {
+					seen[ip] = true
+					c.pats = append(c.pats, ip)
+				}
+			}
+		}
+	}
+	return c
+}
+
+// Class returns the caller's class. ok is false when the policies name more
+// than 64 identity patterns: the class is then not computed and callers must
+// be told apart by identity.
+func (c *AuthzCallerClassifier) Class(caller AuthzCaller) (class uint64, ok bool) {
+	if len(c.pats) > 64 {
+		return 0, false
+	}
+	for i, ip := range c.pats {
+		if ip.matches(caller) {
+			class |= 1 << uint(i)
+		}
+	}
+	return class, true
+}
