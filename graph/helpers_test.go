@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -97,4 +98,19 @@ func findEdge(t testing.TB, g *Graph, from, to string, port int) Edge {
 	}
 	t.Fatalf("no edge %s -> %s:%d; edges:\n%s", from, to, port, strings.Join(edgeLines(g), "\n"))
 	return Edge{}
+}
+
+// auditFindings audits manifests as `meshguard audit -f` does.
+func auditFindings(t testing.TB, paths ...string) []rules.Finding {
+	t.Helper()
+	in, err := audit.Read(paths, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := audit.Run(context.Background(), testEngine(t), in.Documents, audit.Options{})
+	var out []rules.Finding
+	for _, f := range rep.Findings {
+		out = append(out, f.Finding)
+	}
+	return out
 }
