@@ -97,6 +97,7 @@ test-slow: tools ## Only the slow tier (see SLOW_TESTS); `make test` runs it aft
 .PHONY: bench
 bench: ## Run the evaluator benchmarks, the webhook load test over HTTPS, and the hostile-load floods (see BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./rules/ | tee bench.out
+	$(GO) test -run '^$$' -bench BenchmarkGraph -benchmem -benchtime 3x -count 5 ./graph/ | tee bench-graph.out
 	$(GO) run ./test/load | tee bench-load.out
 	$(GO) run ./test/matchbench -rollouts 600 -rounds 3 | tee bench-matchconditions.out
 	$(GO) run ./test/load -hostile | tee bench-hostile.out

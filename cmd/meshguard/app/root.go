@@ -88,6 +88,7 @@ manifests, for CI and audits.`,
 	cmd.SetErr(s.Err)
 	cmd.AddCommand(
 		NewAuditCommand(s, RunAudit),
+		NewGraphCommand(s, RunGraph),
 		NewRulesCommand(s, RunRulesList, RunRulesExplain, RunRulesTest),
 		NewServeCommand(s, RunServe),
 		NewUninstallCommand(s, RunUninstall),
