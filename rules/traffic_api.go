@@ -51,7 +51,7 @@ func (e *Engine) PodMesh(ns Namespace, nsKnown bool, meta, spec map[string]any, 
 			m.Mode = ModeAmbient
 		}
 	} else {
-		m.Mode = podMode(ns, nsKnown, labels, ann, boolAt(spec, "hostNetwork"), e.cfg)
+		m.Mode = podMode(ns, nsKnown, labels, ann, boolAt(spec, "hostNetwork"), e.cfg, e.cfg.versionFor(injectingRevision(ns, labels)))
 	}
 	if m.Mode != ModeSidecar {
 		return m
