@@ -58,7 +58,7 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	case info.Group == "networking.istio.io" && info.Kind == "DestinationRule":
 		return e.destinationRuleFacts(obj, nsName)
 	case info.Group == "networking.istio.io" && info.Kind == "EnvoyFilter":
-		return map[string]any{"allowedNamespace": e.envoyFilterNamespace(nsName)}, nil
+		return e.envoyFilterFacts(obj, nsName)
 	case info.Group == "extensions.istio.io" && (info.Kind == "WasmPlugin" || info.Kind == "TrafficExtension"):
 		return e.extensionFacts(obj, info.Kind, nsName)
 	}
