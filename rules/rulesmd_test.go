@@ -13,7 +13,6 @@ import (
 // folder (remove it here) and when a code outside the list has none.
 var notYetImplemented = map[string]bool{
 	"MESH0025": true,                   // ap-managed-baseline-tamper: needs an opt-in webhook on AuthorizationPolicy DELETE
-	"MESH0041": true, "MESH0042": true, // EnvoyFilter patch analysis
 	"MESH0063": true,                   // gw-unapproved-namespace: needs an admin allow-list setting
 	"MESH0143": true, "MESH0144": true, // identity rules with real-world noise to settle first
 	"MESH0216": true,                                                       // np-gateway-not-locked-down
