@@ -392,6 +392,7 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 	facts["ingressAnyIP"], facts["egressAnyIP"], facts["ingressAllNamespaces"] = ingressAny, egressAny, ingressAllNS
 	facts["ingressEnvoyInternalPorts"] = netpolEnvoyPorts(spec, ingressOn)
 	facts["ingressOn"] = ingressOn
+	facts["ingressGatewayOpen"] = gatewayOpenPorts(spec, ingressOn)
 	return facts, nil
 }
 

@@ -463,18 +463,29 @@ func inlineCode(v any) []string {
 // snakeKeys copies a protobuf-JSON value with its field names in snake_case
 // (lowerCamelCase is accepted by Istio too). Keys holding dots or starting
 // with "@" (filter names, "@type") are kept.
-func snakeKeys(v any) any {
+func snakeKeys(v any) any { return snakeKeysIn(v, false) }
+
+// userKeyed are protobuf map fields keyed by the user's own strings (policy,
+// provider and filter names), whose keys are kept as written.
+var userKeyed = map[string]bool{"policies": true, "providers": true, "typed_per_filter_config": true, "filter_metadata": true, "typed_filter_metadata": true, "requirement_map": true}
+
+func snakeKeysIn(v any, keepKeys bool) any {
 	switch t := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, x := range t {
-			out[snakeCase(k)] = snakeKeys(x)
+			if keepKeys {
+				out[k] = snakeKeysIn(x, false)
+				continue
+			}
+			sk := snakeCase(k)
+			out[sk] = snakeKeysIn(x, userKeyed[sk])
 		}
 		return out
 	case []any:
 		out := make([]any, len(t))
 		for i, x := range t {
-			out[i] = snakeKeys(x)
+			out[i] = snakeKeysIn(x, false)
 		}
 		return out
 	}

@@ -73,6 +73,7 @@ var knownKinds = []KindInfo{
 	{Group: "extensions.istio.io", Kind: "TrafficExtension", Versions: []string{"v1alpha1"}, Resource: "trafficextensions", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "Gateway", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "gateways", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "VirtualService", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "virtualservices", Namespaced: true},
+	{Group: "gateway.networking.k8s.io", Kind: "Gateway", Versions: []string{"v1", "v1beta1"}, Resource: "gateways", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "ServiceEntry", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "serviceentries", Namespaced: true},
 	{Group: "authentication.istio.io", Kind: "Policy", Versions: []string{"v1alpha1"}, Resource: "policies", Namespaced: true},
 	{Group: "authentication.istio.io", Kind: "MeshPolicy", Versions: []string{"v1alpha1"}, Resource: "meshpolicies"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 )
 
 // The default-deny NetworkPolicy profiles of meshguard's controller
@@ -233,3 +234,77 @@ func (s *Snapshot) ManagedNetworkPolicies(namespace string) ([]string, bool) {
 // NetworkPolicies (their list failed or the kind is not served): no managed
 // policy can then be called missing.
 func (s *Snapshot) NetworkPoliciesUnknown() { s.netpolsUnknown = true }
+
+// gatewayServingPorts are the pod ports an ingress gateway serves on: 80 and
+// 443 (the Helm `gateway` chart), 8080 and 8443 (the legacy istio-ingress
+// chart's targetPorts) and 15021 (health checks) (RULES.md MESH0216).
+var gatewayServingPorts = map[int64]bool{80: true, 443: true, 8080: true, 8443: true, 15021: true}
+
+// selectsIngressGateway reports podSelector labels naming ingress gateway
+// pods: `istio: ingressgateway`, `app: istio-ingressgateway`, or a Gateway
+// API gateway's `gateway.networking.k8s.io/gateway-name`.
+func selectsIngressGateway(labels map[string]string) bool {
+	return labels["istio"] == "ingressgateway" || labels["app"] == "istio-ingressgateway" ||
+		labels["gateway.networking.k8s.io/gateway-name"] != ""
+}
+
+// gatewayOpenPorts lists, for a NetworkPolicy selecting ingress gateway
+// pods, the ingress rules that let sources outside the cluster (no `from`,
+// or an ipBlock) reach pod ports other than the serving ports (MESH0216).
+// Named ports are not judged: they resolve per pod.
+func gatewayOpenPorts(spec map[string]any, ingressOn bool) []any {
+	out := []any{}
+	if !ingressOn || !selectsIngressGateway(stringMap(mapAt(spec, "podSelector")["matchLabels"])) {
+		return out
+	}
+	for i, r := range listAt(spec, "ingress") {
+		rm := asMap(r)
+		at := fmt.Sprintf("spec.ingress[%d]", i)
+		source := ""
+		if from := listAt(rm, "from"); len(from) == 0 {
+			source = "any source (no from)"
+		} else {
+			for j, p := range from {
+				if b := mapAt(asMap(p), "ipBlock"); b != nil {
+					source = fmt.Sprintf("%s.from[%d].ipBlock %s", at, j, str(b, "cidr"))
+					break
+				}
+			}
+		}
+		if source == "" {
+			continue
+		}
+		ports := listAt(rm, "ports")
+		if len(ports) == 0 {
+			out = append(out, map[string]any{"text": fmt.Sprintf("%s allows %s to every port", at, source)})
+			continue
+		}
+		for j, p := range ports {
+			pm := asMap(p)
+			port, ok := intAt(pm, "port")
+			if !ok {
+				if _, named := pm["port"].(string); !named {
+					out = append(out, map[string]any{"text": fmt.Sprintf("%s allows %s to every port (%s.ports[%d] has no port)", at, source, at, j)})
+				}
+				continue
+			}
+			end, hasEnd := intAt(pm, "endPort")
+			if !hasEnd || end < port {
+				end = port
+			}
+			beyond := false
+			for q := port; q <= end && !beyond; q++ {
+				beyond = !gatewayServingPorts[q]
+			}
+			if !beyond {
+				continue
+			}
+			what := "port " + strconv.FormatInt(port, 10)
+			if end > port {
+				what = fmt.Sprintf("ports %d-%d", port, end)
+			}
+			out = append(out, map[string]any{"text": fmt.Sprintf("%s allows %s to %s, beyond the serving ports", at, source, what)})
+		}
+	}
+	return out
+}
