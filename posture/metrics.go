@@ -1,6 +1,7 @@
 package posture
 
 import (
+	"errors"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshguard/meshguard/internal/promreg"
@@ -72,30 +73,14 @@ func NewMetrics() *Metrics {
 // Register adds the metrics to r, reusing collectors already registered
 // (another server in the same process, as in tests).
 func (m *Metrics) Register(r prometheus.Registerer) error {
-	var err error
-	if m.Writes, err = promreg.Reuse(r, m.Writes); err != nil {
-		return err
-	}
-	if m.Results, err = promreg.Reuse(r, m.Results); err != nil {
-		return err
-	}
-	if m.Judgments, err = promreg.Reuse(r, m.Judgments); err != nil {
-		return err
-	}
-	if m.EvaluationErrors, err = promreg.Reuse(r, m.EvaluationErrors); err != nil {
-		return err
-	}
-	if m.LastResync, err = promreg.Reuse(r, m.LastResync); err != nil {
-		return err
-	}
-	if m.ResyncDuration, err = promreg.Reuse(r, m.ResyncDuration); err != nil {
-		return err
-	}
-	if m.ReportsAPI, err = promreg.Reuse(r, m.ReportsAPI); err != nil {
-		return err
-	}
-	if m.QueueDepth, err = promreg.Reuse(r, m.QueueDepth); err != nil {
-		return err
-	}
-	return nil
+	return errors.Join(
+		promreg.Into(r, &m.Writes),
+		promreg.Into(r, &m.Results),
+		promreg.Into(r, &m.Judgments),
+		promreg.Into(r, &m.EvaluationErrors),
+		promreg.Into(r, &m.LastResync),
+		promreg.Into(r, &m.ResyncDuration),
+		promreg.Into(r, &m.ReportsAPI),
+		promreg.Into(r, &m.QueueDepth),
+	)
 }

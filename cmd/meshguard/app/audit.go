@@ -187,7 +187,7 @@ func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
 	}
 	var kcfg *rest.Config
 	if o.Cluster {
-		if kcfg, err = clusterConfig(o); err != nil {
+		if kcfg, err = clusterConfig(o.Kubeconfig, o.KubeContext, "meshguard-audit"); err != nil {
 			return &ExitError{Code: ExitUsage, Err: err}
 		}
 		if err := platform.Resolve(kcfg, o.Rules); err != nil {
@@ -269,15 +269,16 @@ func customRuleErrors(errs []error) []audit.InputError {
 	return out
 }
 
-// clusterConfig loads the configuration of o.Kubeconfig/o.KubeContext with
-// client-go's usual rules.
-func clusterConfig(o *AuditOptions) (*rest.Config, error) {
+// clusterConfig loads the configuration of a kubeconfig file and context
+// (--kubeconfig, --context) with client-go's usual rules (KUBECONFIG,
+// ~/.kube/config, then the in-cluster configuration), for the command agent.
+func clusterConfig(kubeconfig, kubeContext, agent string) (*rest.Config, error) {
 	loading := clientcmd.NewDefaultClientConfigLoadingRules()
-	loading.ExplicitPath = o.Kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loading, &clientcmd.ConfigOverrides{CurrentContext: o.KubeContext}).ClientConfig()
+	loading.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loading, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("--cluster: load the cluster configuration: %w", err)
 	}
-	cfg.UserAgent = "meshguard-audit/" + version()
+	cfg.UserAgent = agent + "/" + version()
 	return cfg, nil
 }

@@ -10,10 +10,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/rest"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/graph"
+	"github.com/meshguard/meshguard/internal/platform"
 	"github.com/meshguard/meshguard/rules"
 )
 
@@ -189,6 +190,15 @@ func RunGraph(ctx context.Context, s Streams, o *GraphOptions) error {
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
 	}
+	var kcfg *rest.Config
+	if o.Cluster {
+		if kcfg, err = clusterConfig(o.Kubeconfig, o.KubeContext, "meshguard-graph"); err != nil {
+			return &ExitError{Code: ExitUsage, Err: err}
+		}
+		if err := platform.Resolve(kcfg, o.Rules); err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--cluster: %w", err)}
+		}
+	}
 	ev, err := rules.New(cat, o.Rules)
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
@@ -196,7 +206,7 @@ func RunGraph(ctx context.Context, s Streams, o *GraphOptions) error {
 	var docs []audit.Document
 	var inputErrs []audit.InputError
 	if o.Cluster {
-		listed, err := graphCluster(ctx, o)
+		listed, err := graphCluster(ctx, kcfg, o)
 		if err != nil {
 			return &ExitError{Code: ExitUsage, Err: err}
 		}
@@ -264,14 +274,7 @@ func RunGraph(ctx context.Context, s Streams, o *GraphOptions) error {
 }
 
 // graphCluster lists the graph's kinds from the cluster of o.Kubeconfig/o.KubeContext.
-func graphCluster(ctx context.Context, o *GraphOptions) (*audit.ClusterObjects, error) {
-	loading := clientcmd.NewDefaultClientConfigLoadingRules()
-	loading.ExplicitPath = o.Kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loading, &clientcmd.ConfigOverrides{CurrentContext: o.KubeContext}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("--cluster: load the cluster configuration: %w", err)
-	}
-	cfg.UserAgent = "meshguard-graph/" + version()
+func graphCluster(ctx context.Context, cfg *rest.Config, o *GraphOptions) (*audit.ClusterObjects, error) {
 	cl, err := audit.NewClusterClients(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("--cluster: %w", err)
