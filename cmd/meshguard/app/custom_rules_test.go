@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/graph"
 )
 
 const examplesCustomRules = "../../../examples/custom-rules"
@@ -120,5 +121,67 @@ func TestRulesListAndExplainCustomRules(t *testing.T) {
 	}
 	if code, _, errOut = run(t, "", "rules", "explain", "ACME0002"); code != ExitUsage || !strings.Contains(errOut, "unknown rule") {
 		t.Errorf("without --rules-dir: exit code %d, %s", code, errOut)
+	}
+}
+
+// graph --rules-dir: a custom rule's findings are counted on the nodes it
+// judges; a broken custom rule is a warning on stderr and the graph is drawn.
+func TestGraphWithCustomRules(t *testing.T) {
+	rulesDir := t.TempDir()
+	policy := `apiVersion: json.kyverno.io/v1alpha1
+kind: ValidatingPolicy
+metadata:
+  name: ACME0100-team-label
+  annotations:
+    meshguard.io/code: ACME0100
+    meshguard.io/title: Deployment without a team label
+    meshguard.io/severity: Critical
+    meshguard.io/kinds: apps/Deployment
+    meshguard.io/why: Every workload has an owning team.
+    meshguard.io/remediation: Add metadata.labels.team.
+spec:
+  rules:
+  - name: team-label
+    assert:
+      all:
+      - message: deployment has no team label
+        check:
+          (metadata.labels.team != null): true
+`
+	if err := os.WriteFile(filepath.Join(rulesDir, "team.yaml"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fixed := filepath.Join("..", "..", "..", "examples", "bookinfo", "fixed")
+	criticals := func(args ...string) int {
+		t.Helper()
+		code, out, errOut := run(t, "", append([]string{"graph", "-f", fixed, "-o", "json"}, args...)...)
+		if code != ExitOK {
+			t.Fatalf("graph %v: exit %d: %s", args, code, errOut)
+		}
+		var doc graph.Document
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, node := range doc.Nodes {
+			n += node.Findings["Critical"]
+		}
+		return n
+	}
+	without, with := criticals(), criticals("--rules-dir", rulesDir)
+	if with-without != 4 {
+		t.Errorf("Critical findings on the nodes: %d without the custom rule, %d with it; want the 4 Deployments' ACME0100 added", without, with)
+	}
+
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "broken.yaml"), []byte("apiVersion: json.kyverno.io/v1alpha1\nkind: ValidatingPolicy\nmetadata:\n  name: ACME0009-broken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "", "graph", "-f", fixed, "--rules-dir", broken)
+	if code != ExitOK || !strings.Contains(out, "digraph") {
+		t.Errorf("a broken custom rule stopped the graph: exit %d\n%s", code, errOut)
+	}
+	if want := filepath.Join(broken, "broken.yaml") + ": document 1: custom rule: metadata.annotations[meshguard.io/code]: required"; !strings.Contains(errOut, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errOut)
 	}
 }

@@ -56,6 +56,9 @@ type GraphOptions struct {
 	// assumed when the input holds no gateway pods (--assume-gateway;
 	// repeatable). Default graph.DefaultAssumedGateways.
 	AssumedGateways []string
+	// RulesDirs are directories of custom rules whose findings are shown on
+	// the nodes beside the built-in ones (--rules-dir; repeatable).
+	RulesDirs []string
 	// Rules is the mesh configuration shared with audit and the webhook.
 	// Default rules.NewConfig().
 	Rules *rules.Config
@@ -101,6 +104,7 @@ func (o *GraphOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.ShowDenied, "show-denied", o.ShowDenied, "draw denied and rejected edges too (dot, svg, html); json always lists them")
 	fs.StringVar(&o.TrustDomain, "trust-domain", o.TrustDomain, "trust domain of the workloads' SPIFFE identities")
 	fs.StringSliceVar(&o.AssumedGateways, "assume-gateway", o.AssumedGateways, "ingress gateway (namespace/serviceaccount) assumed when the input holds no gateway pods; repeatable")
+	fs.StringArrayVar(&o.RulesDirs, "rules-dir", o.RulesDirs, "directory of custom rules (the catalog's format, codes of your own) whose findings are shown on the nodes; repeatable; a rule that cannot be loaded is reported on stderr and left out")
 	o.Rules.AddFlags(fs)
 }
 
@@ -186,9 +190,14 @@ output says so; -n and --workload keep the edges of one namespace or workload.`,
 // RunGraph reads the inputs, audits them (for the findings on each node),
 // computes the graph, filters and collapses it, and writes it.
 func RunGraph(ctx context.Context, s Streams, o *GraphOptions) error {
-	cat, err := rules.DefaultCatalog()
+	cat, customErrs, err := rules.LoadCatalogWithCustomRules(o.RulesDirs)
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("load rule catalog: %w", err)}
+	}
+	// A broken custom rule never stops the built-in ones; the graph has no
+	// place for errors, so they go to stderr like the summary.
+	for _, e := range customRuleErrors(customErrs) {
+		fmt.Fprintf(s.Err, "meshguard graph: warning: %s\n", e.Error())
 	}
 	var kcfg *rest.Config
 	if o.Cluster {
