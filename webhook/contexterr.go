@@ -143,6 +143,19 @@ type requestView struct {
 	c   *cacheContext
 	mu  sync.Mutex
 	err error
+
+	// The injector configurations are read once per request: a workload's
+	// rules ask for its revisions and its Istio release separately.
+	injOnce    sync.Once
+	injConfigs []rules.Object
+	injErr     error
+}
+
+// injectorConfigs lists the MutatingWebhookConfigurations at most once per
+// request; a failed read is recorded each time it is used.
+func (v *requestView) injectorConfigs() ([]rules.Object, error) {
+	v.injOnce.Do(func() { v.injConfigs, v.injErr = v.c.injectorConfigs() })
+	return v.injConfigs, v.injErr
 }
 
 var (
@@ -206,13 +219,16 @@ func (v *requestView) WebhookBackends(namespace string) []rules.WebhookBackend {
 }
 
 func (v *requestView) InjectorVersions() map[string]string {
-	configs, err := v.c.injectorConfigs()
+	configs, err := v.injectorConfigs()
 	v.fail(err)
 	return rules.VersionsFromWebhooks(configs)
 }
 
 func (v *requestView) InjectorRevisions() ([]string, bool) {
-	l, ok, err := v.c.injectorRevisions()
-	v.fail(err)
-	return l, ok
+	configs, err := v.injectorConfigs()
+	if err != nil {
+		v.fail(err)
+		return nil, false
+	}
+	return rules.RevisionsFromWebhooks(configs)
 }

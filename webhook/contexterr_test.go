@@ -425,3 +425,48 @@ func TestReflectorKind(t *testing.T) {
 		}
 	}
 }
+
+// mwcCountingReader counts the MutatingWebhookConfiguration lists.
+type mwcCountingReader struct {
+	*fakeReader
+	lists int
+}
+
+func (r *mwcCountingReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if _, ok := list.(*admissionregistrationv1.MutatingWebhookConfigurationList); ok {
+		r.lists++
+	}
+	return r.fakeReader.List(ctx, list, opts...)
+}
+
+// A request reads the injector configurations once however many rules ask
+// for revisions and releases, and a failed read fails every use.
+func TestRequestViewReadsInjectorConfigsOnce(t *testing.T) {
+	r := &mwcCountingReader{fakeReader: &fakeReader{}}
+	cc := &cacheContext{reader: r, errs: testContextErrors()}
+	cc.synced.Store(true)
+	view, firstErr := cc.forRequest()
+	for i := 0; i < 3; i++ {
+		view.(rules.InjectorRevisions).InjectorRevisions()
+		view.(rules.InjectorVersions).InjectorVersions()
+	}
+	if r.lists != 1 || firstErr() != nil {
+		t.Errorf("%d lists (err %v), want 1 per request", r.lists, firstErr())
+	}
+	if view2, _ := cc.forRequest(); view2 != nil {
+		view2.(rules.InjectorVersions).InjectorVersions()
+	}
+	if r.lists != 2 {
+		t.Errorf("a second request must read again: %d lists", r.lists)
+	}
+
+	r = &mwcCountingReader{fakeReader: &fakeReader{fail: map[string]error{"MutatingWebhookConfiguration": errors.New("boom")}}}
+	cc = &cacheContext{reader: r, errs: testContextErrors()}
+	view, firstErr = cc.forRequest()
+	if revs, known := view.(rules.InjectorRevisions).InjectorRevisions(); revs != nil || known {
+		t.Errorf("a failed read must not report known revisions: %v %v", revs, known)
+	}
+	if err := firstErr(); err == nil || !strings.Contains(err.Error(), "MutatingWebhookConfiguration") {
+		t.Errorf("failed read not recorded: %v", err)
+	}
+}
