@@ -280,6 +280,7 @@ var (
 	}
 	podSCFieldTypes = []struct{ key, typ string }{
 		{"runAsUser", "integer"}, {"runAsGroup", "integer"}, {"fsGroup", "integer"}, {"supplementalGroups", "array"},
+		{"runAsNonRoot", "boolean"},
 	}
 )
 
@@ -599,6 +600,9 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				"istioName": istioName, "imageAllowed": imageAllowed, "exempt": exempt, "infraText": infraText,
 				"runAsUser": uidV, "runAsGroup": gidV, "uidText": uidText, "gidText": gidText,
 				"privileged": privileged, "privText": ref + " is privileged",
+			}
+			if err := identityFacts(cf, ref, cpath, sc, podSC, hasUser, runAsUser); err != nil {
+				return nil, err
 			}
 			containers = append(containers, cf)
 			for j, a := range added {

@@ -77,6 +77,13 @@ var knownKinds = []KindInfo{
 	{Group: "networking.istio.io", Kind: "ServiceEntry", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "serviceentries", Namespaced: true},
 	{Group: "authentication.istio.io", Kind: "Policy", Versions: []string{"v1alpha1"}, Resource: "policies", Namespaced: true},
 	{Group: "authentication.istio.io", Kind: "MeshPolicy", Versions: []string{"v1alpha1"}, Resource: "meshpolicies"},
+	// The legacy RBAC API (istio/api rbac/v1alpha1, removed 2020-05-18; istiod
+	// stopped reading it in Istio 1.6): judged so that config that looks like
+	// protection but is ignored does not pass silently.
+	{Group: "rbac.istio.io", Kind: "ClusterRbacConfig", Versions: []string{"v1alpha1"}, Resource: "clusterrbacconfigs"},
+	{Group: "rbac.istio.io", Kind: "RbacConfig", Versions: []string{"v1alpha1"}, Resource: "rbacconfigs", Namespaced: true},
+	{Group: "rbac.istio.io", Kind: "ServiceRole", Versions: []string{"v1alpha1"}, Resource: "serviceroles", Namespaced: true},
+	{Group: "rbac.istio.io", Kind: "ServiceRoleBinding", Versions: []string{"v1alpha1"}, Resource: "servicerolebindings", Namespaced: true},
 }
 
 var kindsByGK = func() map[schema.GroupKind]*KindInfo {

@@ -83,6 +83,8 @@ spec:
       - name: app
         image: registry.example.com/app:1.0
         securityContext:
+          runAsUser: 1000
+          allowPrivilegeEscalation: false
           capabilities:
             add: ["NET_ADMIN"]
 ---
