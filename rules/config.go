@@ -61,6 +61,11 @@ type Config struct {
 	DefaultNamespaceMode string
 	// EnvoyFilterNamespaces may hold EnvoyFilters besides the root namespace (MESH0040).
 	EnvoyFilterNamespaces []string
+	// GatewayNamespaces are the namespaces where Gateways (Istio's and the
+	// Gateway API's, not waypoints) may be created besides the root namespace
+	// (MESH0063). Empty (the default): MESH0063 is off, as Istio's own samples
+	// put Gateways in application namespaces.
+	GatewayNamespaces []string
 	// AllowedExcludedInboundPorts are inbound ports an admin accepts being excluded
 	// from capture (metrics scraped by a non-mesh Prometheus); MESH0122 is Medium for them.
 	AllowedExcludedInboundPorts []string
@@ -171,6 +176,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.EnableNamespacesByDefault, "enable-namespaces-by-default", c.EnableNamespacesByDefault, "the injector injects unlabelled namespaces (sidecarInjectorWebhook.enableNamespacesByDefault)")
 	fs.StringVar(&c.DefaultNamespaceMode, "default-namespace-mode", c.DefaultNamespaceMode, "mesh mode assumed for namespaces not described by the input: sidecar, ambient, none or unknown")
 	fs.StringSliceVar(&c.EnvoyFilterNamespaces, "envoyfilter-namespaces", c.EnvoyFilterNamespaces, "namespaces besides the root namespace that may hold EnvoyFilters")
+	fs.StringSliceVar(&c.GatewayNamespaces, "gateway-namespaces", c.GatewayNamespaces, "namespaces besides the root namespace where Gateways may be created (MESH0063; empty: anywhere)")
 	fs.StringSliceVar(&c.AllowedExcludedInboundPorts, "allowed-excluded-inbound-ports", c.AllowedExcludedInboundPorts, "inbound ports that may be excluded from capture at reduced severity")
 	fs.StringVar(&c.InjectorIncludeOutboundIPRanges, "injector-include-outbound-ip-ranges", c.InjectorIncludeOutboundIPRanges, "the install's global.proxy.includeIPRanges, written onto every injected pod")
 	fs.StringVar(&c.IstioVersion, "istio-version", c.IstioVersion, "Istio release whose semantics apply (1.22 or newer, e.g. 1.26); default: detected from istiod per revision (serve, audit --cluster), else the newest supported ("+NewestIstioVersion().String()+")")
@@ -236,6 +242,7 @@ type compiledConfig struct {
 	system       map[string]bool
 	controlPlane map[string]bool
 	efAllowed    map[string]bool
+	gwAllowed    map[string]bool
 	portsAllowed map[string]bool
 	// istioVersion is --istio-version (nil: per revision, else the newest).
 	istioVersion     *IstioVersion
@@ -271,6 +278,7 @@ func (c *Config) compile() (*compiledConfig, error) {
 		system:           toSet(c.SystemNamespaces),
 		controlPlane:     toSet(c.ControlPlaneNamespaces),
 		efAllowed:        toSet(c.EnvoyFilterNamespaces),
+		gwAllowed:        toSet(c.GatewayNamespaces),
 		portsAllowed:     toSet(c.AllowedExcludedInboundPorts),
 	}, nil
 }

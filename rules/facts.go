@@ -57,6 +57,8 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		return e.requestAuthenticationFacts(obj, nsName)
 	case info.Group == "networking.istio.io" && info.Kind == "DestinationRule":
 		return e.destinationRuleFacts(obj, nsName)
+	case info.Kind == "Gateway" && (info.Group == "networking.istio.io" || info.Group == "gateway.networking.k8s.io"):
+		return e.gatewayFacts(obj, info.Group, nsName)
 	case info.Group == "networking.istio.io" && info.Kind == "EnvoyFilter":
 		return e.envoyFilterFacts(obj, nsName)
 	case info.Group == "extensions.istio.io" && (info.Kind == "WasmPlugin" || info.Kind == "TrafficExtension"):
