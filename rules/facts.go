@@ -52,7 +52,12 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	case info.Group == "security.istio.io" && info.Kind == "PeerAuthentication":
 		return e.peerAuthenticationFacts(obj, nsName)
 	case info.Group == "security.istio.io" && info.Kind == "AuthorizationPolicy":
-		return e.authorizationPolicyFacts(obj, nsName)
+		facts, err := e.authorizationPolicyFacts(obj, nsName)
+		if err != nil {
+			return nil, err
+		}
+		e.managedPolicyFacts(facts, obj, req, ns)
+		return facts, nil
 	case info.Group == "security.istio.io" && info.Kind == "RequestAuthentication":
 		return e.requestAuthenticationFacts(obj, nsName)
 	case info.Group == "networking.istio.io" && info.Kind == "DestinationRule":
@@ -513,15 +518,16 @@ func netpolOptOut(labels map[string]string, old string, hadOld bool) string {
 	return ""
 }
 
-// managedPolicyFacts adds what MESH0215 needs to a NetworkPolicy's facts:
+// managedPolicyFacts adds what MESH0215 (NetworkPolicies) and MESH0025
+// (AuthorizationPolicies) need to the facts of a policy meshguard may manage:
 // managed (the policy as it was before the request carries
 // meshguard.io/managed: "true"), tamper[] (what the request does to it: a
-// DELETE, a spec change, a change of meshguard's labels or annotations, or of
-// owner references, which would hand it to garbage collection), actor
-// ("meshguard" for the controller's own identity, "namespace-deletion" for
-// the namespace controller or garbage collector deleting while the namespace
-// really terminates, else "") and actorNote (why a system actor is not
-// trusted, for the message).
+// DELETE, a spec change, a change of a meshguard.io/ label or annotation or
+// of app.kubernetes.io/managed-by, or of owner references, which would hand it
+// to garbage collection), actor ("meshguard" for the controller's own
+// identity, "namespace-deletion" for the namespace controller or garbage
+// collector deleting while the namespace really terminates, else "") and
+// actorNote (why a system actor is not trusted, for the message).
 func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Request, ns Namespace) {
 	op := req.Operation
 	before := req.OldObject
@@ -540,16 +546,8 @@ func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Reque
 			if !jsonEqual(before["spec"], obj["spec"]) {
 				tamper = append(tamper, "changes its spec")
 			}
-			ol, nl := stringMap(oldMeta["labels"]), stringMap(meta["labels"])
-			oa, na := stringMap(oldMeta["annotations"]), stringMap(meta["annotations"])
-			for _, k := range []string{labelNetpolManaged, labelNetpolManagedBy} {
-				if ov, nv := ol[k], nl[k]; ov != nv {
-					tamper = append(tamper, fmt.Sprintf("changes label %s from %s to %s", k, quote(ov), quote(nv)))
-				}
-			}
-			if ov, nv := oa[annNetpolVersion], na[annNetpolVersion]; ov != nv {
-				tamper = append(tamper, fmt.Sprintf("changes annotation %s from %s to %s", annNetpolVersion, quote(ov), quote(nv)))
-			}
+			tamper = append(tamper, guardedKeyChanges("label", stringMap(oldMeta["labels"]), stringMap(meta["labels"]))...)
+			tamper = append(tamper, guardedKeyChanges("annotation", stringMap(oldMeta["annotations"]), stringMap(meta["annotations"]))...)
 			if !jsonEqual(oldMeta["ownerReferences"], meta["ownerReferences"]) {
 				tamper = append(tamper, "changes its owner references")
 			}
@@ -572,6 +570,37 @@ func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Reque
 	facts["tamper"] = nonNil(tamper)
 	facts["actor"] = actor
 	facts["actorNote"] = note
+}
+
+// guardedKeyChanges lists, in key order, the changes of meshguard's own
+// labels or annotations (meshguard.io/ and app.kubernetes.io/managed-by)
+// between old and cur.
+func guardedKeyChanges(what string, old, cur map[string]string) []any {
+	var keys []string
+	seen := map[string]bool{}
+	for _, m := range []map[string]string{old, cur} {
+		for k := range m {
+			if !seen[k] && (strings.HasPrefix(k, "meshguard.io/") || k == labelNetpolManagedBy) {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	var out []any
+	for _, k := range keys {
+		ov, oldHas := old[k]
+		nv, newHas := cur[k]
+		switch {
+		case oldHas && !newHas:
+			out = append(out, fmt.Sprintf("removes %s %s=%s", what, k, quote(ov)))
+		case !oldHas && newHas:
+			out = append(out, fmt.Sprintf("adds %s %s=%s", what, k, quote(nv)))
+		case ov != nv:
+			out = append(out, fmt.Sprintf("changes %s %s from %s to %s", what, k, quote(ov), quote(nv)))
+		}
+	}
+	return out
 }
 
 // jsonEqual compares two decoded JSON values; absent (nil) equals an empty object or list.

@@ -197,6 +197,18 @@ func ValidatingConfiguration(cat *rules.Catalog, o ConfigOptions) *admissionregi
 		guard.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"meshguard.io/managed": "true"}}
 		whs = append(whs, guard)
 	}
+	if judgesKind(cat, "security.istio.io", "AuthorizationPolicy") {
+		// DELETE (and UPDATE) of meshguard's managed AuthorizationPolicies
+		// (MESH0025): a quarantine's DENY, an allow-nothing baseline. Only
+		// labelled policies reach it, so it costs nothing otherwise.
+		nsScope := admissionregistrationv1.NamespacedScope
+		guard := hook("authz-guard.meshguard.io", []admissionregistrationv1.RuleWithOperations{{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Update, admissionregistrationv1.Delete},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{"security.istio.io"}, APIVersions: []string{"v1", "v1beta1"}, Resources: []string{"authorizationpolicies"}, Scope: &nsScope},
+		}}, exclude)
+		guard.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"meshguard.io/managed": "true"}}
+		whs = append(whs, guard)
+	}
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: map[string]string{"app.kubernetes.io/name": "meshguard"}},
@@ -315,4 +327,14 @@ var MatchNotOwnedWorkload = admissionregistrationv1.MatchCondition{
 		"(request.kind.kind == 'ReplicaSet' && (r.kind == 'Deployment' && r.apiVersion.startsWith('apps/') || r.kind == 'Rollout' && r.apiVersion.startsWith('argoproj.io/')) || " +
 		"request.kind.kind == 'Job' && r.kind == 'CronJob' && r.apiVersion.startsWith('batch/') || " +
 		"request.kind.kind == 'ReplicationController' && r.kind == 'DeploymentConfig' && r.apiVersion.startsWith('apps.openshift.io/'))))",
+}
+
+// judgesKind reports whether some catalog rule judges the kind.
+func judgesKind(cat *rules.Catalog, group, kind string) bool {
+	for _, k := range cat.Kinds() {
+		if k.Group == group && k.Kind == kind {
+			return true
+		}
+	}
+	return false
 }

@@ -176,7 +176,8 @@ func checkWebhooks(t *testing.T, c *chart, cat *rules.Catalog, v variant) {
 			wantYAML, _ := yaml.Marshal(w.Rules)
 			t.Errorf("webhook %s: the rules differ from the catalog's (webhook.ValidatingConfiguration); copy these into templates/validatingwebhookconfiguration.yaml:\n%s", w.Name, wantYAML)
 		}
-		if w.Name != "netpol-guard.meshguard.io" && !matchConditionsEqual(g.MatchConditions, w.MatchConditions) {
+		guard := w.Name == "netpol-guard.meshguard.io" || w.Name == "authz-guard.meshguard.io"
+		if !guard && !matchConditionsEqual(g.MatchConditions, w.MatchConditions) {
 			wantYAML, _ := yaml.Marshal(w.MatchConditions)
 			t.Errorf("webhook %s: the matchConditions differ from webhook.ValidatingConfiguration's; copy these into templates/validatingwebhookconfiguration.yaml:\n%s", w.Name, wantYAML)
 		}
@@ -191,7 +192,7 @@ func checkWebhooks(t *testing.T, c *chart, cat *rules.Catalog, v variant) {
 			t.Errorf("webhook %s: objectSelector %+v, want %+v", w.Name, g.ObjectSelector, w.ObjectSelector)
 		}
 		checkClientConfig(t, w.Name, g.ClientConfig, webhook.ValidatePath, v)
-		if w.Name == "netpol-guard.meshguard.io" {
+		if guard {
 			sa := fmt.Sprintf("system:serviceaccount:%s:%s", v.namespace, v.fullname)
 			if len(g.MatchConditions) != 1 || !strings.Contains(g.MatchConditions[0].Expression, "'"+sa+"'") {
 				t.Errorf("webhook %s: matchConditions %+v do not skip meshguard's own service account %s", w.Name, g.MatchConditions, sa)

@@ -178,4 +178,40 @@ spec:
 		Contains: []string{"selector security.istio.io/tlsMode=istio selects every injected pod",
 			`ipBlocks ["0.0.0.0/1","128.0.0.0/1"] cover every IPv4 address`},
 	},
+	// meshguard's managed AuthorizationPolicies (a quarantine's DENY-all)
+	// are protected like its NetworkPolicies (MESH0025).
+	{
+		Name: "a tenant deleting a managed AuthorizationPolicy", Setup: managedDenyAll,
+		Args: []string{"delete", "authorizationpolicy", "meshguard-quarantine-cart", "-n", "{{ns}}"},
+		Code: "MESH0025", Fix: "Leave the managed AuthorizationPolicies to meshguard", Contains: []string{"deletes it"},
+	},
+	{
+		Name: "a tenant deleting every AuthorizationPolicy with one deletecollection call", Setup: managedDenyAll,
+		Args: []string{"delete", "--raw", "/apis/security.istio.io/v1/namespaces/{{ns}}/authorizationpolicies"},
+		Code: "MESH0025", Fix: "Leave the managed AuthorizationPolicies to meshguard",
+	},
+	{
+		Name: "a tenant removing the managed label of an AuthorizationPolicy", Setup: managedDenyAll,
+		Args: []string{"label", "authorizationpolicy", "meshguard-quarantine-cart", "-n", "{{ns}}", "meshguard.io/managed-"},
+		Code: "MESH0025", Fix: "Leave the managed AuthorizationPolicies to meshguard", Contains: []string{`removes label meshguard.io/managed="true"`},
+	},
+	{
+		Name: "a tenant turning a managed DENY into AUDIT", Setup: managedDenyAll,
+		Args: []string{"patch", "authorizationpolicy", "meshguard-quarantine-cart", "-n", "{{ns}}", "--type=merge", "-p", `{"spec":{"action":"AUDIT"}}`},
+		Code: "MESH0025", Fix: "Leave the managed AuthorizationPolicies to meshguard", Contains: []string{"changes its spec"},
+	},
 }
+
+// managedDenyAll is a managed DENY-all AuthorizationPolicy as a quarantine
+// writes it.
+const managedDenyAll = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: meshguard-quarantine-cart
+  namespace: {{ns}}
+  labels: {app.kubernetes.io/managed-by: meshguard, meshguard.io/managed: "true"}
+spec:
+  selector: {matchLabels: {meshguard.io/quarantined: cart}}
+  action: DENY
+  rules: [{}]
+`

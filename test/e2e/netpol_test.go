@@ -377,7 +377,7 @@ func TestNetworkPolicies(t *testing.T) {
 			assertDenied(t, res, "MESH0215", fmt.Sprintf(`tampers with managed NetworkPolicy "%s/%s": deletes it`, ns, netpol.NameDefaultDeny))
 			t.Logf("kubectl printed:\n%s", strings.TrimSpace(res.Stderr))
 			// Weakening by edit or relabel is denied too.
-			assertDenied(t, kubectl(t, ctx, env, "", "label", "networkpolicy", netpol.NameAllowDNS, "-n", ns, netpol.LabelManaged+"-"), "MESH0215", "changes label meshguard.io/managed")
+			assertDenied(t, kubectl(t, ctx, env, "", "label", "networkpolicy", netpol.NameAllowDNS, "-n", ns, netpol.LabelManaged+"-"), "MESH0215", "removes label meshguard.io/managed")
 			assertDenied(t, kubectl(t, ctx, env, "", "patch", "networkpolicy", netpol.NameAllowDNS, "-n", ns, "--type=json",
 				"-p", `[{"op":"add","path":"/spec/egress/-","value":{}}]`), "MESH0215", "changes its spec")
 			// The namespace controller's name alone is not trusted.
