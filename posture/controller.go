@@ -3,8 +3,10 @@ package posture
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -500,12 +502,20 @@ func (c *Controller) judge(ctx context.Context, scope string) error {
 		delete(c.counts, scope)
 		c.mu.Unlock()
 		c.publishCounts()
+		c.m.forgetNamespace(scope)
 		c.m.Judgments.WithLabelValues("skipped").Inc()
 		return nil
 	}
 	view, firstErr := c.view()
 	rec := newRecorder(view, scope, c.index)
+	rec.netpols = func(ns string) ([]string, bool) { return c.managedNetpols(ctx, ns) }
+	now := metav1.Timestamp{Seconds: time.Now().Unix()}
 	var findings []rules.Finding
+	type evalError struct {
+		subject reports.Subject
+		msg     string
+	}
+	var evalErrs []evalError
 	for _, obj := range objs {
 		fs, err := c.ev.Evaluate(ctx, &rules.Request{Object: obj, PostInjection: true, Context: rec})
 		if err != nil {
@@ -513,17 +523,27 @@ func (c *Controller) judge(ctx context.Context, scope string) error {
 				break
 			}
 			c.m.EvaluationErrors.Inc()
-			c.log.Error(err, "background audit: an object could not be evaluated; it is left out of its report", "scope", scopeName(scope))
+			ref := rules.ObjectRefOf(obj, "")
+			c.log.Error(err, "background audit: an object could not be evaluated; it is an error result in its report", "scope", scopeName(scope), "kind", ref.Kind, "name", ref.Name)
+			evalErrs = append(evalErrs, evalError{reports.Subject{APIVersion: ref.APIVersion, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name}, err.Error()})
 			continue
 		}
 		findings = append(findings, fs...)
+	}
+	var comp *reports.Compliance
+	if scope != "" {
+		comp = c.compliance(rec, scope, objs)
 	}
 	if err := firstErr(); err != nil {
 		c.m.Judgments.WithLabelValues("context_error").Inc()
 		return errContext{err}
 	}
 	c.index.keepOnly(scope, rec.read())
-	rep := reports.Build(scope, findings, metav1.Timestamp{Seconds: time.Now().Unix()}, c.opts.MaxResults)
+	rep := reports.Build(scope, findings, now, c.opts.MaxResults)
+	for _, e := range evalErrs {
+		rep.AddError(e.subject, e.msg, now)
+	}
+	rep.Compliance = comp
 	result, err := c.write(ctx, rep)
 	if err != nil {
 		c.m.Judgments.WithLabelValues("write_error").Inc()
@@ -538,7 +558,87 @@ func (c *Controller) judge(ctx context.Context, scope string) error {
 	c.counts[scope] = bySev
 	c.mu.Unlock()
 	c.publishCounts()
+	if scope != "" {
+		c.m.publishNamespace(scope, comp, bySev)
+	}
 	return nil
+}
+
+// compliance is a namespace's compliance view, read through the recorder so
+// that a change of what it depends on (a mesh-wide PeerAuthentication, an
+// AuthorizationPolicy, a managed NetworkPolicy) re-judges the namespace.
+// Nil when the evaluator cannot resolve it.
+func (c *Controller) compliance(ctx rules.Context, scope string, objs []rules.Object) *reports.Compliance {
+	ev, ok := c.ev.(audit.ClusterEvaluator)
+	if !ok {
+		return nil
+	}
+	comp := &reports.Compliance{MeshMode: rules.ModeUnknown}
+	if ns, ok := ctx.Namespace(scope); ok {
+		comp.MeshMode = ev.NamespaceMeshMode(ns)
+		np := ev.NamespaceNetpol(ctx, ns)
+		comp.NetworkPolicies = reports.NetpolCompliance{Profile: np.Profile, Status: np.Status, Missing: np.Missing}
+	}
+	comp.MTLS = ev.NamespaceMTLS(ctx, scope)
+	comp.Authz = ev.NamespaceAuthz(ctx, scope)
+	for _, obj := range objs {
+		mode, workload := ev.WorkloadMeshMode(ctx, obj, "", true)
+		if !workload {
+			continue
+		}
+		comp.Workloads++
+		if mode == rules.ModeSidecar || mode == rules.ModeAmbient {
+			comp.Meshed++
+		}
+		if q := quarantineOf(obj); q != "" {
+			ref := rules.ObjectRefOf(obj, "")
+			comp.Quarantined = append(comp.Quarantined, ref.Kind+"/"+ref.Name)
+		}
+	}
+	sort.Strings(comp.Quarantined)
+	return comp
+}
+
+// LabelQuarantined marks a quarantined workload and its pods.
+const LabelQuarantined = "meshguard.io/quarantined"
+
+// quarantineOf returns the quarantine label of a workload ("" when none).
+func quarantineOf(obj rules.Object) string {
+	md, _ := obj["metadata"].(map[string]any)
+	labels, _ := md["labels"].(map[string]any)
+	v, _ := labels[LabelQuarantined].(string)
+	return v
+}
+
+// managedNetpols lists the names of a namespace's NetworkPolicies labelled
+// meshguard.io/managed=true from the background audit's cache; unknown when
+// NetworkPolicies are not watched or cannot be read.
+func (c *Controller) managedNetpols(ctx context.Context, namespace string) ([]string, bool) {
+	c.mu.Lock()
+	kinds := c.served
+	c.mu.Unlock()
+	for _, k := range kinds {
+		if k.Info.Group != "networking.k8s.io" || k.Info.Kind != "NetworkPolicy" {
+			continue
+		}
+		l := c.listPrototype(k)
+		if err := c.cache.List(ctx, l, client.InNamespace(namespace), client.MatchingLabels{"meshguard.io/managed": "true"}); err != nil {
+			return nil, false
+		}
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			return nil, false
+		}
+		names := make([]string, 0, len(items))
+		for _, it := range items {
+			if o, ok := it.(client.Object); ok {
+				names = append(names, o.GetName())
+			}
+		}
+		sort.Strings(names)
+		return names, true
+	}
+	return nil, false
 }
 
 func (c *Controller) publishCounts() {
@@ -694,10 +794,15 @@ func (c *Controller) write(ctx context.Context, rep reports.Report) (string, err
 // contentSum identifies a report's content apart from its timestamps.
 func contentSum(rep reports.Report) [32]byte {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00", rep.Namespace, rep.Findings, rep.MaxResults)
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00", rep.Namespace, rep.Findings, rep.MaxResults, rep.Errors)
+	if rep.Compliance != nil {
+		b, _ := json.Marshal(rep.Compliance)
+		h.Write(b)
+	}
+	h.Write([]byte{0})
 	for _, r := range rep.Results {
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s/%s/%s/%s\x00%s\x00%s\x01", r.Policy, r.Rule, r.Severity, r.Message,
-			r.Subject.APIVersion, r.Subject.Kind, r.Subject.Namespace, r.Subject.Name, r.Properties[reports.PropertyTitle], r.Properties[reports.PropertyDetails])
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s/%s/%s/%s\x00%s\x00%s\x00%s\x01", r.Policy, r.Rule, r.Severity, r.Message,
+			r.Subject.APIVersion, r.Subject.Kind, r.Subject.Namespace, r.Subject.Name, r.Properties[reports.PropertyTitle], r.Properties[reports.PropertyDetails], r.Outcome)
 	}
 	var out [32]byte
 	copy(out[:], h.Sum(nil))

@@ -96,6 +96,10 @@ type recorder struct {
 	ctx   rules.Context
 	scope string
 	index *depIndex
+	// netpols answers ManagedNetworkPolicies when ctx does not (the
+	// webhook's context has no NetworkPolicy cache; the background audit
+	// watches NetworkPolicies itself). Nil: unknown.
+	netpols func(namespace string) ([]string, bool)
 
 	mu   sync.Mutex
 	deps map[dep]struct{}
@@ -168,6 +172,9 @@ func (r *recorder) ManagedNetworkPolicies(namespace string) ([]string, bool) {
 	r.note(depNetworkPolicy, namespace)
 	if mp, ok := r.ctx.(rules.ManagedNetworkPolicies); ok {
 		return mp.ManagedNetworkPolicies(namespace)
+	}
+	if r.netpols != nil {
+		return r.netpols(namespace)
 	}
 	return nil, false
 }

@@ -5,6 +5,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshguard/meshguard/internal/promreg"
+	"github.com/meshguard/meshguard/reports"
+	"github.com/meshguard/meshguard/rules"
 )
 
 // Metrics are the background audit's Prometheus metrics.
@@ -30,6 +32,58 @@ type Metrics struct {
 	ReportsAPI prometheus.Gauge
 	// QueueDepth is the number of scopes waiting in the workqueue.
 	QueueDepth prometheus.Gauge
+
+	// The compliance view per namespace (one series per namespace, never per
+	// object): see publishNamespace.
+	NamespaceMTLS        *prometheus.GaugeVec
+	NamespaceAuthz       *prometheus.GaugeVec
+	NamespaceNetpol      *prometheus.GaugeVec
+	NamespaceWorkloads   *prometheus.GaugeVec
+	NamespaceMeshed      *prometheus.GaugeVec
+	NamespaceFindings    *prometheus.GaugeVec
+	NamespaceQuarantined *prometheus.GaugeVec
+}
+
+// mtlsModes and netpolStates are the label values the compliance gauges
+// publish one-hot, so that a dashboard can sum and filter by them.
+var (
+	mtlsModes    = []string{"STRICT", "PERMISSIVE", "DISABLE"}
+	netpolStates = []string{"complete", "partial", "missing", "none", "unknown"}
+)
+
+// publishNamespace sets a namespace's compliance gauges from its judgment.
+func (m *Metrics) publishNamespace(ns string, c *reports.Compliance, bySeverity map[string]int) {
+	for _, s := range rules.Severities() {
+		m.NamespaceFindings.WithLabelValues(ns, s.String()).Set(float64(bySeverity[s.String()]))
+	}
+	if c == nil {
+		return
+	}
+	for _, mode := range mtlsModes {
+		m.NamespaceMTLS.WithLabelValues(ns, mode).Set(boolGauge(c.MTLS.Mode == mode))
+	}
+	m.NamespaceAuthz.WithLabelValues(ns).Set(boolGauge(c.Authz.DefaultDeny))
+	for _, st := range netpolStates {
+		m.NamespaceNetpol.WithLabelValues(ns, st).Set(boolGauge(c.NetworkPolicies.Status == st))
+	}
+	m.NamespaceWorkloads.WithLabelValues(ns).Set(float64(c.Workloads))
+	m.NamespaceMeshed.WithLabelValues(ns).Set(float64(c.Meshed))
+	m.NamespaceQuarantined.WithLabelValues(ns).Set(float64(len(c.Quarantined)))
+}
+
+// forgetNamespace removes a namespace's series (the namespace is gone).
+func (m *Metrics) forgetNamespace(ns string) {
+	for _, v := range []*prometheus.GaugeVec{m.NamespaceMTLS, m.NamespaceAuthz, m.NamespaceNetpol, m.NamespaceWorkloads,
+		m.NamespaceMeshed, m.NamespaceFindings, m.NamespaceQuarantined} {
+		v.DeletePartialMatch(prometheus.Labels{"namespace": ns})
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // NewMetrics creates the metrics, unregistered.
@@ -67,6 +121,34 @@ func NewMetrics() *Metrics {
 			Name: "meshguard_posture_queue_depth",
 			Help: "Scopes waiting in the background audit's workqueue (debounced ones count once due).",
 		}),
+		NamespaceMTLS: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_namespace_mtls_mode",
+			Help: "1 for a namespace's effective namespace-wide mTLS mode (STRICT, PERMISSIVE or DISABLE), 0 for the others.",
+		}, []string{"namespace", "mode"}),
+		NamespaceAuthz: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_namespace_authz_default_deny",
+			Help: "1 when a namespace's authorization is default-deny (a namespace-wide or mesh-wide policy refuses what nothing allows).",
+		}, []string{"namespace"}),
+		NamespaceNetpol: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_namespace_netpol_status",
+			Help: "1 for how a namespace's managed default-deny NetworkPolicies compare with its profile (complete, partial, missing, none, unknown), 0 for the others.",
+		}, []string{"namespace", "status"}),
+		NamespaceWorkloads: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_namespace_workloads",
+			Help: "Top-level workloads of a namespace (pod-template kinds and Pods no controller owns).",
+		}, []string{"namespace"}),
+		NamespaceMeshed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_namespace_workloads_meshed",
+			Help: "Workloads of a namespace whose pods are in the mesh (sidecar or ambient).",
+		}, []string{"namespace"}),
+		NamespaceFindings: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_namespace_findings",
+			Help: "Findings of the background audit in a namespace's report, by severity.",
+		}, []string{"namespace", "severity"}),
+		NamespaceQuarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_namespace_quarantined_workloads",
+			Help: "Workloads of a namespace labelled meshguard.io/quarantined.",
+		}, []string{"namespace"}),
 	}
 }
 
@@ -82,5 +164,12 @@ func (m *Metrics) Register(r prometheus.Registerer) error {
 		promreg.Into(r, &m.ResyncDuration),
 		promreg.Into(r, &m.ReportsAPI),
 		promreg.Into(r, &m.QueueDepth),
+		promreg.Into(r, &m.NamespaceMTLS),
+		promreg.Into(r, &m.NamespaceAuthz),
+		promreg.Into(r, &m.NamespaceNetpol),
+		promreg.Into(r, &m.NamespaceWorkloads),
+		promreg.Into(r, &m.NamespaceMeshed),
+		promreg.Into(r, &m.NamespaceFindings),
+		promreg.Into(r, &m.NamespaceQuarantined),
 	)
 }

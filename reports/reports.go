@@ -60,6 +60,14 @@ const (
 	DefaultMaxResults = 1000
 	// ResultFail is the result of every finding.
 	ResultFail = "fail"
+	// ResultError is the result of an object the rules could not be
+	// evaluated on (malformed, or a rule failed on it): never left out.
+	ResultError = "error"
+	// PolicyEvaluationError is the policy of error results.
+	PolicyEvaluationError = "meshguard-evaluation-error"
+	// AnnotationCompliance holds a namespace report's compliance view
+	// (Compliance, as JSON).
+	AnnotationCompliance = "meshguard.io/compliance"
 )
 
 // Result properties.
@@ -121,12 +129,50 @@ type Result struct {
 	Properties map[string]string
 	// Timestamp is when the result was first seen (seconds only).
 	Timestamp metav1.Timestamp
+	// Outcome is ResultFail ("" means fail) or ResultError.
+	Outcome string
+}
+
+// outcome is the result value as the report APIs spell it.
+func (r Result) outcome() string {
+	if r.Outcome == "" {
+		return ResultFail
+	}
+	return r.Outcome
+}
+
+// Compliance is a namespace's compliance view as the background audit
+// computes it (the same resolution `meshguard audit --cluster` prints), kept
+// on the namespace's report as the JSON annotation meshguard.io/compliance so
+// that `meshguard status` answers from the reports alone.
+type Compliance struct {
+	// MeshMode is sidecar, ambient, none or unknown.
+	MeshMode string `json:"meshMode"`
+	// MTLS is the effective namespace-wide mTLS mode and the policy deciding it.
+	MTLS rules.MTLSResolution `json:"mtls"`
+	// Authz says whether authorization is default-deny and which policy decides.
+	Authz rules.AuthzResolution `json:"authz"`
+	// NetworkPolicies is the default-deny profile and how the managed
+	// NetworkPolicies compare with it (complete, partial, missing, none, unknown).
+	NetworkPolicies NetpolCompliance `json:"networkPolicies"`
+	// Workloads counts the top-level workloads; Meshed those in the mesh.
+	Workloads int `json:"workloads"`
+	Meshed    int `json:"meshed"`
+	// Quarantined are the workloads (Kind/name) carrying meshguard.io/quarantined.
+	Quarantined []string `json:"quarantined,omitempty"`
+}
+
+// NetpolCompliance is the default-deny part of Compliance.
+type NetpolCompliance struct {
+	Profile string   `json:"profile"`
+	Status  string   `json:"status"`
+	Missing []string `json:"missing,omitempty"`
 }
 
 // key identifies a result regardless of its timestamp.
 func (r Result) key() string {
 	return strings.Join([]string{r.Subject.Kind, r.Subject.Namespace, r.Subject.Name, r.Subject.APIVersion,
-		r.Rule, r.Properties[PropertyDetails], r.Policy, r.Severity, r.Message, r.Properties[PropertyTitle]}, "\x00")
+		r.Rule, r.Properties[PropertyDetails], r.Policy, r.Severity, r.Message, r.Properties[PropertyTitle], r.outcome()}, "\x00")
 }
 
 // Report is the findings of one scope: a namespace, or the cluster-scoped
@@ -141,6 +187,25 @@ type Report struct {
 	Findings int
 	// MaxResults is the cap the results were built with.
 	MaxResults int
+	// Errors counts the error results (objects that could not be evaluated);
+	// they are always kept, beside the findings.
+	Errors int
+	// Compliance is the namespace's compliance view (nil for the cluster
+	// report, and for reports written by `audit -o openreports`).
+	Compliance *Compliance
+}
+
+// AddError records an object the rules could not be evaluated on as an
+// error result: a report never silently leaves an object out.
+func (r *Report) AddError(subject Subject, message string, now metav1.Timestamp) {
+	now.Nanos = 0
+	r.Errors++
+	r.Results = append(r.Results, Result{
+		Policy: PolicyEvaluationError, Severity: "high", Message: "meshguard could not evaluate this object: " + message,
+		Subject: subject, Properties: map[string]string{PropertyTitle: "Object could not be evaluated", PropertyDetails: message},
+		Timestamp: now, Outcome: ResultError,
+	})
+	sort.SliceStable(r.Results, func(a, b int) bool { return resultLess(r.Results[a], r.Results[b]) })
 }
 
 // ScopeOf returns the report an object's findings go to: its namespace, the
@@ -257,11 +322,11 @@ func (r Report) Object(f Format) (*unstructured.Unstructured, error) {
 		for _, x := range r.Results {
 			results = append(results, openreportsv1alpha1.ReportResult{
 				Source: Source, Policy: x.Policy, Rule: x.Rule, Severity: openreportsv1alpha1.ResultSeverity(x.Severity),
-				Timestamp: x.Timestamp, Result: ResultFail, Subjects: []corev1.ObjectReference{x.Subject.ref()},
+				Timestamp: x.Timestamp, Result: openreportsv1alpha1.Result(x.outcome()), Subjects: []corev1.ObjectReference{x.Subject.ref()},
 				Description: x.Message, Properties: x.Properties,
 			})
 		}
-		summary := openreportsv1alpha1.ReportSummary{Fail: r.Findings}
+		summary := openreportsv1alpha1.ReportSummary{Fail: r.Findings, Error: r.Errors}
 		cfg := &openreportsv1alpha1.ReportConfiguration{Limits: openreportsv1alpha1.Limits{MaxResults: r.MaxResults}}
 		if r.Namespace != "" {
 			obj = &openreportsv1alpha1.Report{ObjectMeta: meta, Source: Source, Configuration: cfg, Summary: summary, Results: results}
@@ -273,11 +338,11 @@ func (r Report) Object(f Format) (*unstructured.Unstructured, error) {
 		for _, x := range r.Results {
 			results = append(results, PolicyReportResult{
 				Source: Source, Policy: x.Policy, Rule: x.Rule, Severity: x.Severity,
-				Timestamp: x.Timestamp, Result: ResultFail, Subjects: []corev1.ObjectReference{x.Subject.ref()},
+				Timestamp: x.Timestamp, Result: x.outcome(), Subjects: []corev1.ObjectReference{x.Subject.ref()},
 				Description: x.Message, Properties: x.Properties,
 			})
 		}
-		summary := PolicyReportSummary{Fail: r.Findings}
+		summary := PolicyReportSummary{Fail: r.Findings, Error: r.Errors}
 		if r.Namespace != "" {
 			obj = &PolicyReport{ObjectMeta: meta, Summary: summary, Results: results}
 		} else {
@@ -292,6 +357,13 @@ func (r Report) Object(f Format) (*unstructured.Unstructured, error) {
 	}
 	u := &unstructured.Unstructured{Object: m}
 	u.SetGroupVersionKind(f.GVK(r.Namespace != ""))
+	if r.Compliance != nil {
+		b, err := json.Marshal(r.Compliance)
+		if err != nil {
+			return nil, fmt.Errorf("render report %s: compliance: %w", r.describe(), err)
+		}
+		u.SetAnnotations(map[string]string{AnnotationCompliance: string(b)})
+	}
 	unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
 	return u, nil
 }
@@ -325,12 +397,22 @@ func Parse(u *unstructured.Unstructured) (Report, error) {
 			return Report{}, fmt.Errorf("parse %s %s/%s: summary: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 		}
 	}
-	rep.Findings = summary.Fail
+	rep.Findings, rep.Errors = summary.Fail, summary.Error
+	if raw, ok := u.GetAnnotations()[AnnotationCompliance]; ok {
+		var c Compliance
+		if err := json.Unmarshal([]byte(raw), &c); err != nil {
+			return Report{}, fmt.Errorf("parse %s %s/%s: annotation %s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), AnnotationCompliance, err)
+		}
+		rep.Compliance = &c
+	}
 	if n, ok, _ := unstructured.NestedInt64(u.Object, "configuration", "limits", "maxResults"); ok {
 		rep.MaxResults = int(n)
 	}
 	for _, x := range results {
 		res := Result{Policy: x.Policy, Rule: x.Rule, Severity: x.Severity, Message: x.Description, Properties: x.Properties, Timestamp: x.Timestamp}
+		if x.Result == ResultError {
+			res.Outcome = ResultError
+		}
 		if len(x.Subjects) > 0 {
 			s := x.Subjects[0]
 			res.Subject = Subject{APIVersion: s.APIVersion, Kind: s.Kind, Namespace: s.Namespace, Name: s.Name}
@@ -353,10 +435,13 @@ func fromUnstructured(raw any, into any) error {
 var contentFields = []string{"source", "scope", "scopeSelector", "configuration", "summary", "results"}
 
 // SameContent reports whether a stored report object already holds what
-// desired holds: the content fields and meshguard's label. Other labels,
-// annotations and metadata are not compared.
+// desired holds: the content fields, the compliance annotation and
+// meshguard's label. Other labels, annotations and metadata are not compared.
 func SameContent(desired, stored *unstructured.Unstructured) bool {
 	if stored.GetLabels()[LabelManagedBy] != ManagedBy {
+		return false
+	}
+	if desired.GetAnnotations()[AnnotationCompliance] != stored.GetAnnotations()[AnnotationCompliance] {
 		return false
 	}
 	return bytes.Equal(content(desired), content(stored))
@@ -391,4 +476,14 @@ func CopyContent(desired, stored *unstructured.Unstructured) {
 	}
 	l[LabelManagedBy] = ManagedBy
 	stored.SetLabels(l)
+	a := stored.GetAnnotations()
+	if c, ok := desired.GetAnnotations()[AnnotationCompliance]; ok {
+		if a == nil {
+			a = map[string]string{}
+		}
+		a[AnnotationCompliance] = c
+	} else {
+		delete(a, AnnotationCompliance)
+	}
+	stored.SetAnnotations(a)
 }

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -132,5 +133,69 @@ func TestBuildAllAlwaysHasTheClusterReport(t *testing.T) {
 	reps := BuildAll(nil, []string{"b", "a", "b"}, metav1.Timestamp{}, 0)
 	if len(reps) != 3 || reps[0].Namespace != "" || reps[1].Namespace != "a" || reps[2].Namespace != "b" {
 		t.Errorf("reports %+v", reps)
+	}
+}
+
+// An object that could not be evaluated is an error result in both formats,
+// counted in summary.error beside the findings, and the compliance view
+// travels as an annotation that SameContent compares and CopyContent copies.
+func TestErrorResultsAndComplianceRoundTrip(t *testing.T) {
+	now := metav1.Timestamp{Seconds: 100}
+	for _, f := range Formats() {
+		rep := Build("shop", []rules.Finding{finding("MESH0150", rules.SeverityCritical, "Deployment", "shop", "a", "NET_ADMIN")}, now, 0)
+		rep.AddError(Subject{APIVersion: "security.istio.io/v1", Kind: "AuthorizationPolicy", Namespace: "shop", Name: "odd"}, "spec.rules: expected array, got string", now)
+		rep.Compliance = &Compliance{MeshMode: "sidecar", MTLS: rules.MTLSResolution{Mode: "STRICT", Level: "namespace", Source: "shop/default"}, Workloads: 2, Meshed: 1}
+		u, err := rep.Object(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _, _ := unstructured.NestedInt64(u.Object, "summary", "error"); n != 1 {
+			t.Errorf("%s: summary.error = %d, want 1", f, n)
+		}
+		if n, _, _ := unstructured.NestedInt64(u.Object, "summary", "fail"); n != 1 {
+			t.Errorf("%s: summary.fail = %d, want 1", f, n)
+		}
+		back, err := Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var outcomes []string
+		for _, r := range back.Results {
+			outcomes = append(outcomes, r.Subject.Kind+" "+r.outcome())
+		}
+		if fmt.Sprint(outcomes) != "[AuthorizationPolicy error Deployment fail]" || back.Errors != 1 || back.Findings != 1 {
+			t.Errorf("%s: parsed %v errors %d findings %d", f, outcomes, back.Errors, back.Findings)
+		}
+		if back.Compliance == nil || back.Compliance.MTLS.Source != "shop/default" || back.Compliance.Meshed != 1 {
+			t.Errorf("%s: compliance %+v", f, back.Compliance)
+		}
+
+		// A changed compliance view is a changed report; CopyContent carries it.
+		stored := u.DeepCopy()
+		rep.Compliance.Meshed = 2
+		desired, _ := rep.Object(f)
+		if SameContent(desired, stored) {
+			t.Errorf("%s: a changed compliance view compares equal", f)
+		}
+		CopyContent(desired, stored)
+		if !SameContent(desired, stored) {
+			t.Errorf("%s: CopyContent did not carry the compliance view", f)
+		}
+		// A report without one (audit -o openreports) removes it.
+		rep.Compliance = nil
+		desired, _ = rep.Object(f)
+		CopyContent(desired, stored)
+		if _, ok := stored.GetAnnotations()[AnnotationCompliance]; ok {
+			t.Errorf("%s: CopyContent kept a stale compliance view", f)
+		}
+	}
+}
+
+// A malformed compliance annotation is an error naming it, not a panic.
+func TestParseMalformedCompliance(t *testing.T) {
+	u, _ := Build("shop", nil, metav1.Timestamp{Seconds: 1}, 0).Object(FormatOpenReports)
+	u.SetAnnotations(map[string]string{AnnotationCompliance: "{not json"})
+	if _, err := Parse(u); err == nil || !strings.Contains(err.Error(), AnnotationCompliance) {
+		t.Errorf("Parse: %v", err)
 	}
 }

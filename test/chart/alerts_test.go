@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshguard/meshguard/certs"
+	"github.com/meshguard/meshguard/posture"
 	"github.com/meshguard/meshguard/webhook"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -41,10 +42,12 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{certs.MetricExpiry: true, certs.MetricValid: true}
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
-	m, lm, nm := webhook.NewMetrics(), webhook.NewLimitMetrics(), netpol.NewMetrics()
+	m, lm, nm, pm := webhook.NewMetrics(), webhook.NewLimitMetrics(), netpol.NewMetrics(), posture.NewMetrics()
 	for _, c := range []prometheus.Collector{m.Requests, m.Duration, m.Findings, m.Expired, m.CacheSynced, m.ContextErrors, m.IstioAPI,
 		m.CustomRules, m.Events, m.EventsDropped, lm.Rejected, lm.InUse, lm.Limit,
-		nm.Namespaces, nm.Changes, nm.Preview, nm.GateRefusals, nm.Errors} {
+		nm.Namespaces, nm.Changes, nm.Preview, nm.GateRefusals, nm.Errors,
+		pm.Writes, pm.Results, pm.Judgments, pm.EvaluationErrors, pm.LastResync, pm.ResyncDuration, pm.ReportsAPI, pm.QueueDepth,
+		pm.NamespaceMTLS, pm.NamespaceAuthz, pm.NamespaceNetpol, pm.NamespaceWorkloads, pm.NamespaceMeshed, pm.NamespaceFindings, pm.NamespaceQuarantined} {
 		ch := make(chan *prometheus.Desc, 4)
 		c.Describe(ch)
 		close(ch)
