@@ -125,6 +125,12 @@ type Controller struct {
 	reportsOK bool
 	warned    bool                // the missing report API was logged
 	memo      map[string][32]byte // scope -> content (timestamps aside) known to be stored
+	// prefetched holds the stored reports a full resync listed at once (one
+	// paginated LIST instead of a GET per scope), by scope; prefetchFor are
+	// the resync's scopes not judged yet, for which prefetched is the truth
+	// (absent: no report). Each scope uses it once.
+	prefetched  map[string]*unstructured.Unstructured
+	prefetchFor map[string]bool
 	counts    map[string]map[string]int
 	resync    *resyncRun
 	// lastResync and lastResyncTook describe the last full resync.
@@ -424,10 +430,21 @@ func (c *Controller) fullResync(ctx context.Context) {
 	for _, s := range scopes {
 		run.pending[s] = struct{}{}
 	}
+	stored, err := c.listStored(ctx)
+	if err != nil {
+		c.log.Error(err, "background audit: list the stored reports; reading them one by one")
+	}
 	c.mu.Lock()
 	c.resync = run
 	for _, s := range scopes {
 		delete(c.memo, s) // re-read the stored report
+	}
+	c.prefetched, c.prefetchFor = stored, nil
+	if err == nil {
+		c.prefetchFor = make(map[string]bool, len(scopes))
+		for _, s := range scopes {
+			c.prefetchFor[s] = true
+		}
 	}
 	c.mu.Unlock()
 	for _, s := range scopes {
@@ -435,6 +452,54 @@ func (c *Controller) fullResync(ctx context.Context) {
 	}
 	c.m.QueueDepth.Set(float64(c.queue.Len()))
 	c.log.V(1).Info("background audit: full resync", "scopes", len(scopes))
+}
+
+// listStored lists the stored reports of the format (namespaced and the
+// cluster report), paged, by scope.
+func (c *Controller) listStored(ctx context.Context) (map[string]*unstructured.Unstructured, error) {
+	out := map[string]*unstructured.Unstructured{}
+	for _, namespaced := range []bool{true, false} {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(c.opts.Format.GVK(namespaced).GroupVersion().WithKind(c.opts.Format.GVK(namespaced).Kind + "List"))
+		cont := ""
+		for {
+			if err := c.reader.List(ctx, l, client.MatchingLabels{reports.LabelManagedBy: reports.ManagedBy}, client.Limit(500), client.Continue(cont)); err != nil {
+				return nil, err
+			}
+			for i := range l.Items {
+				if l.Items[i].GetName() == reports.Name {
+					out[l.Items[i].GetNamespace()] = l.Items[i].DeepCopy()
+				}
+			}
+			if cont = l.GetContinue(); cont == "" {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// storedReport returns the stored report of a scope: the full resync's
+// prefetched one (used once), else read from the API server.
+func (c *Controller) storedReport(ctx context.Context, scope string, gvk schema.GroupVersionKind) (*unstructured.Unstructured, error) {
+	c.mu.Lock()
+	listed := c.prefetchFor[scope]
+	u, ok := c.prefetched[scope]
+	delete(c.prefetchFor, scope)
+	delete(c.prefetched, scope)
+	c.mu.Unlock()
+	switch {
+	case listed && ok:
+		return u, nil
+	case listed:
+		return nil, apierrors.NewNotFound(schema.GroupResource{Group: gvk.Group, Resource: gvk.Kind}, reports.Name)
+	}
+	stored := &unstructured.Unstructured{}
+	stored.SetGroupVersionKind(gvk)
+	if err := c.reader.Get(ctx, client.ObjectKey{Namespace: scope, Name: reports.Name}, stored); err != nil {
+		return nil, err
+	}
+	return stored, nil
 }
 
 // next judges one scope; false once the queue is shut down.
@@ -750,9 +815,7 @@ func (c *Controller) write(ctx context.Context, rep reports.Report) (string, err
 		return "", err
 	}
 	kind := desired.GetKind()
-	stored := &unstructured.Unstructured{}
-	stored.SetGroupVersionKind(desired.GroupVersionKind())
-	err = c.reader.Get(ctx, client.ObjectKey{Namespace: scope, Name: reports.Name}, stored)
+	stored, err := c.storedReport(ctx, scope, desired.GroupVersionKind())
 	switch {
 	case apierrors.IsNotFound(err):
 		if err := c.writer.Create(ctx, desired); err != nil {

@@ -35,6 +35,12 @@ type ServeOptions struct {
 	// (--background-audit, --background-audit-interval, --report-format).
 	BackgroundAudit bool
 	Posture         *posture.Options
+	// KubeAPIQPS and KubeAPIBurst bound meshguard's requests to the API
+	// server (--kube-api-qps, --kube-api-burst). Defaults 50 and 100:
+	// client-go's 5 and 10 would stretch the background audit's first writes
+	// of thousands of reports over minutes.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 	// Certs selects the certificate source (--cert-mode and the --cert-* flags).
 	Certs *certs.Options
 	// GoRuntime tunes the garbage collector (--gc-percent, --memory-limit-ratio).
@@ -85,6 +91,11 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&w.IstioDiscoveryInterval, "istio-discovery-interval", w.IstioDiscoveryInterval, "how often the API server's discovery is asked whether the Istio security API (PeerAuthentication, AuthorizationPolicy) is served, so its CRDs installed or removed after start are picked up; a failed discovery is retried sooner and never taken for \"not installed\"")
 	fs.StringVar(&w.Rules.ControllerUsername, "controller-username", w.Rules.ControllerUsername, "meshguard's own identity (its service account's username), the only user that may change or delete managed NetworkPolicies (MESH0215)")
 	o.Kube.AddFlags(fs)
+	if o.KubeAPIQPS == 0 {
+		o.KubeAPIQPS, o.KubeAPIBurst = 50, 100
+	}
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "sustained requests per second to the API server (reports, NetworkPolicies, Events; reads come from informer caches)")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "burst of requests to the API server above --kube-api-qps")
 	w.Rules.AddFlags(fs)
 }
 
@@ -169,6 +180,10 @@ func RunServe(ctx context.Context, s Streams, o *ServeOptions) error {
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
+	if o.KubeAPIQPS <= 0 || o.KubeAPIBurst < 1 {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive (got %v and %d)", o.KubeAPIQPS, o.KubeAPIBurst)}
+	}
+	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 	srv, err := webhook.NewServer(cfg, o.Webhook, logger)
 	if err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
