@@ -131,8 +131,8 @@ type Controller struct {
 	// (absent: no report). Each scope uses it once.
 	prefetched  map[string]*unstructured.Unstructured
 	prefetchFor map[string]bool
-	counts    map[string]map[string]int
-	resync    *resyncRun
+	counts      map[string]map[string]int
+	resync      *resyncRun
 	// lastResync and lastResyncTook describe the last full resync.
 	lastResync     time.Time
 	lastResyncTook time.Duration
