@@ -20,7 +20,13 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	nsName := ns.Name
 	switch {
 	case info.HasPod():
-		return e.workloadFacts(obj, info, req, ns, nsKnown)
+		facts, err := e.workloadFacts(obj, info, req, ns, nsKnown)
+		if err != nil {
+			return nil, err
+		}
+		facts["quarantineTamper"] = quarantineTamper(obj, info, req)
+		e.quarantineActor(facts, req)
+		return facts, nil
 	case info.Group == "" && info.Kind == "Namespace":
 		return e.namespaceFacts(obj, req)
 	case info.Group == "" && info.Kind == "Service":
@@ -567,6 +573,9 @@ func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Reque
 		}
 	}
 	facts["managed"] = managed
+	// A quarantine's policy (meshguard quarantine): meshguard admins may
+	// remove it (meshguard release), unlike the default-deny set.
+	facts["quarantinePolicy"] = before != nil && stringMap(mapAt(before, "metadata")["labels"])[labelQuarantinePolicy] != ""
 	facts["tamper"] = nonNil(tamper)
 	facts["actor"] = actor
 	facts["actorNote"] = note

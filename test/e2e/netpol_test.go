@@ -215,9 +215,16 @@ func (s *npServer) waitForSet(t *testing.T, ns string, p netpol.Profile) map[str
 }
 
 // setDiff says how the policies differ from the rendered set ("" when equal).
-func setDiff(got map[string]networkingv1.NetworkPolicy, want []*networkingv1.NetworkPolicy) string {
+func setDiff(all map[string]networkingv1.NetworkPolicy, want []*networkingv1.NetworkPolicy) string {
+	// The managed set: not the namespace's own policies, nor a quarantine's
+	// (managed, but of no profile).
+	got := map[string]networkingv1.NetworkPolicy{}
 	var names []string
-	for n := range got {
+	for n, np := range all {
+		if np.Labels[netpol.LabelManaged] != "true" || np.Labels[netpol.LabelQuarantine] != "" {
+			continue
+		}
+		got[n] = np
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -62,7 +62,7 @@ const (
 
 // PolicySetVersion is bumped whenever the rendered set changes shape, so the
 // controller rewrites every managed policy once after an upgrade.
-const PolicySetVersion = "1"
+const PolicySetVersion = "2"
 
 // Mode is what the controller does.
 type Mode string

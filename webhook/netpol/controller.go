@@ -202,8 +202,10 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			}
 		}
 	}
-	for name := range existing {
-		if _, ok := plan[name]; !ok {
+	for name, np := range existing {
+		if _, ok := plan[name]; !ok && np.Labels[LabelQuarantine] == "" {
+			// A quarantine's NetworkPolicy is managed (MESH0215 protects it)
+			// but not part of any profile: `meshguard release` removes it.
 			remove = append(remove, name)
 		}
 	}

@@ -86,6 +86,11 @@ func (c *Config) render(namespace string, p Profile, name string) *networkingv1.
 		},
 	}
 	s := &np.Spec
+	defer func() {
+		if name != NameDefaultDeny {
+			s.PodSelector = ExcludeQuarantined(s.PodSelector)
+		}
+	}()
 	switch name {
 	case NameDefaultDeny:
 		s.PolicyTypes = []networkingv1.PolicyType{ingress, egress}
@@ -128,6 +133,30 @@ func (c *Config) render(namespace string, p Profile, name string) *networkingv1.
 		s.Egress = append(c.dnsEgress(), c.istiodEgress(), networkingv1.NetworkPolicyEgressRule{To: meshNamespacePeers()})
 	}
 	return np
+}
+
+// LabelQuarantined marks the pods (and workloads) `meshguard quarantine`
+// isolates; its value is the quarantine's ID. LabelQuarantine marks the
+// quarantine's own NetworkPolicy, which the controller leaves alone.
+const (
+	LabelQuarantined = "meshguard.io/quarantined"
+	LabelQuarantine  = "meshguard.io/quarantine"
+)
+
+// ExcludeQuarantined returns sel narrowed to pods without the quarantine
+// label: every managed allow policy is built through it, so that no allow
+// meshguard manages admits traffic to or from a quarantined pod
+// (NetworkPolicies are additive; the quarantine's deny-all alone would not
+// win against an allow that also selects the pod).
+func ExcludeQuarantined(sel metav1.LabelSelector) metav1.LabelSelector {
+	out := *sel.DeepCopy()
+	for _, r := range out.MatchExpressions {
+		if r.Key == LabelQuarantined && r.Operator == metav1.LabelSelectorOpDoesNotExist {
+			return out
+		}
+	}
+	out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{Key: LabelQuarantined, Operator: metav1.LabelSelectorOpDoesNotExist})
+	return out
 }
 
 // ManagedLabels are the labels on every managed object.

@@ -86,6 +86,7 @@ manifests, for CI and audits.`,
 	cmd.SetIn(s.In)
 	cmd.SetOut(s.Out)
 	cmd.SetErr(s.Err)
+	cmd.AddCommand(NewQuarantineCommands(s, RunQuarantine)...)
 	cmd.AddCommand(
 		NewAuditCommand(s, RunAudit),
 		NewGraphCommand(s, RunGraph),

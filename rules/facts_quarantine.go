@@ -1,0 +1,76 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Quarantine keys (`meshguard quarantine`): the label on the workload, its
+// pod template and its pods, and the annotations recording who, when and why.
+const (
+	labelQuarantined      = "meshguard.io/quarantined"
+	annQuarantinePrefix   = "meshguard.io/quarantine-"
+	labelQuarantinePolicy = "meshguard.io/quarantine"
+)
+
+// quarantineTamper lists what an UPDATE does to a quarantined workload's
+// quarantine keys (MESH0108): the label on the object or its pod template,
+// and the meshguard.io/quarantine-* annotations. Empty unless the object was
+// quarantined before the request (the label on the old object).
+func quarantineTamper(obj Object, info KindInfo, req *Request) []any {
+	old := req.OldObject
+	if req.Operation != "UPDATE" || old == nil {
+		return []any{}
+	}
+	oldMeta, meta := mapAt(old, "metadata"), mapAt(obj, "metadata")
+	if stringMap(oldMeta["labels"])[labelQuarantined] == "" {
+		return []any{}
+	}
+	var out []any
+	out = append(out, quarantineKeyChanges("label", "", stringMap(oldMeta["labels"]), stringMap(meta["labels"]))...)
+	out = append(out, quarantineKeyChanges("annotation", "", stringMap(oldMeta["annotations"]), stringMap(meta["annotations"]))...)
+	if len(info.PodTemplate) > 0 {
+		ot, nt := mapAt(old, info.PodTemplate...), mapAt(obj, info.PodTemplate...)
+		out = append(out, quarantineKeyChanges("label", "pod template ", stringMap(mapAt(mapAt(ot, "metadata"), "labels")), stringMap(mapAt(mapAt(nt, "metadata"), "labels")))...)
+	}
+	if out == nil {
+		return []any{}
+	}
+	return out
+}
+
+// quarantineKeyChanges lists changes of the quarantine label and annotations.
+func quarantineKeyChanges(what, where string, old, cur map[string]string) []any {
+	var keys []string
+	seen := map[string]bool{}
+	for _, m := range []map[string]string{old, cur} {
+		for k := range m {
+			if !seen[k] && (k == labelQuarantined || strings.HasPrefix(k, annQuarantinePrefix)) {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	var out []any
+	for _, k := range keys {
+		ov, oldHas := old[k]
+		nv, newHas := cur[k]
+		switch {
+		case oldHas && !newHas:
+			out = append(out, fmt.Sprintf("removes %s%s %s", where, what, k))
+		case !oldHas && newHas:
+			out = append(out, fmt.Sprintf("adds %s%s %s=%s", where, what, k, quote(nv)))
+		case ov != nv:
+			out = append(out, fmt.Sprintf("changes %s%s %s from %s to %s", where, what, k, quote(ov), quote(nv)))
+		}
+	}
+	return out
+}
+
+// quarantineActor sets quarantineByMeshguard: the request comes from
+// meshguard's own identity (the controller's service account).
+func (e *engine) quarantineActor(facts map[string]any, req *Request) {
+	facts["quarantineByMeshguard"] = req.User != nil && req.User.Username != "" && req.User.Username == e.cfg.ControllerUsername
+}
