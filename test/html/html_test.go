@@ -329,6 +329,56 @@ func selfContained(t *testing.T, doc *node) {
 	})
 }
 
+// TestHTMLReportHostileNames loads a report whose object names, messages,
+// namespace and graph carry markup that would mark the page (data-pwned) if
+// it ran: nothing may run, and no CSP violation may even be attempted.
+func TestHTMLReportHostileNames(t *testing.T) {
+	bin := chromium(t)
+	mark := func(how string) string {
+		return fmt.Sprintf(`document.documentElement.setAttribute('data-pwned','%s')`, how)
+	}
+	script := "<script>" + mark("script") + "</script>"
+	img := `<img src=x onerror="` + mark("img") + `">`
+	attrBreak := `"><svg onload="` + mark("attr") + `">`
+	rep := &audit.Report{Objects: 1, Evaluated: 1, Findings: []audit.Located{{
+		Finding: rules.Finding{
+			Code: "MESH0001", Rule: "r" + script, Title: "t", Severity: rules.SeverityHigh,
+			Object:  rules.ObjectRef{APIVersion: "v1", Kind: "Pod", Namespace: "ns" + attrBreak, Name: "web" + script},
+			Message: "label " + img, Why: "why " + script, Remediation: "fix " + attrBreak,
+		},
+		File: "evil" + img + ".yaml", Line: 1,
+	}}}
+	svg := `<svg xmlns="http://www.w3.org/2000/svg" width="300" height="120" onload="` + mark("svg") + `"><script>` + mark("svg-script") +
+		`</script><rect width="300" height="120" fill="#2e7d32"/><text x="10" y="60">` + img + `</text></svg>`
+	opts := audit.WriteOptions{HTML: audit.HTMLOptions{
+		Source:     script,
+		Namespaces: []audit.NamespaceSummary{{Name: "ns" + attrBreak, MeshMode: script, MTLS: rules.MTLSResolution{Mode: img, Level: "namespace"}, Findings: 1, BySeverity: map[string]int{"High": 1}}},
+		Graph:      &audit.HTMLGraph{SVG: []byte(svg), Notes: []string{script}, Summary: img},
+	}}
+	var b bytes.Buffer
+	if err := audit.WriteHTML(&b, rep, opts); err != nil {
+		t.Fatal(err)
+	}
+	page := filepath.Join(t.TempDir(), "hostile.html")
+	if err := os.WriteFile(page, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dom, console := browser(t, bin, page)
+	for _, c := range console {
+		t.Errorf("console message (markup from a name reached the parser as code?): %s", c)
+	}
+	r := root(parse(t, dom))
+	if v, ok := attr(r, "data-pwned"); ok {
+		t.Fatalf("markup from a tenant's name ran (%s)", v)
+	}
+	if v, _ := attr(r, "data-js-ready"); v != "1" {
+		t.Fatalf("the report's own script did not run (data-js-ready=%q)", v)
+	}
+	if !strings.Contains(dom, "web&lt;script&gt;") {
+		t.Errorf("the object's name is not shown as text")
+	}
+}
+
 func sevOf(n *node) string {
 	var s string
 	walk(n, func(c *node) {
