@@ -7,6 +7,7 @@ package html
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -298,7 +299,13 @@ func TestHTMLReportBookinfo(t *testing.T) {
 					t.Fatal(err)
 				}
 				screenshot(t, bin, "file://"+page, filepath.Join(shots, "html-report-"+tc.name+".png"), 1280, 1600)
-				screenshot(t, bin, "file://"+page+"#graph", filepath.Join(shots, "html-report-"+tc.name+"-graph.png"), 1280, 900)
+				// The graph at its own size, as the report's image holds it.
+				svg, w, h := graphImage(t, parse(t, string(static)))
+				file := filepath.Join(dir, "graph.svg")
+				if err := os.WriteFile(file, svg, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				screenshot(t, bin, "file://"+file, filepath.Join(shots, "html-report-"+tc.name+"-graph.png"), w, h)
 			}
 		})
 	}
@@ -377,6 +384,35 @@ func TestHTMLReportHostileNames(t *testing.T) {
 	if !strings.Contains(dom, "web&lt;script&gt;") {
 		t.Errorf("the object's name is not shown as text")
 	}
+}
+
+var svgSize = regexp.MustCompile(`<svg width="([0-9.]+)pt" height="([0-9.]+)pt"`)
+
+// graphImage decodes the report's graph (a data: image) and its size in
+// CSS pixels.
+func graphImage(t *testing.T, doc *node) ([]byte, int, int) {
+	t.Helper()
+	var src string
+	walk(doc, func(n *node) {
+		if id, _ := attr(n, "id"); id == "graph-image" {
+			src, _ = attr(n, "src")
+		}
+	})
+	const prefix = "data:image/svg+xml;base64,"
+	if !strings.HasPrefix(src, prefix) {
+		t.Fatalf("the graph is not an SVG data: image: %.60q", src)
+	}
+	svg, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(src, prefix))
+	if err != nil {
+		t.Fatalf("decode the graph: %v", err)
+	}
+	m := svgSize.FindSubmatch(svg)
+	if m == nil {
+		t.Fatalf("the graph's SVG has no size in pt")
+	}
+	w, _ := strconv.ParseFloat(string(m[1]), 64)
+	h, _ := strconv.ParseFloat(string(m[2]), 64)
+	return svg, int(w*4/3) + 1, int(h*4/3) + 1
 }
 
 func sevOf(n *node) string {
