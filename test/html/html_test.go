@@ -181,10 +181,9 @@ func TestHTMLReportBookinfo(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			src, err := filepath.Abs(filepath.Join("..", "..", "examples", "bookinfo", tc.name))
-			if err != nil {
-				t.Fatal(err)
-			}
+			// From the repository's root, so the page names the input as a user would see it.
+			t.Chdir(filepath.Join("..", ".."))
+			src := filepath.Join("examples", "bookinfo", tc.name)
 			page := filepath.Join(dir, "report.html")
 			runAudit(t, src, audit.FormatHTML, page)
 			runAudit(t, src, audit.FormatJSON, filepath.Join(dir, "report.json"))
