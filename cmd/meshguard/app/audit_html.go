@@ -77,5 +77,8 @@ func htmlGraph(ctx context.Context, ev *rules.Engine, objs []rules.Object, live 
 		}
 	}
 	line := fmt.Sprintf("%d nodes, %d edges (%s). Denied and rejected edges are counted, not drawn: meshguard graph --show-denied draws them, -o json lists every edge with its reasons.", sum.Nodes, sum.Edges, strings.Join(parts, ", "))
+	if g.Collapsed != nil {
+		line += fmt.Sprintf(" The flags the note names are meshguard graph's: meshguard graph --collapse-above %d -o html draws every workload.", g.Collapsed.Workloads)
+	}
 	return &audit.HTMLGraph{SVG: svg.Bytes(), Notes: g.Notes, Summary: line}, ""
 }

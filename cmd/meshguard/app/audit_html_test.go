@@ -69,7 +69,7 @@ func TestAuditHTMLGraph(t *testing.T) {
 	})
 	t.Run("large", func(t *testing.T) {
 		page := runHTML(t, manyWorkloads(61))
-		if !strings.Contains(page, `id="graph-image"`) || !strings.Contains(page, "collapsed") {
+		if !strings.Contains(page, `id="graph-image"`) || !strings.Contains(page, "collapsed") || !strings.Contains(page, "meshguard graph --collapse-above 61 -o html") {
 			t.Errorf("a 61-workload mesh is not collapsed, or the page does not say so:\n%s", section(page))
 		}
 	})
