@@ -76,6 +76,10 @@ build: ## Build bin/meshguard (static; the image's build configuration).
 tools: ## Build kube-apiserver, etcd, kubectl and helm from source into bin/ (cached per version outside the clone; the first build takes minutes).
 	GO=$(GO) bash hack/tools.sh
 
+.PHONY: chromium
+chromium: ## Install Chromium from Debian's packages for the HTML report's browser test (hack/install-chromium.sh; does nothing when one is installed).
+	bash hack/install-chromium.sh
+
 .PHONY: image
 image: ## Build the OCI image tarball dist/meshguard-image.tar (static non-root binary; no Docker engine needed; see Dockerfile).
 	GOOS=linux GOARCH=$(GOARCH) $(BUILD_ENV) $(GO) build $(BUILD_FLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/meshguard-linux-$(GOARCH) ./cmd/meshguard
@@ -87,12 +91,16 @@ image: ## Build the OCI image tarball dist/meshguard-image.tar (static non-root 
 test: verify tools test-fast test-slow ## Run every test (unit, catalog fixtures, CLI, e2e against a real API server, and the slow tier) after verify. CI runs this.
 
 .PHONY: test-fast
-test-fast: tools ## Every test but the slow tier (image, demo, certificate rotation, load tool; the differential test with one variant): the one to run while working.
+test-fast: tools chromium ## Every test but the slow tier (image, demo, certificate rotation, load tool; the differential test with one variant): the one to run while working.
 	MESHGUARD_E2E=required $(GO) test -count=1 -short -skip '$(FAST_SKIP)' ./...
 
 .PHONY: test-slow
 test-slow: tools ## Only the slow tier (see SLOW_TESTS); `make test` runs it after test-fast.
 	MESHGUARD_E2E=required $(GO) test -count=1 -run '$(SLOW_TESTS)' $(SLOW_PKGS)
+
+.PHONY: screenshots
+screenshots: chromium ## Regenerate docs/images/ (the HTML audit report of examples/bookinfo and its graph, taken by headless Chromium).
+	MESHGUARD_E2E=required MESHGUARD_SCREENSHOTS=$(CURDIR)/docs/images $(GO) test -count=1 -run '^TestHTMLReportBookinfo$$' ./test/html/
 
 .PHONY: bench
 bench: ## Run the evaluator benchmarks, the webhook load test over HTTPS, and the hostile-load floods (see BENCHMARKS.md).

@@ -35,7 +35,7 @@ const (
 
 // Formats lists every output format.
 func Formats() []Format {
-	return []Format{FormatText, FormatJSON, FormatSARIF, FormatJUnit, FormatOpenReports, FormatWGPolicy}
+	return []Format{FormatText, FormatJSON, FormatSARIF, FormatJUnit, FormatOpenReports, FormatWGPolicy, FormatHTML}
 }
 
 // ParseFormat parses a format name, case-insensitively.
@@ -45,7 +45,7 @@ func ParseFormat(s string) (Format, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("unknown output format %q (want text, json, sarif, junit, openreports or wgpolicyk8s)", s)
+	return "", fmt.Errorf("unknown output format %q (want text, json, sarif, junit, openreports, wgpolicyk8s or html)", s)
 }
 
 // WriteOptions carry what the writers need beyond the report.
@@ -67,6 +67,9 @@ type WriteOptions struct {
 	// MaxResults caps the results of one report object. Default
 	// reports.DefaultMaxResults.
 	MaxResults int
+	// HTML is what the HTML report adds: the namespaces of a file audit,
+	// the graph, the source's name.
+	HTML HTMLOptions
 }
 
 func (o WriteOptions) withDefaults() WriteOptions {
@@ -95,6 +98,8 @@ func Write(w io.Writer, f Format, rep *Report, opts WriteOptions) error {
 		return WriteJUnit(w, rep, opts)
 	case FormatOpenReports, FormatWGPolicy:
 		return WriteReports(w, reports.Format(f), rep, opts)
+	case FormatHTML:
+		return WriteHTML(w, rep, opts)
 	}
 	return fmt.Errorf("write report: unknown output format %q", f)
 }

@@ -77,7 +77,7 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "with --cluster: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster configuration)")
 	fs.StringVar(&o.KubeContext, "context", o.KubeContext, "with --cluster: kubeconfig context (default: the current context)")
 	fs.Int64Var(&o.PageSize, "page-size", o.PageSize, "with --cluster: objects per list request")
-	fs.VarP(formatValue{&o.Output}, "output", "o", "report format: text, json, sarif, junit, openreports or wgpolicyk8s (a YAML stream of the report objects meshguard serve --background-audit writes)")
+	fs.VarP(formatValue{&o.Output}, "output", "o", "report format: text, json, sarif, junit, openreports or wgpolicyk8s (a YAML stream of the report objects meshguard serve --background-audit writes), or html (one self-contained page: compliance per namespace, findings with their fixes, the allowed-traffic graph)")
 	fs.StringVar(&o.OutputFile, "output-file", o.OutputFile, "write the report to this file instead of stdout (the summary goes to stderr)")
 	fs.Var(severityValue{&o.FailOn}, "fail-on", "exit 1 when a finding is at or above this severity: Info, Low, Medium, High or Critical")
 	fs.StringVarP(&o.DefaultNamespace, "namespace", "n", o.DefaultNamespace, "namespace of objects that do not name one")
@@ -157,6 +157,11 @@ the managed set is complete, partial or missing).
 Objects are located as cluster://Kind/namespace/name. Kinds whose CRDs are not installed are
 listed in the summary, not failed on.
 
+-o html writes one self-contained page (no external script, font or image): the verdict, findings
+by severity, the compliance view per namespace (for files too, computed from the manifests), the
+findings grouped by severity and object with their fixes, and the allowed-traffic graph of
+meshguard graph (collapsed by namespace above graph's default size).
+
 Exit codes: 0 no finding at or above --fail-on, 1 findings at or above --fail-on,
 2 usage errors or input that could not be read, parsed or evaluated.`,
 		Example: `  meshguard audit -f deploy/
@@ -164,7 +169,8 @@ Exit codes: 0 no finding at or above --fail-on, 1 findings at or above --fail-on
   kubectl get pods -A -o yaml | meshguard audit -f - --post-injection
   meshguard audit -f deploy/ -o sarif --output-file meshguard.sarif
   meshguard audit --cluster --context prod -o json
-  meshguard audit -f deploy/ -o openreports > reports.yaml`,
+  meshguard audit -f deploy/ -o openreports > reports.yaml
+  meshguard audit --cluster -o html --output-file meshguard-report.html`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Validate(); err != nil {
@@ -199,9 +205,13 @@ func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
 		return &ExitError{Code: ExitUsage, Err: err}
 	}
 	var rep *audit.Report
+	var ho audit.HTMLOptions
 	if o.Cluster {
 		if rep, err = auditCluster(ctx, ev, cat, kcfg, o); err != nil {
 			return &ExitError{Code: ExitUsage, Err: err}
+		}
+		if o.Output == audit.FormatHTML {
+			ho = clusterHTML(ctx, ev, kcfg, o, rep)
 		}
 	} else {
 		in, err := audit.Read(o.Filenames, s.In)
@@ -211,11 +221,14 @@ func RunAudit(ctx context.Context, s Streams, o *AuditOptions) error {
 		rep = audit.Run(ctx, ev, in.Documents, audit.Options{DefaultNamespace: o.DefaultNamespace, PostInjection: o.PostInjection})
 		rep.Errors = append(in.Errors, rep.Errors...)
 		rep.Ignored = in.Ignored
+		if o.Output == audit.FormatHTML {
+			ho = filesHTML(ctx, ev, in, o, rep)
+		}
 	}
 
 	rep.Errors = append(customRuleErrors(customErrs), rep.Errors...)
 
-	wo := audit.WriteOptions{FailOn: o.FailOn, Catalog: cat, ToolVersion: version()}
+	wo := audit.WriteOptions{FailOn: o.FailOn, Catalog: cat, ToolVersion: version(), HTML: ho}
 	var buf bytes.Buffer
 	if err := audit.Write(&buf, o.Output, rep, wo); err != nil {
 		return &ExitError{Code: ExitUsage, Err: err}
