@@ -359,10 +359,11 @@ func (c *Config) virtualServiceBackends(vs rules.Object, idx *objectIndex) ([]ba
 	return out, notes
 }
 
-// serviceOfHost resolves a VirtualService destination host to a Service:
-// a short name is in the VirtualService's namespace; name.ns and
-// name.ns.svc[.cluster domain] name another. Wildcards and external names
-// are not Services.
+// serviceOfHost resolves a VirtualService destination host to a Service as
+// Istio does (pilot/pkg/model ResolveShortnameToFQDN): a name without a dot
+// is in the VirtualService's namespace; name.ns.svc.<cluster domain> names
+// another. Any other dotted host ("name.ns", external names) is taken
+// literally and is not a Service's host; wildcards are not Services.
 func serviceOfHost(host, ns string) (string, string, bool) {
 	if host == "" || strings.Contains(host, "*") {
 		return "", "", false
@@ -371,9 +372,7 @@ func serviceOfHost(host, ns string) (string, string, bool) {
 	switch {
 	case len(parts) == 1:
 		return ns, parts[0], true
-	case len(parts) == 2:
-		return parts[1], parts[0], true
-	case parts[2] == "svc":
+	case len(parts) >= 4 && parts[2] == "svc":
 		return parts[1], parts[0], true
 	}
 	return "", "", false
