@@ -11,7 +11,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
+	"encoding/json"
+	"sort"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
 	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/graph"
 	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -106,20 +112,97 @@ input does not hold). The --netpol-* flags are those of serve.`,
 	return cmd
 }
 
-// NetpolKinds are the kinds `netpol render --cluster` lists.
+// NetpolKinds are the kinds `netpol render --cluster` lists: the graph's
+// (for the edges enforcing would cut) and the routes'.
 func NetpolKinds() []rules.KindInfo {
-	var out []rules.KindInfo
+	out := graph.Kinds()
+	seen := map[schema.GroupKind]bool{}
+	for _, k := range out {
+		seen[k.GroupKind()] = true
+	}
 	for _, gk := range []schema.GroupKind{
 		{Kind: "Namespace"}, {Kind: "Service"}, {Kind: "Pod"},
 		{Group: "apps", Kind: "Deployment"}, {Group: "apps", Kind: "StatefulSet"}, {Group: "apps", Kind: "DaemonSet"},
 		{Group: "networking.istio.io", Kind: "Gateway"}, {Group: "networking.istio.io", Kind: "VirtualService"},
 		{Group: "gateway.networking.k8s.io", Kind: "Gateway"}, {Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"},
 	} {
-		if k, ok := rules.LookupKind(gk); ok {
+		if k, ok := rules.LookupKind(gk); ok && !seen[gk] {
 			out = append(out, k)
 		}
 	}
 	return out
+}
+
+// cutEdges computes the allowed-traffic graph three times (today; with the
+// profile sets alone, as plain default deny; with every rendered policy)
+// and lists, per namespace, the edges allowed today that plain default deny
+// cuts, saying which the rendered allow policies restore.
+func cutEdges(objs []rules.Object, policies []*networkingv1.NetworkPolicy, live bool) ([]string, error) {
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		return nil, err
+	}
+	ev, err := rules.New(cat, rules.NewConfig())
+	if err != nil {
+		return nil, err
+	}
+	compute := func(extra []*networkingv1.NetworkPolicy) (map[string]bool, error) {
+		all := append([]rules.Object(nil), objs...)
+		for _, np := range extra {
+			b, err := json.Marshal(np)
+			if err != nil {
+				return nil, err
+			}
+			var o rules.Object
+			if err := json.Unmarshal(b, &o); err != nil {
+				return nil, err
+			}
+			all = append(all, o)
+		}
+		g, err := graph.Compute(all, graph.Options{Engine: ev, TrustDomain: graph.DefaultTrustDomain, Live: live, AssumedGateways: graph.DefaultAssumedGateways()})
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]bool{}
+		for _, e := range g.Edges {
+			if e.Verdict.Allowed() {
+				to := g.Node(e.To)
+				out[fmt.Sprintf("%s: %s -> %s:%d", to.Namespace, g.Node(e.From).ID, to.ID, e.Port)] = true
+			}
+		}
+		return out, nil
+	}
+	var plain []*networkingv1.NetworkPolicy
+	for _, np := range policies {
+		if !strings.HasPrefix(np.Name, netpol.PrefixGatewayAllow) {
+			plain = append(plain, np)
+		}
+	}
+	today, err := compute(nil)
+	if err != nil {
+		return nil, err
+	}
+	afterPlain, err := compute(plain)
+	if err != nil {
+		return nil, err
+	}
+	afterAll, err := compute(policies)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for e := range today {
+		if afterPlain[e] {
+			continue
+		}
+		if afterAll[e] {
+			out = append(out, e+" (restored by the rendered allow policies)")
+		} else {
+			out = append(out, e)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // RunNetpolRender reads the inputs and writes the policies.
@@ -176,6 +259,16 @@ func RunNetpolRender(ctx context.Context, s Streams, o *NetpolRenderOptions) err
 	fmt.Fprintf(s.Err, "meshguard netpol render: %d NetworkPolicies\n", len(policies))
 	for _, n := range notes {
 		fmt.Fprintf(s.Err, "  note: %s\n", n)
+	}
+	cut, err := cutEdges(objs, policies, o.Cluster)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("compute the edges enforcing would cut: %w", err)}
+	}
+	if len(cut) > 0 {
+		fmt.Fprintf(s.Err, "  plain default deny cuts %d edges allowed today (namespace of the destination: from -> to:port):\n", len(cut))
+		for _, e := range cut {
+			fmt.Fprintf(s.Err, "    %s\n", e)
+		}
 	}
 	return nil
 }

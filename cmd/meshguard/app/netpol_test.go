@@ -16,6 +16,12 @@ import (
 // renderNetpols runs `meshguard netpol render` over the files and returns
 // its stdout.
 func renderNetpols(t *testing.T, files ...string) []byte {
+	out, _ := renderNetpolsErr(t, files...)
+	return out
+}
+
+// renderNetpolsErr returns stdout and stderr.
+func renderNetpolsErr(t *testing.T, files ...string) ([]byte, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	o := NewNetpolRenderOptions()
@@ -26,7 +32,7 @@ func renderNetpols(t *testing.T, files ...string) []byte {
 	if err := RunNetpolRender(context.Background(), Streams{Out: &out, Err: &errb}, o); err != nil {
 		t.Fatalf("render: %v\n%s", err, errb.String())
 	}
-	return out.Bytes()
+	return out.Bytes(), errb.String()
 }
 
 // TestIntentRenderBookinfo renders the policies for the fixed Bookinfo
@@ -38,7 +44,18 @@ func TestIntentRenderBookinfo(t *testing.T) {
 	if err := os.WriteFile(extra, []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: istio-ingress\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := renderNetpols(t, "../../../examples/bookinfo/fixed", extra)
+	out, stderr := renderNetpolsErr(t, "../../../examples/bookinfo/fixed", extra)
+	// The preview, from the graph: the edges plain default deny would cut,
+	// and which the rendered gateway policy restores.
+	wantCut := `  plain default deny cuts 4 edges allowed today (namespace of the destination: from -> to:port):
+    bookinfo: Deployment/bookinfo/productpage-v1 -> Deployment/bookinfo/details-v1:9080
+    bookinfo: Deployment/bookinfo/productpage-v1 -> Deployment/bookinfo/reviews-v1:9080
+    bookinfo: Deployment/bookinfo/reviews-v1 -> Deployment/bookinfo/ratings-v1:9080
+    bookinfo: gateway:istio-ingress/istio-ingressgateway -> Deployment/bookinfo/productpage-v1:9080 (restored by the rendered allow policies)
+`
+	if !strings.HasSuffix(stderr, wantCut) {
+		t.Errorf("stderr:\n%s\nwant it to end with\n%s", stderr, wantCut)
+	}
 	again := renderNetpols(t, "../../../examples/bookinfo/fixed", extra)
 	if !bytes.Equal(out, again) {
 		t.Fatal("two renders differ")
