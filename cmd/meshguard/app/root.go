@@ -90,6 +90,7 @@ manifests, for CI and audits.`,
 	cmd.AddCommand(
 		NewAuditCommand(s, RunAudit),
 		NewGraphCommand(s, RunGraph),
+		NewNetpolCommand(s, RunNetpolRender),
 		NewRulesCommand(s, RunRulesList, RunRulesExplain, RunRulesTest),
 		NewServeCommand(s, RunServe),
 		NewStatusCommand(s, RunStatus),

@@ -1,0 +1,274 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	"encoding/json"
+	"sort"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/meshguard/meshguard/audit"
+	"github.com/meshguard/meshguard/graph"
+	"github.com/meshguard/meshguard/rules"
+	"github.com/meshguard/meshguard/webhook/netpol"
+)
+
+// NetpolRenderOptions are the flags of `meshguard netpol render`.
+type NetpolRenderOptions struct {
+	// Filenames are files, directories or "-" (-f, --filename; repeatable).
+	// Required unless Cluster is set; the two are mutually exclusive.
+	Filenames []string
+	// Cluster reads a live cluster's objects instead of files (--cluster).
+	Cluster bool
+	// Kubeconfig and KubeContext select the cluster (--kubeconfig, --context).
+	Kubeconfig, KubeContext string
+	// PageSize is the number of objects per list request with --cluster.
+	PageSize int64
+	// Netpol is the controller's configuration (the --netpol-* flags of serve).
+	Netpol *netpol.Config
+}
+
+// NewNetpolRenderOptions returns the defaults.
+func NewNetpolRenderOptions() *NetpolRenderOptions {
+	return &NetpolRenderOptions{PageSize: audit.DefaultPageSize, Netpol: netpol.NewConfig()}
+}
+
+// AddFlags binds the options to flags.
+func (o *NetpolRenderOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringArrayVarP(&o.Filenames, "filename", "f", o.Filenames, "file, directory (recursive: .yaml, .yml, .json) or - for stdin; repeatable; required unless --cluster")
+	fs.BoolVar(&o.Cluster, "cluster", o.Cluster, "read a live cluster's objects (read-only, paged) instead of files")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "with --cluster: kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster configuration)")
+	fs.StringVar(&o.KubeContext, "context", o.KubeContext, "with --cluster: kubeconfig context (default: the current context)")
+	fs.Int64Var(&o.PageSize, "page-size", o.PageSize, "with --cluster: objects per list request")
+	o.Netpol.AddFlags(fs)
+}
+
+// Validate rejects options that cannot be used, naming the flag.
+func (o *NetpolRenderOptions) Validate() error {
+	if o.Cluster && len(o.Filenames) > 0 {
+		return fmt.Errorf("-f/--filename and --cluster are mutually exclusive: render from manifests or a live cluster, not both")
+	}
+	if !o.Cluster && (o.Kubeconfig != "" || o.KubeContext != "") {
+		return fmt.Errorf("--kubeconfig/--context: only used with --cluster")
+	}
+	if len(o.Filenames) == 0 && !o.Cluster {
+		return fmt.Errorf("-f/--filename: required: name a file, a directory or - for stdin (or read a live cluster with --cluster)")
+	}
+	for _, f := range o.Filenames {
+		if strings.TrimSpace(f) == "" {
+			return fmt.Errorf("-f/--filename: must not be empty")
+		}
+	}
+	if o.PageSize <= 0 {
+		return fmt.Errorf("--page-size: must be positive, got %d", o.PageSize)
+	}
+	return o.Netpol.Validate()
+}
+
+// NetpolRenderFunc runs `meshguard netpol render` with validated options.
+type NetpolRenderFunc func(ctx context.Context, s Streams, o *NetpolRenderOptions) error
+
+// NewNetpolCommand builds `meshguard netpol` and its render subcommand.
+func NewNetpolCommand(s Streams, render NetpolRenderFunc) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "netpol",
+		Short: "NetworkPolicies meshguard's controller manages",
+		Args:  noArgs,
+	}
+	o := NewNetpolRenderOptions()
+	r := &cobra.Command{
+		Use:   "render (-f FILE|DIR|- | --cluster) [flags]",
+		Short: "Print every NetworkPolicy the controller would manage, as YAML, for GitOps",
+		Long: `Print, as one YAML stream, every NetworkPolicy the default-deny controller (serve --netpol)
+would manage for the input: the profile set of every Namespace (default deny, DNS, istiod,
+metrics, HBONE, gateway lock-down), then mesh-allow-gateway-to-<service> for every Service a
+Gateway-bound VirtualService or a Gateway API HTTPRoute routes to. Namespaces come in name
+order, policies in render order, so the output is stable and can be committed.
+
+Allow policies are rendered only in namespaces that get an application profile (sidecar or
+ambient). Notes on stderr say what could not be derived (a route to a Service or Gateway the
+input does not hold). The --netpol-* flags are those of serve.`,
+		Example: `  meshguard netpol render -f examples/bookinfo/fixed > netpols.yaml
+  meshguard netpol render --cluster --netpol-gateway-namespaces istio-system`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return render(cmd.Context(), s, o)
+		},
+	}
+	o.AddFlags(r.Flags())
+	cmd.AddCommand(r)
+	return cmd
+}
+
+// NetpolKinds are the kinds `netpol render --cluster` lists: the graph's
+// (for the edges enforcing would cut) and the routes'.
+func NetpolKinds() []rules.KindInfo {
+	out := graph.Kinds()
+	seen := map[schema.GroupKind]bool{}
+	for _, k := range out {
+		seen[k.GroupKind()] = true
+	}
+	for _, gk := range []schema.GroupKind{
+		{Kind: "Namespace"}, {Kind: "Service"}, {Kind: "Pod"},
+		{Group: "apps", Kind: "Deployment"}, {Group: "apps", Kind: "StatefulSet"}, {Group: "apps", Kind: "DaemonSet"},
+		{Group: "networking.istio.io", Kind: "Gateway"}, {Group: "networking.istio.io", Kind: "VirtualService"},
+		{Group: "gateway.networking.k8s.io", Kind: "Gateway"}, {Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"},
+	} {
+		if k, ok := rules.LookupKind(gk); ok && !seen[gk] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// cutEdges computes the allowed-traffic graph three times (today; with the
+// profile sets alone, as plain default deny; with every rendered policy)
+// and lists, per namespace, the edges allowed today that plain default deny
+// cuts, saying which the rendered allow policies restore.
+func cutEdges(objs []rules.Object, policies []*networkingv1.NetworkPolicy, live bool) ([]string, error) {
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		return nil, err
+	}
+	ev, err := rules.New(cat, rules.NewConfig())
+	if err != nil {
+		return nil, err
+	}
+	compute := func(extra []*networkingv1.NetworkPolicy) (map[string]bool, error) {
+		all := append([]rules.Object(nil), objs...)
+		for _, np := range extra {
+			b, err := json.Marshal(np)
+			if err != nil {
+				return nil, err
+			}
+			var o rules.Object
+			if err := json.Unmarshal(b, &o); err != nil {
+				return nil, err
+			}
+			all = append(all, o)
+		}
+		g, err := graph.Compute(all, graph.Options{Engine: ev, TrustDomain: graph.DefaultTrustDomain, Live: live, AssumedGateways: graph.DefaultAssumedGateways()})
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]bool{}
+		for _, e := range g.Edges {
+			if e.Verdict.Allowed() {
+				to := g.Node(e.To)
+				out[fmt.Sprintf("%s: %s -> %s:%d", to.Namespace, g.Node(e.From).ID, to.ID, e.Port)] = true
+			}
+		}
+		return out, nil
+	}
+	var plain []*networkingv1.NetworkPolicy
+	for _, np := range policies {
+		if !strings.HasPrefix(np.Name, netpol.PrefixGatewayAllow) {
+			plain = append(plain, np)
+		}
+	}
+	today, err := compute(nil)
+	if err != nil {
+		return nil, err
+	}
+	afterPlain, err := compute(plain)
+	if err != nil {
+		return nil, err
+	}
+	afterAll, err := compute(policies)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for e := range today {
+		if afterPlain[e] {
+			continue
+		}
+		if afterAll[e] {
+			out = append(out, e+" (restored by the rendered allow policies)")
+		} else {
+			out = append(out, e)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// RunNetpolRender reads the inputs and writes the policies.
+func RunNetpolRender(ctx context.Context, s Streams, o *NetpolRenderOptions) error {
+	var objs []rules.Object
+	if o.Cluster {
+		kcfg, err := clusterConfig(o.Kubeconfig, o.KubeContext, "meshguard-netpol")
+		if err != nil {
+			return &ExitError{Code: ExitUsage, Err: err}
+		}
+		cl, err := audit.NewClusterClients(kcfg)
+		if err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--cluster: %w", err)}
+		}
+		listed, err := audit.ListCluster(ctx, cl, NetpolKinds(), o.PageSize)
+		if err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--cluster %s: %w", kcfg.Host, err)}
+		}
+		if len(listed.Errors) > 0 {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--cluster: cannot read every object: %v", listed.Errors[0])}
+		}
+		objs = listed.Objects
+	} else {
+		in, err := audit.Read(o.Filenames, s.In)
+		if err != nil {
+			return &ExitError{Code: ExitUsage, Err: err}
+		}
+		if len(in.Errors) > 0 {
+			var msgs []string
+			for _, e := range in.Errors {
+				msgs = append(msgs, e.Error())
+			}
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("cannot read every object, so nothing is rendered:\n  %s", strings.Join(msgs, "\n  "))}
+		}
+		for _, d := range in.Documents {
+			objs = append(objs, d.Object)
+		}
+	}
+	policies, notes := o.Netpol.RenderAll(objs)
+	var buf bytes.Buffer
+	for i, np := range policies {
+		b, err := yaml.Marshal(np)
+		if err != nil {
+			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("render %s/%s: %w", np.Namespace, np.Name, err)}
+		}
+		if i > 0 {
+			buf.WriteString("---\n")
+		}
+		buf.Write(b)
+	}
+	if _, err := s.Out.Write(buf.Bytes()); err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("write policies: %w", err)}
+	}
+	fmt.Fprintf(s.Err, "meshguard netpol render: %d NetworkPolicies\n", len(policies))
+	for _, n := range notes {
+		fmt.Fprintf(s.Err, "  note: %s\n", n)
+	}
+	cut, err := cutEdges(objs, policies, o.Cluster)
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("compute the edges enforcing would cut: %w", err)}
+	}
+	if len(cut) > 0 {
+		fmt.Fprintf(s.Err, "  plain default deny cuts %d edges allowed today (namespace of the destination: from -> to:port):\n", len(cut))
+		for _, e := range cut {
+			fmt.Fprintf(s.Err, "    %s\n", e)
+		}
+	}
+	return nil
+}
