@@ -60,7 +60,13 @@ import (
 type config struct {
 	Namespaces, PerNamespace, Changes, Workers int
 	Idle, Timeout                              time.Duration
+	ServeArgs                                  []string
 }
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
 	var c config
@@ -70,7 +76,10 @@ func main() {
 	flag.IntVar(&c.Workers, "workers", 32, "parallel creators")
 	flag.DurationVar(&c.Idle, "idle", 2*time.Minute, "idle window in which API server writes are counted")
 	flag.DurationVar(&c.Timeout, "timeout", 15*time.Minute, "give up after this long")
+	var serveArgs stringList
+	flag.Var(&serveArgs, "serve-arg", "extra `meshguard serve` argument (repeatable), e.g. -serve-arg=--gc-percent=100")
 	flag.Parse()
+	c.ServeArgs = serveArgs
 	if c.PerNamespace < 6 {
 		fmt.Fprintln(os.Stderr, "posturescale: -per-namespace must be at least 6")
 		os.Exit(2)
@@ -127,7 +136,7 @@ func run(c config) error {
 		c.Namespaces, objects, took.Round(time.Millisecond), float64(objects)/took.Seconds(), c.Workers)
 
 	// 2. meshguard serve --background-audit, a child process.
-	child, err := startMeshguard(ctx, env, root)
+	child, err := startMeshguard(ctx, env, root, c.ServeArgs)
 	if err != nil {
 		return err
 	}
@@ -322,7 +331,7 @@ type child struct {
 	logPath string
 }
 
-func startMeshguard(ctx context.Context, env *framework.Env, root string) (*child, error) {
+func startMeshguard(ctx context.Context, env *framework.Env, root string, extra []string) (*child, error) {
 	dir, err := os.MkdirTemp("", "posturescale-")
 	if err != nil {
 		return nil, err
@@ -352,6 +361,8 @@ func startMeshguard(ctx context.Context, env *framework.Env, root string) (*chil
 		"--host", "127.0.0.1", "--port", strconv.Itoa(ports[0]), "--metrics-bind-address", c.metrics,
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]), "--namespace", "default",
 		"--background-audit", "--log-level", "error")
+	c.cmd.Args = append(c.cmd.Args, extra...)
+	fmt.Printf("meshguard serve %s\n", strings.Join(c.cmd.Args[1:], " "))
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.started = time.Now()
 	if err := c.cmd.Start(); err != nil {

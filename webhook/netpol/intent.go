@@ -26,7 +26,7 @@ const AnnotationIntent = "meshguard.io/derived-from"
 // such selectors are built, so that exclusions (for example quarantined pods)
 // apply to every managed allow policy at once.
 func AllowTargetSelector(matchLabels map[string]string) metav1.LabelSelector {
-	return metav1.LabelSelector{MatchLabels: copyMap(matchLabels)}
+	return ExcludeQuarantined(metav1.LabelSelector{MatchLabels: copyMap(matchLabels)})
 }
 
 // RenderAll returns every NetworkPolicy the controller would manage for the
