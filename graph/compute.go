@@ -158,6 +158,10 @@ func (g *computation) endpoints() ([]string, error) {
 		if opts.Live {
 			ep.node.Pods = len(grp.pods)
 		}
+		if q, ok := labels[LabelQuarantined]; ok {
+			ep.node.Quarantined = q
+			ep.node.Notes = append(ep.node.Notes, "quarantined ("+LabelQuarantined+"="+q+"): cut off by an Istio DENY-all AuthorizationPolicy and an isolating NetworkPolicy")
+		}
 		for _, p := range grp.pods {
 			for _, ipv := range listOf(mapAt(p, "status")["podIPs"]) {
 				if a, err := netip.ParseAddr(str(mapOf(ipv), "ip")); err == nil {

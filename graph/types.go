@@ -74,7 +74,13 @@ type Node struct {
 	Notes []string `json:"notes,omitempty"`
 	// Members is the number of workload nodes a namespace node stands for.
 	Members int `json:"members,omitempty"`
+	// Quarantined is the id of a `meshguard quarantine` (the pods' label
+	// meshguard.io/quarantined), "" when the workload is not quarantined.
+	Quarantined string `json:"quarantined,omitempty"`
 }
+
+// LabelQuarantined is the label `meshguard quarantine` puts on the pods.
+const LabelQuarantined = "meshguard.io/quarantined"
 
 // ServicePort is one port of a Service that selects a workload.
 type ServicePort struct {
