@@ -362,7 +362,7 @@ func startMeshguard(ctx context.Context, env *framework.Env, root string, extra 
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]), "--namespace", "default",
 		"--background-audit", "--log-level", "error")
 	c.cmd.Args = append(c.cmd.Args, extra...)
-	fmt.Printf("meshguard serve %s\n", strings.Join(c.cmd.Args[1:], " "))
+	fmt.Printf("meshguard %s\n", strings.Join(c.cmd.Args[1:], " "))
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.started = time.Now()
 	if err := c.cmd.Start(); err != nil {
