@@ -709,7 +709,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"proxyGID":      float64(gid),
 		"injection": map[string]any{
 			"value": injValue, "source": injSource, "raw": injRaw, "optOut": injValue == "false", "text": optOutText,
-			"ambiguous": injectionAmbiguous(injSource, injRaw, injValue, istioV), "istioVersion": istioV.String(),
+			"ambiguous": injectionAmbiguous(injSource, injRaw, injValue, istioV),
 		},
 		"ambientOptOut":         labels[labelDataplaneMode] == "none",
 		"ambientCapture":        ambientCaptureFacts(annotations),
