@@ -694,6 +694,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	}
 
 	imageOverrides, customizations := e.proxyFacts(spec, annotations, isPod, postInjection, req)
+	revision := podRevision(ns, nsKnown, labels)
 
 	return map[string]any{
 		"kind":          kindValue(obj, info.Kind),
@@ -714,8 +715,8 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"ambientOptOut":         labels[labelDataplaneMode] == "none",
 		"ambientCapture":        ambientCaptureFacts(annotations),
 		"tproxyDeclared":        tproxyDeclared,
-		"revision":              podRevision(ns, nsKnown, labels),
-		"revisionKnown":         e.revisionKnown(podRevision(ns, nsKnown, labels)),
+		"revision":              revision,
+		"revisionKnown":         e.revisionKnown(revision),
 		"hostNetwork":           hostNetwork,
 		"hostPID":               boolAt(spec, "hostPID"),
 		"hostIPC":               boolAt(spec, "hostIPC"),
