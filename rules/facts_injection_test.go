@@ -355,7 +355,7 @@ func TestInjectionFactText(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"value": "false", "source": "label", "raw": "False", "optOut": true, "text": `label sidecar.istio.io/inject is "False"`,
-		"istioVersion": "1.26", "ambiguous": `label sidecar.istio.io/inject is "False", which Istio 1.26 reads as an opt-out; Istio 1.27 and later read only "true" and "false", earlier releases any YAML boolean`}
+		"ambiguous": `label sidecar.istio.io/inject is "False", which Istio 1.26 reads as an opt-out; Istio 1.27 and later read only "true" and "false", earlier releases any YAML boolean`}
 	if got := facts["injection"]; !reflect.DeepEqual(got, want) {
 		t.Errorf("injection = %#v, want %#v", got, want)
 	}

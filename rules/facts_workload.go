@@ -698,6 +698,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	}
 
 	imageOverrides, customizations := e.proxyFacts(spec, annotations, isPod, postInjection, req)
+	revision := podRevision(ns, nsKnown, labels)
 
 	return map[string]any{
 		"kind":          kindValue(obj, info.Kind),
@@ -713,13 +714,13 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"proxyGID":      float64(gid),
 		"injection": map[string]any{
 			"value": injValue, "source": injSource, "raw": injRaw, "optOut": injValue == "false", "text": optOutText,
-			"ambiguous": injectionAmbiguous(injSource, injRaw, injValue, istioV), "istioVersion": istioV.String(),
+			"ambiguous": injectionAmbiguous(injSource, injRaw, injValue, istioV),
 		},
 		"ambientOptOut":         labels[labelDataplaneMode] == "none",
 		"ambientCapture":        ambientCaptureFacts(annotations),
 		"tproxyDeclared":        tproxyDeclared,
-		"revision":              podRevision(ns, nsKnown, labels),
-		"revisionKnown":         e.revisionKnown(podRevision(ns, nsKnown, labels)),
+		"revision":              revision,
+		"revisionKnown":         e.revisionKnown(revision),
 		"hostNetwork":           hostNetwork,
 		"hostPID":               boolAt(spec, "hostPID"),
 		"hostIPC":               boolAt(spec, "hostIPC"),
