@@ -49,7 +49,7 @@ func TestWorkloadFactsDocumented(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: kind %s not known", file, kind)
 		}
-		facts, err := e.workloadFacts(obj, info, &Request{Object: obj}, Namespace{Name: "bookinfo"}, true)
+		facts, err := e.objectFacts(obj, info, &Request{Object: obj}, Namespace{Name: "bookinfo"}, true)
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
