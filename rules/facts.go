@@ -309,7 +309,7 @@ func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, err
 			if !listed {
 				podList, listed = pods(), true
 			}
-			for _, h := range resolveNamedPort(podList, labelsMatch(sel), name) {
+			for _, h := range resolveNamedPort(podList, labelsMatch(sel), name, str(pm, "protocol")) {
 				targets = append(targets, resolved{target: h.port, via: quote(name) + ", " + hitText(h)})
 			}
 		}
