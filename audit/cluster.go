@@ -252,13 +252,17 @@ var contextKinds = map[schema.GroupKind]bool{
 	{Group: "security.istio.io", Kind: "AuthorizationPolicy"}: true,
 	// meshguard's managed NetworkPolicies (MESH0217, the summary's preview).
 	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}: true,
+	// ServiceEntries that make a host an alias of an in-mesh Service, for
+	// the DestinationRules (MESH0010, MESH0011).
+	{Group: "networking.istio.io", Kind: "ServiceEntry"}:    true,
+	{Group: "networking.istio.io", Kind: "DestinationRule"}: true,
 }
 
 var netpolKind = schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"}
 
 // contextOnlyKinds are listed as context and not audited: the webhook
 // configurations (which ports the API server must reach in plaintext, which
-// injector revisions exist).
+// injector revisions exist). A kind the cluster does not serve is left out.
 var contextOnlyKinds = []rules.KindInfo{
 	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration", Versions: []string{"v1"}, Resource: "mutatingwebhookconfigurations"},
 	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration", Versions: []string{"v1"}, Resource: "validatingwebhookconfigurations"},

@@ -253,3 +253,21 @@ func (l layered) ManagedNetworkPolicies(ns string) ([]string, bool) {
 func (l layered) AuthorizationPolicies(ns string) []rules.Object {
 	return append(append([]rules.Object(nil), l.first.AuthorizationPolicies(ns)...), l.second.AuthorizationPolicies(ns)...)
 }
+
+// ServiceEntries merges the ServiceEntries of both.
+func (l layered) ServiceEntries() []rules.Object {
+	out := append([]rules.Object(nil), l.first.ServiceEntries()...)
+	if se, ok := l.second.(rules.ServiceEntries); ok {
+		out = append(out, se.ServiceEntries()...)
+	}
+	return out
+}
+
+// DestinationRules merges the DestinationRules of both.
+func (l layered) DestinationRules() []rules.Object {
+	out := append([]rules.Object(nil), l.first.DestinationRules()...)
+	if dr, ok := l.second.(rules.DestinationRules); ok {
+		out = append(out, dr.DestinationRules()...)
+	}
+	return out
+}

@@ -42,7 +42,11 @@ type Snapshot struct {
 	aps        map[string][]Object
 	webhooks   []Object
 	services   map[string]Object // namespace/name
-	pods       map[string][]Object
+	// serviceEntries and destinationRules are every ServiceEntry and
+	// DestinationRule added.
+	serviceEntries   []Object
+	destinationRules []Object
+	pods             map[string][]Object
 	// netpols are the names of managed NetworkPolicies by namespace.
 	netpols        map[string][]string
 	netpolsUnknown bool
@@ -55,13 +59,15 @@ var (
 
 	_ ManagedNetworkPolicies = (*Snapshot)(nil)
 	_ NamespacePods          = (*Snapshot)(nil)
+	_ ServiceEntries         = (*Snapshot)(nil)
+	_ DestinationRules       = (*Snapshot)(nil)
 )
 
 // NewSnapshot returns an empty Snapshot.
 func NewSnapshot() *Snapshot { return &Snapshot{} }
 
 // Add records an object if it is context (a Namespace, Pod, PeerAuthentication,
-// AuthorizationPolicy, Service, webhook configuration, or a NetworkPolicy
+// AuthorizationPolicy, Service, ServiceEntry, DestinationRule, webhook configuration, or a NetworkPolicy
 // labelled meshguard.io/managed: "true"); other kinds are ignored. defaultNamespace is used for
 // namespaced objects that do not name their namespace.
 func (s *Snapshot) Add(obj Object, defaultNamespace string) {
@@ -103,6 +109,27 @@ func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 		s.aps[ns] = append(s.aps[ns], obj)
 	case group == "admissionregistration.k8s.io" && (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration"):
 		s.webhooks = append(s.webhooks, obj)
+	case group == "networking.istio.io" && (kind == "ServiceEntry" || kind == "DestinationRule"):
+		if str(meta, "namespace") == "" {
+			// The alias rules name the ServiceEntry's namespace: a copy
+			// carries the default one, the input is left as it is.
+			m := make(map[string]any, len(meta)+1)
+			for k, v := range meta {
+				m[k] = v
+			}
+			m["namespace"] = ns
+			c := make(Object, len(obj))
+			for k, v := range obj {
+				c[k] = v
+			}
+			c["metadata"] = m
+			obj = c
+		}
+		if kind == "ServiceEntry" {
+			s.serviceEntries = append(s.serviceEntries, obj)
+		} else {
+			s.destinationRules = append(s.destinationRules, obj)
+		}
 	case group == "" && kind == "Service":
 		if s.services == nil {
 			s.services = map[string]Object{}
@@ -118,6 +145,12 @@ func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 		s.netpols[ns] = append(s.netpols[ns], str(meta, "name"))
 	}
 }
+
+// DestinationRules implements DestinationRules with the DestinationRules added.
+func (s *Snapshot) DestinationRules() []Object { return s.destinationRules }
+
+// ServiceEntries implements ServiceEntries with the ServiceEntries added.
+func (s *Snapshot) ServiceEntries() []Object { return s.serviceEntries }
 
 // Pods implements NamespacePods with the Pods added to the snapshot; they are
 // known only when the snapshot holds any.

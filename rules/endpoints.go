@@ -7,7 +7,11 @@ import (
 
 // EndpointControllers are the identities of Kubernetes' own endpoint
 // controllers (kube-controller-manager with per-controller service
-// accounts, or its own identity without them). Their Endpoints and
+// accounts, or its own identity without them) and of the API server, whose
+// loopback client (system:apiserver, k8s.io/apiserver pkg/server/config.go)
+// writes the Endpoints and EndpointSlice of the default/kubernetes Service
+// (k8s.io/kubernetes pkg/controlplane/controller/kubernetesservice, through
+// pkg/controlplane/reconcilers/endpointsadapter.go). Their Endpoints and
 // EndpointSlices follow a Service's selector, which MESH0200 judged on the
 // Service; only hand-written ones are judged (and the webhook's
 // matchCondition keeps the controllers' writes off it).
@@ -17,6 +21,7 @@ func EndpointControllers() []string {
 		"system:serviceaccount:kube-system:endpointslice-controller",
 		"system:serviceaccount:kube-system:endpointslicemirroring-controller",
 		"system:kube-controller-manager",
+		"system:apiserver",
 	}
 }
 

@@ -37,7 +37,11 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		info.Group == "discovery.k8s.io" && info.Kind == "EndpointSlice":
 		return endpointsFacts(obj, info.Kind, req)
 	case info.Group == "networking.istio.io" && info.Kind == "ServiceEntry":
-		return e.serviceEntryFacts(obj, nsName)
+		facts, err := e.serviceEntryFacts(obj, nsName)
+		if err != nil {
+			return nil, err
+		}
+		return e.serviceEntryAliasFacts(facts, obj, req, nsName)
 	case info.Group == "" && info.Kind == "Binding":
 		return bindingFacts(obj)
 	case info.Group == "" && info.Kind == "ConfigMap":
@@ -318,7 +322,7 @@ func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, err
 			if !listed {
 				podList, listed = pods(), true
 			}
-			for _, h := range resolveNamedPort(podList, labelsMatch(sel), name) {
+			for _, h := range resolveNamedPort(podList, labelsMatch(sel), name, str(pm, "protocol")) {
 				targets = append(targets, resolved{target: h.port, via: quote(name) + ", " + hitText(h)})
 			}
 		}

@@ -293,6 +293,16 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 	// Istio takes a present workloadSelector, even an empty one, as scoping
 	// the DestinationRule to workloads (IST0128, cluster_tls.go).
 	workloadSelector := spec["workloadSelector"] != nil
+	// A host that is not in-mesh by its spelling is when a ServiceEntry
+	// sends it to in-mesh workloads (serviceentry.go); its namespace is then
+	// theirs, when they have one.
+	inMeshVia := ""
+	if !inMesh {
+		if aliases := e.serviceEntryAliases(host, ns); len(aliases) > 0 {
+			sort.Slice(aliases, func(i, j int) bool { return aliases[i].text < aliases[j].text })
+			inMesh, hostNS, inMeshVia = true, aliases[0].namespace, " ("+aliases[0].text+")"
+		}
+	}
 	exportAll := true
 	for _, x := range listAt(spec, "exportTo") {
 		if x != "*" {
@@ -373,6 +383,7 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 		"hostNamespaceMode": hostMode,
 		"outsideMesh":       outside,
 		"inMesh":            inMesh,
+		"inMeshVia":         inMeshVia,
 		"meshWildcard":      wildcard,
 		"exportedToAll":     exportAll,
 		"inRoot":            ns == e.cfg.RootNamespace,

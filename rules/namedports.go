@@ -20,9 +20,16 @@ type namedPortHit struct {
 }
 
 // resolveNamedPort returns, for each distinct port number the name resolves
-// to in the pods that match, the first pod (by name) where it does. Every
-// container counts (init containers too: a restartable one serves ports).
-func resolveNamedPort(pods []Object, matches func(labels map[string]string) bool, name string) []namedPortHit {
+// to in the pods that match, the first pod (by name) where it does. As the
+// endpoints controllers do (FindPort, k8s.io/endpointslice utils.go), a pod
+// resolves the name to the first containerPort of that name and protocol
+// (protocol "" is TCP, as is a containerPort without one) in its containers,
+// then in its restartable (sidecar) init containers; other init containers
+// have exited before the pod serves.
+func resolveNamedPort(pods []Object, matches func(labels map[string]string) bool, name, protocol string) []namedPortHit {
+	if protocol == "" {
+		protocol = "TCP"
+	}
 	seen := map[int64]string{}
 	for _, p := range pods {
 		meta := mapAt(p, "metadata")
@@ -30,22 +37,9 @@ func resolveNamedPort(pods []Object, matches func(labels map[string]string) bool
 			continue
 		}
 		podName := str(meta, "name")
-		spec := mapAt(p, "spec")
-		for _, field := range []string{"containers", "initContainers"} {
-			for _, c := range listAt(spec, field) {
-				for _, port := range listAt(asMap(c), "ports") {
-					pm := asMap(port)
-					if str(pm, "name") != name {
-						continue
-					}
-					n, ok := intAt(pm, "containerPort")
-					if !ok {
-						continue
-					}
-					if prev, dup := seen[n]; !dup || podName < prev {
-						seen[n] = podName
-					}
-				}
+		if n, ok := podNamedPort(mapAt(p, "spec"), name, protocol); ok {
+			if prev, dup := seen[n]; !dup || podName < prev {
+				seen[n] = podName
 			}
 		}
 	}
@@ -55,6 +49,33 @@ func resolveNamedPort(pods []Object, matches func(labels map[string]string) bool
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
 	return out
+}
+
+// podNamedPort is the port a pod spec resolves a named port to (see
+// resolveNamedPort).
+func podNamedPort(spec map[string]any, name, protocol string) (int64, bool) {
+	for _, field := range []string{"containers", "initContainers"} {
+		for _, c := range listAt(spec, field) {
+			cm := asMap(c)
+			if field == "initContainers" && str(cm, "restartPolicy") != "Always" {
+				continue
+			}
+			for _, port := range listAt(cm, "ports") {
+				pm := asMap(port)
+				proto := str(pm, "protocol")
+				if proto == "" {
+					proto = "TCP"
+				}
+				if str(pm, "name") != name || proto != protocol {
+					continue
+				}
+				if n, ok := intAt(pm, "containerPort"); ok {
+					return n, true
+				}
+			}
+		}
+	}
+	return 0, false
 }
 
 // labelsMatch reports whether labels carry every key=value of sel (a
@@ -149,7 +170,7 @@ func netpolNamedEnvoyPorts(spec map[string]any, pods []Object) []any {
 				continue
 			}
 			var hit []namedPortHit
-			for _, h := range resolveNamedPort(pods, matches, name) {
+			for _, h := range resolveNamedPort(pods, matches, name, str(asMap(p), "protocol")) {
 				if _, internal := envoyInternalPorts[h.port]; internal {
 					hit = append(hit, h)
 				}

@@ -268,7 +268,8 @@ func joinSorted(s []string) string {
 
 // MatchChangesWhatRulesRead skips UPDATEs that change nothing a rule reads:
 // every kind the catalog covers keeps what its rules read in spec (a
-// PodTemplate in template, Endpoints in subsets, an EndpointSlice in ports, a
+// PodTemplate in template, Endpoints in subsets, an EndpointSlice in ports and endpoints (its
+// addresses), a
 // ConfigMap in data), labels and annotations (TestRulesReadOnlyMatchedFields
 // keeps it so). Metadata bookkeeping (finalizers, owner references, managed
 // fields) and status are not read.
@@ -279,6 +280,7 @@ var MatchChangesWhatRulesRead = admissionregistrationv1.MatchCondition{
 		"(has(object.template) ? object.template : {}) != (has(oldObject.template) ? oldObject.template : {}) || " +
 		"(has(object.subsets) ? object.subsets : []) != (has(oldObject.subsets) ? oldObject.subsets : []) || " +
 		"(has(object.ports) ? object.ports : []) != (has(oldObject.ports) ? oldObject.ports : []) || " +
+		"(has(object.endpoints) ? object.endpoints : []) != (has(oldObject.endpoints) ? oldObject.endpoints : []) || " +
 		"(has(object.data) ? object.data : {}) != (has(oldObject.data) ? oldObject.data : {}) || " +
 		"(has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) || " +
 		"(has(object.metadata.annotations) ? object.metadata.annotations : {}) != (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {})",

@@ -20,6 +20,8 @@ import (
 var (
 	gvkPeerAuthentication  = schema.GroupVersionKind{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthenticationList"}
 	gvkAuthorizationPolicy = schema.GroupVersionKind{Group: "security.istio.io", Version: "v1", Kind: "AuthorizationPolicyList"}
+	gvkServiceEntry        = schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "ServiceEntryList"}
+	gvkDestinationRule     = schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "DestinationRuleList"}
 )
 
 // cacheContext serves rules.Context from informer caches: never an API call on
@@ -34,6 +36,9 @@ type cacheContext struct {
 	// istio says whether the Istio security API is served and its caches
 	// synced; nil means it is not served (tests).
 	istio *istioAPI
+	// istioNet says the same of the Istio networking API (ServiceEntries);
+	// nil means it is not served.
+	istioNet *istioAPI
 	// errs counts and logs failed reads; nil records nothing.
 	errs *contextErrors
 	// synced flips to true once the caches of the built-in kinds have synced.
@@ -43,6 +48,8 @@ type cacheContext struct {
 var (
 	_ rules.Context           = (*cacheContext)(nil)
 	_ rules.NamespacePods     = (*cacheContext)(nil)
+	_ rules.ServiceEntries    = (*cacheContext)(nil)
+	_ rules.DestinationRules  = (*cacheContext)(nil)
 	_ rules.WebhookBackends   = (*cacheContext)(nil)
 	_ rules.InjectorRevisions = (*cacheContext)(nil)
 	_ requestScoped           = (*cacheContext)(nil)
@@ -213,11 +220,15 @@ func (c *cacheContext) namespace(name string) (rules.Namespace, bool, error) {
 // Istio security API is not served, an error while it is not known whether it
 // is (discovery has not answered yet) or its cache has not synced.
 func (c *cacheContext) listIstio(gvk schema.GroupVersionKind, namespace string) ([]rules.Object, error) {
+	api := c.istio
+	if gvk.Group == gvkServiceEntry.Group {
+		api = c.istioNet
+	}
 	kind := strings.TrimSuffix(gvk.Kind, "List")
-	if c.istio == nil {
+	if api == nil {
 		return nil, nil
 	}
-	served, err := c.istio.readable()
+	served, err := api.readable()
 	if err != nil {
 		return nil, c.fail(kind, err)
 	}
@@ -243,6 +254,21 @@ func (c *cacheContext) PeerAuthentications(namespace string) []rules.Object {
 
 func (c *cacheContext) AuthorizationPolicies(namespace string) []rules.Object {
 	l, _ := c.listIstio(gvkAuthorizationPolicy, namespace)
+	return l
+}
+
+// ServiceEntries implements rules.ServiceEntries: every ServiceEntry of the
+// cluster, from the cache (none while the Istio networking API is not served).
+func (c *cacheContext) ServiceEntries() []rules.Object {
+	l, _ := c.listIstio(gvkServiceEntry, "")
+	return l
+}
+
+// DestinationRules implements rules.DestinationRules: every DestinationRule
+// of the cluster, from the cache (none while the Istio networking API is not
+// served).
+func (c *cacheContext) DestinationRules() []rules.Object {
+	l, _ := c.listIstio(gvkDestinationRule, "")
 	return l
 }
 

@@ -161,6 +161,8 @@ func (v *requestView) injectorConfigs() ([]rules.Object, error) {
 var (
 	_ rules.Context           = (*requestView)(nil)
 	_ rules.NamespacePods     = (*requestView)(nil)
+	_ rules.ServiceEntries    = (*requestView)(nil)
+	_ rules.DestinationRules  = (*requestView)(nil)
 	_ rules.WebhookBackends   = (*requestView)(nil)
 	_ rules.InjectorRevisions = (*requestView)(nil)
 	_ rules.InjectorVersions  = (*requestView)(nil)
@@ -210,6 +212,18 @@ func (v *requestView) Pods(namespace string) ([]rules.Object, bool) {
 	l, ok, err := v.c.pods(namespace)
 	v.fail(err)
 	return l, ok
+}
+
+func (v *requestView) ServiceEntries() []rules.Object {
+	l, err := v.c.listIstio(gvkServiceEntry, "")
+	v.fail(err)
+	return l
+}
+
+func (v *requestView) DestinationRules() []rules.Object {
+	l, err := v.c.listIstio(gvkDestinationRule, "")
+	v.fail(err)
+	return l
 }
 
 func (v *requestView) WebhookBackends(namespace string) []rules.WebhookBackend {

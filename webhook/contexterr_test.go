@@ -33,7 +33,9 @@ import (
 type fakeReader struct {
 	namespaces map[string]*corev1.Namespace
 	policies   []unstructured.Unstructured
-	fail       map[string]error // by kind
+	// serviceEntries are listed in every namespace.
+	serviceEntries []unstructured.Unstructured
+	fail           map[string]error // by kind
 }
 
 func (r *fakeReader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
@@ -65,6 +67,9 @@ func (r *fakeReader) List(_ context.Context, list client.ObjectList, opts ...cli
 		kind := strings.TrimSuffix(l.GetObjectKind().GroupVersionKind().Kind, "List")
 		if err := r.fail[kind]; err != nil {
 			return err
+		}
+		if kind == "ServiceEntry" {
+			l.Items = append(l.Items, r.serviceEntries...)
 		}
 		if kind == "AuthorizationPolicy" {
 			for _, p := range r.policies {
@@ -468,5 +473,81 @@ func TestRequestViewReadsInjectorConfigsOnce(t *testing.T) {
 	}
 	if err := firstErr(); err == nil || !strings.Contains(err.Error(), "MutatingWebhookConfiguration") {
 		t.Errorf("failed read not recorded: %v", err)
+	}
+}
+
+// TestServiceEntryContext checks the DestinationRule's ServiceEntry context:
+// read from the networking API's cache, an error response while it cannot be
+// read, and an in-mesh alias once it is.
+func TestServiceEntryContext(t *testing.T) {
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := rules.New(cat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se unstructured.Unstructured
+	if err := json.Unmarshal([]byte(`{"apiVersion":"networking.istio.io/v1","kind":"ServiceEntry","metadata":{"name":"reviews-alias","namespace":"api"},
+"spec":{"hosts":["reviews-alias.example.com"],"resolution":"DNS","endpoints":[{"address":"reviews.api.svc.cluster.local"}]}}`), &se.Object); err != nil {
+		t.Fatal(err)
+	}
+	dr := `{"apiVersion":"networking.istio.io/v1","kind":"DestinationRule","metadata":{"name":"r","namespace":"api"},"spec":{"host":"reviews-alias.example.com","trafficPolicy":{"tls":{"mode":"DISABLE"}}}}`
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "api", Labels: map[string]string{"istio-injection": "enabled"}}}
+	for _, tc := range []struct {
+		name     string
+		net      func(*contextErrors) *istioAPI
+		fail     error
+		want     string // "allow", "deny <text>" or "error <text>"
+		entries  bool
+		failKind string
+	}{
+		{"without the networking API there are no ServiceEntries: the host is outside the mesh", func(*contextErrors) *istioAPI { return nil }, nil, "allow", true, ""},
+		{"while its caches sync, the ServiceEntry context is an error", func(e *contextErrors) *istioAPI {
+			a := newIstioAPI(nil, &fakeInformers{synced: make(chan struct{})}, time.Hour, e, logr.Discard(), nil)
+			a.kinds = istioNetworking
+			a.observe(context.Background(), true)
+			return a
+		}, nil, "error the ServiceEntry and DestinationRule caches have not synced yet", false, "ServiceEntry"},
+		{"a ServiceEntry list that fails is an error", syncedIstio, errors.New("the cache is gone"), "error read ServiceEntry from the cache: the cache is gone", false, "ServiceEntry"},
+		{"a cached alias of an in-mesh Service makes the host in-mesh", syncedIstio, nil,
+			`deny MESH0010 dr-tls-disable-in-mesh: spec.trafficPolicy.tls sets mode DISABLE towards in-mesh host "reviews-alias.example.com" (ServiceEntry api/reviews-alias sends`, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := testContextErrors()
+			fr := &fakeReader{namespaces: map[string]*corev1.Namespace{"api": ns}}
+			if tc.entries {
+				fr.serviceEntries = []unstructured.Unstructured{se}
+			}
+			if tc.fail != nil {
+				fr.fail = map[string]error{"ServiceEntry": tc.fail}
+			}
+			cc := &cacheContext{reader: fr, errs: errs, istio: syncedIstio(errs), istioNet: tc.net(errs)}
+			cc.synced.Store(true)
+			r := request(admissionv1.Create, "DestinationRule", "api", dr, "")
+			r.Kind = metav1.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: "DestinationRule"}
+			resp := NewValidator(ev, cc, DefaultPolicy(), nil).Handle(context.Background(), r)
+			verb, text, _ := strings.Cut(tc.want, " ")
+			switch verb {
+			case "allow":
+				if !resp.Allowed {
+					t.Fatalf("want allowed, got %+v", resp.Result)
+				}
+			case "deny":
+				if resp.Allowed || !strings.Contains(resp.Result.Message, text) {
+					t.Fatalf("want a denial saying %q, got %+v", text, resp.Result)
+				}
+			case "error":
+				if resp.Allowed || resp.Result.Code != http.StatusServiceUnavailable || !strings.Contains(resp.Result.Message, text) {
+					t.Fatalf("want a 503 error saying %q, got %+v", text, resp.Result)
+				}
+			}
+			if tc.failKind != "" {
+				if got := counterValue(t, errs.counter, tc.failKind); got < 1 {
+					t.Errorf("meshguard_context_errors_total{kind=%q} = %v, want at least 1", tc.failKind, got)
+				}
+			}
+		})
 	}
 }

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -23,6 +26,33 @@ import (
 // istioSecurityGroupVersion is the Istio API whose PeerAuthentications and
 // AuthorizationPolicies the context caches.
 const istioSecurityGroupVersion = "security.istio.io/v1"
+
+// istioKinds names what one istioAPI follows: an Istio group version and the
+// kinds it must serve before their informers start.
+type istioKinds struct {
+	// groupVersion is asked of discovery.
+	groupVersion string
+	// kinds must all be served (their storage version is groupVersion).
+	kinds []string
+	// api names the API in logs and errors ("Istio security API").
+	api string
+	// caches names the caches ("Istio policy caches").
+	caches string
+	// context names what the rules then read ("PeerAuthentications and
+	// AuthorizationPolicies").
+	context string
+}
+
+var (
+	// istioSecurity: PeerAuthentications and AuthorizationPolicies.
+	istioSecurity = istioKinds{groupVersion: istioSecurityGroupVersion, kinds: []string{"PeerAuthentication", "AuthorizationPolicy"},
+		api: "Istio security API", caches: "Istio policy caches", context: "PeerAuthentications and AuthorizationPolicies"}
+	// istioNetworking: ServiceEntries, whose endpoints can make a host an
+	// alias of an in-mesh Service, and the DestinationRules a new alias is
+	// judged against (MESH0010, MESH0011).
+	istioNetworking = istioKinds{groupVersion: "networking.istio.io/v1", kinds: []string{"ServiceEntry", "DestinationRule"},
+		api: "Istio networking API", caches: "ServiceEntry and DestinationRule caches", context: "ServiceEntries and DestinationRules"}
+)
 
 // DefaultIstioDiscoveryInterval is how often the API server's discovery is
 // asked whether the Istio security API is served.
@@ -78,14 +108,18 @@ type istioAPI struct {
 	probe     func(context.Context) (bool, error)
 	informers istioInformers
 	interval  time.Duration
+	// kinds is what this API follows; the zero value means istioSecurity.
+	kinds istioKinds
 	// retry is the first delay after a discovery error; it doubles up to interval.
 	retry   time.Duration
 	errs    *contextErrors
 	log     logr.Logger
 	changed func(istioState)
 
-	mu        sync.Mutex
-	state     istioState
+	mu    sync.Mutex
+	state istioState
+	// published is state, readable without a.mu (settled).
+	published atomic.Int32
 	lastErr   error              // the last discovery error while unknown
 	stopSync  context.CancelFunc // stops waiting for the current informers' sync
 	generated int                // bumped on every start and stop, so a stale sync is ignored
@@ -141,7 +175,7 @@ func (a *istioAPI) Start(ctx context.Context) error {
 }
 
 func (a *istioAPI) discoveryFailed(err error) {
-	a.errs.record("discovery", fmt.Errorf("discover %s: %w", istioSecurityGroupVersion, err))
+	a.errs.record("discovery", fmt.Errorf("discover %s: %w", a.what().groupVersion, err))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.state == istioUnknown {
@@ -160,7 +194,7 @@ func (a *istioAPI) observe(ctx context.Context, served bool) {
 	case served && (state == istioUnknown || state == istioAbsent):
 		if err := a.informers.start(ctx); err != nil {
 			// Retried at the next discovery; until then reads say why.
-			a.errs.record("discovery", fmt.Errorf("start the Istio policy informers: %w", err))
+			a.errs.record("discovery", fmt.Errorf("start the %s informers: %w", a.what().api, err))
 			a.mu.Lock()
 			if a.state == istioUnknown {
 				a.lastErr = err
@@ -175,7 +209,7 @@ func (a *istioAPI) observe(ctx context.Context, served bool) {
 		a.stopSync = cancel
 		a.set(istioSyncing)
 		a.mu.Unlock()
-		a.log.Info("Istio security API served: starting the PeerAuthentication and AuthorizationPolicy caches; not ready until they sync")
+		a.log.Info(a.what().api + " served: starting the " + a.what().caches + "; not ready until they sync")
 		go func() {
 			if !a.informers.waitSynced(syncCtx) {
 				return
@@ -184,7 +218,7 @@ func (a *istioAPI) observe(ctx context.Context, served bool) {
 			defer a.mu.Unlock()
 			if a.generated == gen && a.state == istioSyncing {
 				a.set(istioSynced)
-				a.log.Info("Istio policy caches synced: PeerAuthentications and AuthorizationPolicies are read")
+				a.log.Info(a.what().caches + " synced: " + a.what().context + " are read")
 			}
 		}()
 	case !served && (state == istioSyncing || state == istioSynced):
@@ -197,20 +231,21 @@ func (a *istioAPI) observe(ctx context.Context, served bool) {
 		a.set(istioAbsent)
 		a.mu.Unlock()
 		if err := a.informers.stop(ctx); err != nil {
-			a.errs.record("discovery", fmt.Errorf("stop the Istio policy informers: %w", err))
+			a.errs.record("discovery", fmt.Errorf("stop the %s informers: %w", a.what().api, err))
 		}
-		a.log.Info("Istio security API no longer served: PeerAuthentication and AuthorizationPolicy context is empty")
+		a.log.Info(a.what().api + " no longer served: the " + a.what().context + " context is empty")
 	case !served && state == istioUnknown:
 		a.mu.Lock()
 		a.set(istioAbsent)
 		a.mu.Unlock()
-		a.log.Info("Istio security API not served: PeerAuthentication and AuthorizationPolicy context is empty until its CRDs are installed", "checkedEvery", a.interval.String())
+		a.log.Info(a.what().api+" not served: the "+a.what().context+" context is empty until its CRDs are installed", "checkedEvery", a.interval.String())
 	}
 }
 
 // set changes the state; a.mu is held.
 func (a *istioAPI) set(s istioState) {
 	a.state = s
+	a.published.Store(int32(s))
 	a.lastErr = nil
 	a.changed(s)
 }
@@ -226,12 +261,20 @@ func (a *istioAPI) readable() (bool, error) {
 	case istioAbsent:
 		return false, nil
 	case istioSyncing:
-		return false, errors.New("the Istio policy caches have not synced yet")
+		return false, fmt.Errorf("the %s have not synced yet", a.what().caches)
 	}
 	if a.lastErr != nil {
-		return false, fmt.Errorf("whether the Istio security API is served is not known yet: %w", a.lastErr)
+		return false, fmt.Errorf("whether the %s is served is not known yet: %w", a.what().api, a.lastErr)
 	}
-	return false, errors.New("whether the Istio security API is served is not known yet")
+	return false, fmt.Errorf("whether the %s is served is not known yet", a.what().api)
+}
+
+// what is what the API follows.
+func (a *istioAPI) what() istioKinds {
+	if a.kinds.groupVersion == "" {
+		return istioSecurity
+	}
+	return a.kinds
 }
 
 // check is the Istio part of the context readiness check.
@@ -240,10 +283,17 @@ func (a *istioAPI) check() error {
 	return err
 }
 
-// discoverIstio returns the discovery probe: whether security.istio.io/v1
-// serves both PeerAuthentication and AuthorizationPolicy. A group version
-// that is not served (404) is "not served"; any other failure is an error.
+// discoverIstio returns the discovery probe of the Istio security API:
+// whether security.istio.io/v1 serves both PeerAuthentication and
+// AuthorizationPolicy.
 func discoverIstio(cfg *rest.Config) (func(context.Context) (bool, error), error) {
+	return discoverIstioKinds(cfg, istioSecurity)
+}
+
+// discoverIstioKinds returns the discovery probe: whether the group version
+// serves every kind. A group version that is not served (404) is "not
+// served"; any other failure is an error.
+func discoverIstioKinds(cfg *rest.Config, k istioKinds) (func(context.Context) (bool, error), error) {
 	cfg = rest.CopyConfig(cfg)
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
@@ -253,7 +303,7 @@ func discoverIstio(cfg *rest.Config) (func(context.Context) (bool, error), error
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
 	return func(context.Context) (bool, error) {
-		res, err := dc.ServerResourcesForGroupVersion(istioSecurityGroupVersion)
+		res, err := dc.ServerResourcesForGroupVersion(k.groupVersion)
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
@@ -263,26 +313,33 @@ func discoverIstio(cfg *rest.Config) (func(context.Context) (bool, error), error
 		found := map[string]bool{}
 		for _, r := range res.APIResources {
 			// Subresources (peerauthentications/status) carry their parent's kind.
-			if !strings.Contains(r.Name, "/") && (r.Kind == "PeerAuthentication" || r.Kind == "AuthorizationPolicy") {
+			if !strings.Contains(r.Name, "/") && slices.Contains(k.kinds, r.Kind) {
 				found[r.Kind] = true
 			}
 		}
-		return len(found) == 2, nil
+		return len(found) == len(k.kinds), nil
 	}, nil
 }
 
 // cacheInformers are the Istio informers in the manager's cache.
 type cacheInformers struct {
 	cache cache.Cache
+	// kinds are the kinds to inform on; the zero value means istioSecurity.
+	kinds istioKinds
 	mu    sync.Mutex
 	infs  []cache.Informer
 }
 
-func istioObjects() []client.Object {
+func (c *cacheInformers) objects() []client.Object {
+	k := c.kinds
+	if k.groupVersion == "" {
+		k = istioSecurity
+	}
+	gv, _ := schema.ParseGroupVersion(k.groupVersion)
 	var objs []client.Object
-	for _, kind := range []string{"PeerAuthentication", "AuthorizationPolicy"} {
+	for _, kind := range k.kinds {
 		item := &unstructured.Unstructured{}
-		item.SetGroupVersionKind(gvkPeerAuthentication.GroupVersion().WithKind(kind))
+		item.SetGroupVersionKind(gv.WithKind(kind))
 		objs = append(objs, item)
 	}
 	return objs
@@ -290,7 +347,7 @@ func istioObjects() []client.Object {
 
 func (c *cacheInformers) start(ctx context.Context) error {
 	var infs []cache.Informer
-	for _, obj := range istioObjects() {
+	for _, obj := range c.objects() {
 		inf, err := c.cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
 		if err != nil {
 			return fmt.Errorf("%s: %w", obj.GetObjectKind().GroupVersionKind().Kind, err)
@@ -315,7 +372,7 @@ func (c *cacheInformers) waitSynced(ctx context.Context) bool {
 
 func (c *cacheInformers) stop(ctx context.Context) error {
 	var errs []error
-	for _, obj := range istioObjects() {
+	for _, obj := range c.objects() {
 		errs = append(errs, c.cache.RemoveInformer(ctx, obj))
 	}
 	c.mu.Lock()
@@ -332,17 +389,35 @@ func (c *cacheContext) readyCheck(*http.Request) error {
 		return errors.New("context caches have not synced")
 	}
 	if c.istio != nil {
-		return c.istio.check()
+		if err := c.istio.check(); err != nil {
+			return err
+		}
+	}
+	if c.istioNet != nil {
+		return c.istioNet.check()
 	}
 	return nil
 }
 
-// syncedGauge is the value of meshguard_cache_synced for an Istio state.
+// syncedGauge is the value of meshguard_cache_synced for the security API's
+// state s: the built-in caches have synced, and each Istio API is known not
+// to be served or has its caches synced.
 func (c *cacheContext) syncedGauge(s istioState) float64 {
-	if c.synced.Load() && (s == istioAbsent || s == istioSynced) {
+	if c.synced.Load() && (s == istioAbsent || s == istioSynced) && c.istioNet.settled() {
 		return 1
 	}
 	return 0
+}
+
+// settled is true when the API is known not to be served or its caches have
+// synced (and for a nil API, which is not followed). It takes no lock, so a
+// state-change callback may call it.
+func (a *istioAPI) settled() bool {
+	if a == nil {
+		return true
+	}
+	s := istioState(a.published.Load())
+	return s == istioAbsent || s == istioSynced
 }
 
 // current is the state now.

@@ -334,6 +334,21 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	if err := mgr.Add(cc.istio); err != nil {
 		return nil, err
 	}
+	// ServiceEntries (networking.istio.io/v1) alike: their endpoints can make
+	// a host an alias of an in-mesh Service (MESH0010, MESH0011).
+	netProbe, err := discoverIstioKinds(cfg, istioNetworking)
+	if err != nil {
+		return nil, err
+	}
+	cc.istioNet = newIstioAPI(netProbe, &cacheInformers{cache: mgr.GetCache(), kinds: istioNetworking}, o.IstioDiscoveryInterval, cerrs, log.WithName("context"), func(istioState) {
+		// Called with istioNet's lock held: the security API's state is
+		// read without its lock (settled), never the other way round.
+		m.CacheSynced.Set(cc.syncedGauge(istioState(cc.istio.published.Load())))
+	})
+	cc.istioNet.kinds = istioNetworking
+	if err := mgr.Add(cc.istioNet); err != nil {
+		return nil, err
+	}
 	// Start the informers the context reads before serving, so the first
 	// request does not create them.
 	var informers []func(context.Context) error

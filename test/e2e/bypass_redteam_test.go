@@ -447,6 +447,103 @@ spec:
 `,
 		Code: "MESH0066",
 	},
+	// MESH0010: a ServiceEntry that sends a host to in-mesh workloads makes
+	// that host in-mesh, whatever its spelling. The ServiceEntry is in Setup,
+	// which waits until meshguard's cache holds it (a ServiceEntry and a
+	// DestinationRule sent within the cache's propagation delay are judged as
+	// the cache stood). The DNS alias is exempted from MESH0066 by the admin,
+	// which must not open the DestinationRule's way.
+	{
+		Name:   "redteam a DestinationRule DISABLE for an exempted ServiceEntry alias of an in-mesh Service",
+		Exempt: true,
+		Setup:  reviewsAliasServiceEntryExempt,
+		Manifest: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-alias, namespace: "{{ns}}"}
+spec:
+  host: reviews-alias.{{ns}}.example.com
+  trafficPolicy: {tls: {mode: DISABLE}}
+`,
+		Code:     "MESH0010",
+		Contains: []string{`(ServiceEntry {{ns}}/reviews-alias sends "reviews-alias.{{ns}}.example.com" to in-mesh "reviews.{{ns}}.svc.cluster.local")`},
+	},
+	{
+		Name:   "redteam a wildcard DestinationRule with tls and no mode covering a ServiceEntry alias",
+		Exempt: true,
+		Setup:  reviewsAliasServiceEntryExempt,
+		Manifest: `apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: example-wildcard, namespace: "{{ns}}"}
+spec:
+  host: "*.{{ns}}.example.com"
+  trafficPolicy: {tls: {}}
+`,
+		Code: "MESH0010",
+	},
+	{
+		Name: "redteam a DestinationRule DISABLE on a port for a ServiceEntry selecting meshed pods",
+		Setup: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews-vm, namespace: "{{ns}}"}
+spec:
+  hosts: [reviews.{{ns}}.vm.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews}}
+`,
+		Manifest: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-vm, namespace: "{{ns}}"}
+spec:
+  host: reviews.{{ns}}.vm.internal
+  trafficPolicy:
+    portLevelSettings:
+    - port: {number: 9080}
+      tls: {mode: DISABLE}
+`,
+		Code: "MESH0010",
+	},
+	// The other order: the DestinationRule first (its host is not in-mesh
+	// then), the alias second: the ServiceEntry is judged against the
+	// DestinationRules in meshguard's cache that name its hosts, also when
+	// it is exempted from MESH0066 and when it selects meshed pods.
+	{
+		Name:   "redteam an exempted ServiceEntry alias created after its DestinationRule DISABLE",
+		Exempt: true,
+		Setup: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-alias, namespace: "{{ns}}"}
+spec:
+  host: reviews-alias.{{ns}}.example.com
+  trafficPolicy: {tls: {mode: DISABLE}}
+`,
+		Manifest: reviewsAliasServiceEntryExempt,
+		Code:     "MESH0010",
+		Contains: []string{`ServiceEntry/{{ns}}/reviews-alias`, `DestinationRule {{ns}}/reviews-alias: spec.trafficPolicy.tls sets mode DISABLE towards "reviews-alias.{{ns}}.example.com", which this ServiceEntry sends to in-mesh "reviews.{{ns}}.svc.cluster.local"`},
+	},
+	{
+		Name: "redteam a ServiceEntry selecting meshed pods created after a DestinationRule DISABLE for its host",
+		Setup: `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-vm, namespace: "{{ns}}"}
+spec:
+  host: reviews.{{ns}}.vm.internal
+  trafficPolicy: {tls: {mode: DISABLE}}
+`,
+		Manifest: `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews-vm, namespace: "{{ns}}"}
+spec:
+  hosts: [reviews.{{ns}}.vm.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews}}
+`,
+		Code:     "MESH0010",
+		Contains: []string{`DestinationRule {{ns}}/reviews-vm: spec.trafficPolicy.tls sets mode DISABLE towards "reviews.{{ns}}.vm.internal"`},
+	},
 	// The same forged annotation on a running ambient pod: istio-cni's pod
 	// informer re-evaluates enablement on pod updates and unenrolls it.
 	{
@@ -478,4 +575,22 @@ spec:
   - name: app
     image: registry.example.com/shop/web:1.0
     ports: [{name: envoy-admin, containerPort: 15000}]
+`
+
+// reviewsAliasServiceEntryExempt makes reviews-alias.<ns>.example.com an
+// alias of the in-mesh Service reviews of the case's namespace (a host of its
+// own per case: ServiceEntries are seen from every namespace), exempted from
+// MESH0066 by its object annotation (the case's namespace allows it).
+const reviewsAliasServiceEntryExempt = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: reviews-alias
+  namespace: "{{ns}}"
+  annotations: {meshguard.io/exempt: MESH0066, meshguard.io/exempt-reason: partner alias with ISTIO_MUTUAL on the caller side}
+spec:
+  hosts: [reviews-alias.{{ns}}.example.com]
+  location: MESH_INTERNAL
+  resolution: DNS
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints: [{address: reviews.{{ns}}.svc.cluster.local}]
 `

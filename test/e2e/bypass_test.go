@@ -10,6 +10,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -197,7 +199,7 @@ func runBypassCase(t *testing.T, ctx context.Context, env *framework.Env, s *npS
 
 // prepareBypassNamespace creates a namespace with labels, lets the tenant own
 // it, applies setup as the admin and waits until meshguard's caches hold the
-// namespace and every Pod of the setup.
+// namespace and every Pod, ServiceEntry and DestinationRule of the setup.
 func prepareBypassNamespace(t *testing.T, ctx context.Context, env *framework.Env, s *npServer, ns string, labels map[string]string, setup string) {
 	t.Helper()
 	if labels == nil {
@@ -234,10 +236,27 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}]
 			t.Fatalf("meshguard's pod cache did not see pod %s/%s within 30s", ns, name)
 		}
 	}
+	for _, kind := range []string{"ServiceEntry", "DestinationRule"} {
+		for _, name := range kindNames(t, setup, kind) {
+			obj := &unstructured.Unstructured{}
+			obj.SetGroupVersionKind(schema.GroupVersionKind{Group: "networking.istio.io", Version: "v1", Kind: kind})
+			if !poll(30*time.Second, 50*time.Millisecond, func() bool {
+				return s.srv.Manager.GetCache().Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj) == nil
+			}) {
+				t.Fatalf("meshguard's %s cache did not see %s/%s within 30s", kind, ns, name)
+			}
+		}
+	}
 }
 
 // podNames returns the names of the Pods in a YAML stream.
 func podNames(t *testing.T, stream string) []string {
+	t.Helper()
+	return kindNames(t, stream, "Pod")
+}
+
+// kindNames returns the names of the objects of a kind in a YAML stream.
+func kindNames(t *testing.T, stream, kind string) []string {
 	t.Helper()
 	var out []string
 	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(stream, -1) {
@@ -250,7 +269,7 @@ func podNames(t *testing.T, stream string) []string {
 		if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
 			t.Fatalf("setup YAML: %v", err)
 		}
-		if obj.Kind == "Pod" {
+		if obj.Kind == kind {
 			out = append(out, obj.Metadata.Name)
 		}
 	}

@@ -309,6 +309,7 @@ rules:
 - {apiGroups: [admissionregistration.k8s.io], resources: [validatingwebhookconfigurations, mutatingwebhookconfigurations], resourceNames: [%[3]s], verbs: [update]}
 - {apiGroups: [""], resources: [namespaces, pods, services], verbs: [get, list, watch]}
 - {apiGroups: [security.istio.io], resources: [peerauthentications, authorizationpolicies], verbs: [get, list, watch]}
+- {apiGroups: [networking.istio.io], resources: [serviceentries, destinationrules], verbs: [get, list, watch]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

@@ -134,6 +134,7 @@ The matchCondition that skips UPDATEs changing none of what the rules read
     (has(object.template) ? object.template : {}) != (has(oldObject.template) ? oldObject.template : {}) ||
     (has(object.subsets) ? object.subsets : []) != (has(oldObject.subsets) ? oldObject.subsets : []) ||
     (has(object.ports) ? object.ports : []) != (has(oldObject.ports) ? oldObject.ports : []) ||
+    (has(object.endpoints) ? object.endpoints : []) != (has(oldObject.endpoints) ? oldObject.endpoints : []) ||
     (has(object.data) ? object.data : {}) != (has(oldObject.data) ? oldObject.data : {}) ||
     (has(object.metadata.labels) ? object.metadata.labels : {}) != (has(oldObject.metadata.labels) ? oldObject.metadata.labels : {}) ||
     (has(object.metadata.annotations) ? object.metadata.annotations : {}) != (has(oldObject.metadata.annotations) ? oldObject.metadata.annotations : {})
