@@ -52,7 +52,7 @@ func TestDemo(t *testing.T) {
 		"MESH0150",
 		"MESH0001",
 		"== 5. Apply examples/bookinfo/fixed",
-		"fixed:    every object admitted (7 files)",
+		"fixed:    every object admitted (8 files)",
 		"stopped meshguard serve",
 		"stopped kube-apiserver and etcd",
 	} {
