@@ -175,8 +175,9 @@ func TestMemoryLimitRatio(t *testing.T) {
 	if applied.MemoryLimitSource != "cgroup" || applied.MemoryLimit != want {
 		t.Fatalf("Go memory limit %d from %s, want %d (%.0f%% of the %s limit) from the cgroup", applied.MemoryLimit, applied.MemoryLimitSource, want, gotune.DefaultMemoryLimitRatio*100, limit)
 	}
-	if applied.GCPercent != gotune.DefaultGCPercent || applied.GCPercentSource != "flag" {
-		t.Errorf("GOGC %d from %s, want %d from the flag", applied.GCPercent, applied.GCPercentSource, gotune.DefaultGCPercent)
+	// The background audit is on by default, and with it backgroundAudit.gcPercent (100).
+	if applied.GCPercent != 100 || applied.GCPercentSource != "flag" {
+		t.Errorf("GOGC %d from %s, want 100 (backgroundAudit.gcPercent) from the flag", applied.GCPercent, applied.GCPercentSource)
 	}
 	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
 	if err != nil {
