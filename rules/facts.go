@@ -199,11 +199,18 @@ const guardPrefix = "meshguard.io/"
 // guardKeyChanges describes every meshguard.io/ key added, changed or removed
 // between two maps.
 func guardKeyChanges(what string, old, cur map[string]string) []any {
+	return keyChanges(what, old, cur, func(k string) bool { return strings.HasPrefix(k, guardPrefix) })
+}
+
+// keyChanges describes, in key order, every key that guarded accepts and
+// that is set, changed or removed between two maps ("removes label k=\"v\"",
+// "sets annotation k=\"v\"", "changes label k from \"a\" to \"b\"").
+func keyChanges(what string, old, cur map[string]string, guarded func(string) bool) []any {
 	var keys []string
 	seen := map[string]bool{}
 	for _, m := range []map[string]string{old, cur} {
 		for k := range m {
-			if strings.HasPrefix(k, guardPrefix) && !seen[k] {
+			if !seen[k] && guarded(k) {
 				seen[k] = true
 				keys = append(keys, k)
 			}
@@ -585,35 +592,11 @@ func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Reque
 	facts["actorNote"] = note
 }
 
-// guardedKeyChanges lists, in key order, the changes of meshguard's own
-// labels or annotations (meshguard.io/ and app.kubernetes.io/managed-by)
-// between old and cur.
+// guardedKeyChanges lists the changes of meshguard's own labels or
+// annotations (meshguard.io/ and app.kubernetes.io/managed-by) between old
+// and cur.
 func guardedKeyChanges(what string, old, cur map[string]string) []any {
-	var keys []string
-	seen := map[string]bool{}
-	for _, m := range []map[string]string{old, cur} {
-		for k := range m {
-			if !seen[k] && (strings.HasPrefix(k, "meshguard.io/") || k == labelNetpolManagedBy) {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-	}
-	sort.Strings(keys)
-	var out []any
-	for _, k := range keys {
-		ov, oldHas := old[k]
-		nv, newHas := cur[k]
-		switch {
-		case oldHas && !newHas:
-			out = append(out, fmt.Sprintf("removes %s %s=%s", what, k, quote(ov)))
-		case !oldHas && newHas:
-			out = append(out, fmt.Sprintf("adds %s %s=%s", what, k, quote(nv)))
-		case ov != nv:
-			out = append(out, fmt.Sprintf("changes %s %s from %s to %s", what, k, quote(ov), quote(nv)))
-		}
-	}
-	return out
+	return keyChanges(what, old, cur, func(k string) bool { return strings.HasPrefix(k, guardPrefix) || k == labelNetpolManagedBy })
 }
 
 // jsonEqual compares two decoded JSON values; absent (nil) equals an empty object or list.

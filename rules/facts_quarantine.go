@@ -1,10 +1,6 @@
 package rules
 
-import (
-	"fmt"
-	"sort"
-	"strings"
-)
+import "strings"
 
 // Quarantine keys (`meshguard quarantine`): the label on the workload, its
 // pod template and its pods, and the annotations recording who, when and why.
@@ -42,31 +38,7 @@ func quarantineTamper(obj Object, info KindInfo, req *Request) []any {
 
 // quarantineKeyChanges lists changes of the quarantine label and annotations.
 func quarantineKeyChanges(what, where string, old, cur map[string]string) []any {
-	var keys []string
-	seen := map[string]bool{}
-	for _, m := range []map[string]string{old, cur} {
-		for k := range m {
-			if !seen[k] && (k == labelQuarantined || strings.HasPrefix(k, annQuarantinePrefix)) {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-	}
-	sort.Strings(keys)
-	var out []any
-	for _, k := range keys {
-		ov, oldHas := old[k]
-		nv, newHas := cur[k]
-		switch {
-		case oldHas && !newHas:
-			out = append(out, fmt.Sprintf("removes %s%s %s", where, what, k))
-		case !oldHas && newHas:
-			out = append(out, fmt.Sprintf("adds %s%s %s=%s", where, what, k, quote(nv)))
-		case ov != nv:
-			out = append(out, fmt.Sprintf("changes %s%s %s from %s to %s", where, what, k, quote(ov), quote(nv)))
-		}
-	}
-	return out
+	return keyChanges(where+what, old, cur, func(k string) bool { return k == labelQuarantined || strings.HasPrefix(k, annQuarantinePrefix) })
 }
 
 // quarantineActor sets quarantineByMeshguard: the request comes from
