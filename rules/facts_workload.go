@@ -717,7 +717,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			"ambiguous": injectionAmbiguous(injSource, injRaw, injValue, istioV),
 		},
 		"ambientOptOut":         labels[labelDataplaneMode] == "none",
-		"ambientCapture":        ambientCaptureFacts(annotations),
+		"ambientCapture":        ambientCaptureFacts(annotations, istioV),
 		"tproxyDeclared":        tproxyDeclared,
 		"revision":              revision,
 		"revisionKnown":         e.revisionKnown(revision),
@@ -1075,11 +1075,14 @@ func parseProxyConfig(raw map[string]any) (proxyConfigFields, error) {
 
 // ambientCaptureFacts reads the ambient capture annotations as istio-cni
 // does, with strconv.ParseBool (util.CheckBooleanAnnotation): "true", "True",
-// "TRUE", "t", "T" and "1" are all true (MESH0127). raw is the value as
-// written, for messages.
-func ambientCaptureFacts(annotations map[string]string) map[string]any {
+// "TRUE", "t", "T" and "1" are all true (MESH0127), and only in the releases
+// whose istio-cni reads them (bypass-inbound-capture since 1.24,
+// dns-capture since 1.25). raw is the value as written, for messages.
+func ambientCaptureFacts(annotations map[string]string, v IstioVersion) map[string]any {
 	bypass, _, bypassOK := parseBoolAnnotation(annotations, annAmbientBypassInbound)
 	dns, dnsPresent, dnsOK := parseBoolAnnotation(annotations, annAmbientDNSCapture)
+	bypassOK = bypassOK && v.BypassInboundCaptureAnnotation()
+	dnsOK = dnsOK && v.DNSCaptureAnnotation()
 	return map[string]any{
 		"bypassInbound":    bypassOK && bypass,
 		"bypassInboundRaw": annotations[annAmbientBypassInbound],

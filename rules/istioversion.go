@@ -73,6 +73,15 @@ func (v IstioVersion) NativeSidecarsDefault() bool { return v.Minor >= 27 }
 // selectors give the same answer.
 func (v IstioVersion) AmbientEnablementSelectors() bool { return v.Minor >= 27 }
 
+// BypassInboundCaptureAnnotation: istio-cni reads the pod annotation
+// ambient.istio.io/bypass-inbound-capture since 1.24 (absent from cni/ at
+// 1.23.0); earlier releases capture inbound traffic whatever it says.
+func (v IstioVersion) BypassInboundCaptureAnnotation() bool { return v.Minor >= 24 }
+
+// DNSCaptureAnnotation: istio-cni reads the pod annotation
+// ambient.istio.io/dns-capture since 1.25 (absent from cni/ at 1.24.0).
+func (v IstioVersion) DNSCaptureAnnotation() bool { return v.Minor >= 25 }
+
 // VersionDifference is one row of the README's "Istio version differences".
 type VersionDifference struct {
 	Behaviour string
@@ -108,6 +117,12 @@ func VersionDifferences() []VersionDifference {
 			Since:     "every supported release (the ambient annotations since 1.24)",
 			Meshguard: "the same parser (MESH0024, MESH0127, and dry-run policies in the authorization facts)",
 			Codes:     []string{"MESH0024", "MESH0127"},
+		},
+		{
+			Behaviour: "istio-cni honours the pod annotations ambient.istio.io/bypass-inbound-capture (since 1.24) and ambient.istio.io/dns-capture (since 1.25); earlier releases ignore them and capture",
+			Since:     "1.24 / 1.25",
+			Meshguard: "MESH0127 reports each annotation only for the releases that act on it",
+			Codes:     []string{"MESH0127"},
 		},
 	}
 }
