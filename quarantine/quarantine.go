@@ -26,6 +26,8 @@ package quarantine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -111,14 +113,16 @@ func ParseTarget(s, namespace string) (Target, error) {
 
 func (t Target) String() string { return t.Kind + "/" + t.Name + " in namespace " + t.Namespace }
 
-// ID is the quarantine's ID: "<kind>-<name>", cut to a label value's 63
-// characters.
+// ID is the quarantine's ID: "<kind>-<name>", or, when that is longer than
+// a label value's 63 characters, its first 52 characters and 10 hex digits
+// of its SHA-256, so two long names never share an ID.
 func (t Target) ID() string {
 	id := t.Kind + "-" + t.Name
-	if len(id) > 63 {
-		id = strings.TrimRight(id[:63], "-.")
+	if len(id) <= 63 {
+		return id
 	}
-	return id
+	sum := sha256.Sum256([]byte(id))
+	return strings.TrimRight(id[:52], "-.") + "-" + hex.EncodeToString(sum[:])[:10]
 }
 
 // Options of a quarantine or release.

@@ -37,7 +37,14 @@ func TestParseTarget(t *testing.T) {
 // The ID is a valid label value however long the name.
 func TestIDIsALabelValue(t *testing.T) {
 	long := Target{Kind: "deployment", Namespace: "shop", Name: strings.Repeat("a", 80) + "-" + strings.Repeat("b", 10)}
-	for _, tg := range []Target{{Kind: "deployment", Namespace: "shop", Name: "cart"}, long} {
+	long2 := Target{Kind: "deployment", Namespace: "shop", Name: strings.Repeat("a", 80) + "-" + strings.Repeat("c", 10)}
+	if long.ID() == long2.ID() {
+		t.Errorf("two long names share the ID %q", long.ID())
+	}
+	if id := (Target{Kind: "deployment", Name: "cart"}).ID(); id != "deployment-cart" {
+		t.Errorf("short ID %q", id)
+	}
+	for _, tg := range []Target{{Kind: "deployment", Namespace: "shop", Name: "cart"}, long, long2} {
 		id := tg.ID()
 		if len(id) > 63 {
 			t.Errorf("%s: ID %q is %d characters", tg, id, len(id))
