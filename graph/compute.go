@@ -154,7 +154,7 @@ func (g *computation) endpoints() ([]string, error) {
 		if sa == "" {
 			sa = "default"
 		}
-		ep.node = Node{ID: k, Kind: NodeWorkload, Name: grp.name, Namespace: grp.ns, Workload: grp.kind, ServiceAccount: sa, MeshMode: ep.mesh.Mode}
+		ep.node = Node{ID: k, Kind: NodeWorkload, Name: grp.name, Namespace: grp.ns, Workload: grp.kind, ServiceAccount: sa, MeshMode: ep.mesh.Mode, PodLabels: stableLabels(labels)}
 		if opts.Live {
 			ep.node.Pods = len(grp.pods)
 		}
@@ -729,7 +729,11 @@ func (g *computation) explanation(k explKey) *Explanation {
 		for _, id := range g.decisionReasons[k.authz] {
 			add(id)
 		}
-		x.Conditions = g.decisions[k.authz].Conditions
+		d := g.decisions[k.authz]
+		x.Conditions = d.Conditions
+		if (d.Verdict == rules.AuthzAllowed || d.Verdict == rules.AuthzConditional) && k.verdict.Allowed() {
+			x.Allowing = d.Policies
+		}
 	}
 	add(k.npIn)
 	add(k.npEg)

@@ -77,6 +77,35 @@ type Node struct {
 	// Quarantined is the id of a `meshguard quarantine` (the pods' label
 	// meshguard.io/quarantined), "" when the workload is not quarantined.
 	Quarantined string `json:"quarantined,omitempty"`
+	// PodLabels are the labels that select the workload's pods and stay the
+	// same across its pods and rollouts: the pod labels without those
+	// controllers, the injector and meshguard add per pod or per revision
+	// (pod-template-hash, controller-revision-hash, Istio's canonical-name
+	// labels, the quarantine label). Not part of the JSON document; derived
+	// NetworkPolicies select callers by them.
+	PodLabels map[string]string `json:"-"`
+}
+
+// volatileLabels are pod labels that differ between pods of one workload
+// or between its revisions, or are added by the injector after admission.
+var volatileLabels = map[string]bool{
+	"pod-template-hash": true, "controller-revision-hash": true, "pod-template-generation": true,
+	"statefulset.kubernetes.io/pod-name": true, "apps.kubernetes.io/pod-index": true,
+	"controller-uid": true, "job-name": true, "batch.kubernetes.io/controller-uid": true,
+	"batch.kubernetes.io/job-name": true, "batch.kubernetes.io/job-completion-index": true,
+	"security.istio.io/tlsMode": true, "service.istio.io/canonical-name": true,
+	"service.istio.io/canonical-revision": true, LabelQuarantined: true,
+}
+
+// stableLabels returns the labels without the volatile ones.
+func stableLabels(l map[string]string) map[string]string {
+	out := make(map[string]string, len(l))
+	for k, v := range l {
+		if !volatileLabels[k] {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // LabelQuarantined is the label `meshguard quarantine` puts on the pods.
@@ -212,6 +241,12 @@ type Explanation struct {
 	Reasons []string `json:"reasons"`
 	// Conditions list what a conditional edge depends on.
 	Conditions []string `json:"conditions,omitempty"`
+	// Allowing are the ALLOW AuthorizationPolicies ("namespace/name") that
+	// allow all or some of the edge's requests: set only when the verdict
+	// rests on an explicit ALLOW (allowed-mtls, allowed-plaintext or
+	// conditional), empty when traffic is allowed by default or by a CUSTOM
+	// provider alone. Policies derived from the mesh's intent read it.
+	Allowing []string `json:"-"`
 }
 
 // Graph is the allowed-traffic graph.

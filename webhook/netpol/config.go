@@ -130,6 +130,30 @@ type Config struct {
 	// ExcludeNamespaces never get policies, whatever their labels say (the
 	// system namespaces, Istio's control plane, meshguard's own namespace).
 	ExcludeNamespaces []string
+
+	// GatewayAllows derives mesh-allow-gateway-to-<service> for every
+	// Service a Gateway-bound route leads to (default true).
+	GatewayAllows bool
+	// FromAuthz derives allows from the ALLOW AuthorizationPolicies of every
+	// namespace; FromAuthzNamespaces of only those namespaces. Default off.
+	FromAuthz           bool
+	FromAuthzNamespaces []string
+}
+
+// FromAuthzEnabled returns whether a namespace's AuthorizationPolicies are
+// derived into NetworkPolicies, or nil when none are.
+func (c *Config) FromAuthzEnabled() func(string) bool {
+	switch {
+	case c.FromAuthz:
+		return func(string) bool { return true }
+	case len(c.FromAuthzNamespaces) > 0:
+		set := map[string]bool{}
+		for _, ns := range c.FromAuthzNamespaces {
+			set[ns] = true
+		}
+		return func(ns string) bool { return set[ns] }
+	}
+	return nil
 }
 
 // NewConfig returns the documented defaults.
@@ -152,6 +176,7 @@ func NewConfig() *Config {
 		GatewayPorts:        []int32{80, 443},
 		GatewayHealthPort:   15021,
 		ExcludeNamespaces:   rules.DefaultNetpolExcludeNamespaces(),
+		GatewayAllows:       true,
 	}
 }
 
@@ -175,6 +200,9 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Int32SliceVar(&c.GatewayPorts, "netpol-gateway-ports", c.GatewayPorts, "serving container ports of the ingress gateway (legacy istio-ingress chart: 8080,8443)")
 	fs.Int32Var(&c.GatewayHealthPort, "netpol-gateway-health-port", c.GatewayHealthPort, "status port of the ingress gateway")
 	fs.StringSliceVar(&c.ExcludeNamespaces, "netpol-exclude-namespaces", c.ExcludeNamespaces, "namespaces that never get policies, whatever their labels")
+	fs.BoolVar(&c.GatewayAllows, "netpol-gateway-allows", c.GatewayAllows, "derive mesh-allow-gateway-to-<service>: admit the ingress gateway's pods to every Service a Gateway-bound VirtualService or HTTPRoute routes to, on its target ports")
+	fs.BoolVar(&c.FromAuthz, "netpol-from-authz", c.FromAuthz, "derive NetworkPolicies from the ALLOW AuthorizationPolicies of every namespace: the edges they allow between workloads stay open at L3/4 under default deny (mesh-allow-authz-to-/from-<workload>)")
+	fs.StringSliceVar(&c.FromAuthzNamespaces, "netpol-from-authz-namespaces", c.FromAuthzNamespaces, "like --netpol-from-authz, for these destination namespaces only")
 }
 
 // Validate rejects a configuration that cannot render valid policies, naming the flag.
@@ -237,6 +265,14 @@ func (c *Config) Validate() error {
 		}
 		if p.Bits() < p.Addr().BitLen()-8 {
 			return fmt.Errorf("--netpol-probe-source-cidrs: %s is not a narrow probe source address", cidr)
+		}
+	}
+	if c.FromAuthz && len(c.FromAuthzNamespaces) > 0 {
+		return errors.New("--netpol-from-authz and --netpol-from-authz-namespaces: choose every namespace or a list, not both")
+	}
+	for _, ns := range c.FromAuthzNamespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("--netpol-from-authz-namespaces: %q: %s", ns, strings.Join(errs, "; "))
 		}
 	}
 	if len(c.ExcludeNamespaces) == 0 {

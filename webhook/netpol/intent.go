@@ -31,19 +31,26 @@ func AllowTargetSelector(matchLabels map[string]string) metav1.LabelSelector {
 
 // RenderAll returns every NetworkPolicy the controller would manage for the
 // objects: the profile set of every Namespace the objects hold (in namespace
-// order, each in render order), then the gateway-to-service policies. Notes
-// say what could not be derived. It is deterministic.
-func (c *Config) RenderAll(objs []rules.Object) ([]*networkingv1.NetworkPolicy, []string) {
+// order, each in render order), then the derived allows of the Intent, which
+// is returned too (cut edges, notes). It is deterministic.
+func (c *Config) RenderAll(objs []rules.Object, o IntentOptions) ([]*networkingv1.NetworkPolicy, *Intent, error) {
+	if o.MeshMode == nil {
+		o.MeshMode = MeshMode
+	}
+	if o.FromAuthz == nil {
+		o.FromAuthz = c.FromAuthzEnabled()
+	}
 	nss := namespacesOf(objs)
 	var out []*networkingv1.NetworkPolicy
 	for _, name := range sortedNames(nss) {
-		ns := nss[name]
-		p, _ := c.ProfileFor(ns, MeshMode(ns))
+		p, _ := c.ProfileFor(nss[name], o.MeshMode(nss[name]))
 		out = append(out, c.Render(name, p)...)
 	}
-	allows, notes := c.RenderGatewayAllows(objs)
-	out = append(out, allows...)
-	return out, notes
+	in, err := c.Intent(objs, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(out, in.Policies...), in, nil
 }
 
 func namespacesOf(objs []rules.Object) map[string]*corev1.Namespace {
@@ -110,7 +117,16 @@ type allowAcc struct {
 // (sidecar or ambient): elsewhere no default deny is installed and an allow
 // policy would isolate the pods it selects. Sorted by namespace, then name.
 func (c *Config) RenderGatewayAllows(objs []rules.Object) ([]*networkingv1.NetworkPolicy, []string) {
-	nss := namespacesOf(objs)
+	profiles := map[string]Profile{}
+	for name, ns := range namespacesOf(objs) {
+		profiles[name], _ = c.ProfileFor(ns, MeshMode(ns))
+	}
+	return c.renderGatewayAllows(objs, profiles)
+}
+
+// renderGatewayAllows is RenderGatewayAllows with the namespaces' profiles
+// decided by the caller.
+func (c *Config) renderGatewayAllows(objs []rules.Object, profiles map[string]Profile) ([]*networkingv1.NetworkPolicy, []string) {
 	idx := indexObjects(objs)
 	var notes []string
 	var backends []backend
@@ -126,12 +142,11 @@ func (c *Config) RenderGatewayAllows(objs []rules.Object) ([]*networkingv1.Netwo
 	}
 	accs := map[string]*allowAcc{}
 	for _, b := range backends {
-		ns, ok := nss[b.ns]
+		p, ok := profiles[b.ns]
 		if !ok {
 			notes = append(notes, fmt.Sprintf("%s routes to Service %s/%s, whose Namespace is not in the input: no policy rendered", b.from, b.ns, b.name))
 			continue
 		}
-		p, _ := c.ProfileFor(ns, MeshMode(ns))
 		if p != ProfileSidecar && p != ProfileAmbient {
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -11,10 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
-	"encoding/json"
 	"sort"
-
-	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/graph"
@@ -133,78 +131,6 @@ func NetpolKinds() []rules.KindInfo {
 	return out
 }
 
-// cutEdges computes the allowed-traffic graph three times (today; with the
-// profile sets alone, as plain default deny; with every rendered policy)
-// and lists, per namespace, the edges allowed today that plain default deny
-// cuts, saying which the rendered allow policies restore.
-func cutEdges(objs []rules.Object, policies []*networkingv1.NetworkPolicy, live bool) ([]string, error) {
-	cat, err := rules.DefaultCatalog()
-	if err != nil {
-		return nil, err
-	}
-	ev, err := rules.New(cat, rules.NewConfig())
-	if err != nil {
-		return nil, err
-	}
-	compute := func(extra []*networkingv1.NetworkPolicy) (map[string]bool, error) {
-		all := append([]rules.Object(nil), objs...)
-		for _, np := range extra {
-			b, err := json.Marshal(np)
-			if err != nil {
-				return nil, err
-			}
-			var o rules.Object
-			if err := json.Unmarshal(b, &o); err != nil {
-				return nil, err
-			}
-			all = append(all, o)
-		}
-		g, err := graph.Compute(all, graph.Options{Engine: ev, TrustDomain: graph.DefaultTrustDomain, Live: live, AssumedGateways: graph.DefaultAssumedGateways()})
-		if err != nil {
-			return nil, err
-		}
-		out := map[string]bool{}
-		for _, e := range g.Edges {
-			if e.Verdict.Allowed() {
-				to := g.Node(e.To)
-				out[fmt.Sprintf("%s: %s -> %s:%d", to.Namespace, g.Node(e.From).ID, to.ID, e.Port)] = true
-			}
-		}
-		return out, nil
-	}
-	var plain []*networkingv1.NetworkPolicy
-	for _, np := range policies {
-		if !strings.HasPrefix(np.Name, netpol.PrefixGatewayAllow) {
-			plain = append(plain, np)
-		}
-	}
-	today, err := compute(nil)
-	if err != nil {
-		return nil, err
-	}
-	afterPlain, err := compute(plain)
-	if err != nil {
-		return nil, err
-	}
-	afterAll, err := compute(policies)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for e := range today {
-		if afterPlain[e] {
-			continue
-		}
-		if afterAll[e] {
-			out = append(out, e+" (restored by the rendered allow policies)")
-		} else {
-			out = append(out, e)
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
 // RunNetpolRender reads the inputs and writes the policies.
 func RunNetpolRender(ctx context.Context, s Streams, o *NetpolRenderOptions) error {
 	var objs []rules.Object
@@ -241,7 +167,18 @@ func RunNetpolRender(ctx context.Context, s Streams, o *NetpolRenderOptions) err
 			objs = append(objs, d.Object)
 		}
 	}
-	policies, notes := o.Netpol.RenderAll(objs)
+	cat, err := rules.DefaultCatalog()
+	if err != nil {
+		return err
+	}
+	ev, err := rules.New(cat, rules.NewConfig())
+	if err != nil {
+		return err
+	}
+	policies, intent, err := o.Netpol.RenderAll(objs, netpol.IntentOptions{Engine: ev, Live: o.Cluster})
+	if err != nil {
+		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("derive the policies: %w", err)}
+	}
 	var buf bytes.Buffer
 	for i, np := range policies {
 		b, err := yaml.Marshal(np)
@@ -257,18 +194,36 @@ func RunNetpolRender(ctx context.Context, s Streams, o *NetpolRenderOptions) err
 		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("write policies: %w", err)}
 	}
 	fmt.Fprintf(s.Err, "meshguard netpol render: %d NetworkPolicies\n", len(policies))
-	for _, n := range notes {
+	for _, n := range intent.Notes {
 		fmt.Fprintf(s.Err, "  note: %s\n", n)
 	}
-	cut, err := cutEdges(objs, policies, o.Cluster)
-	if err != nil {
-		return &ExitError{Code: ExitUsage, Err: fmt.Errorf("compute the edges enforcing would cut: %w", err)}
-	}
-	if len(cut) > 0 {
-		fmt.Fprintf(s.Err, "  plain default deny cuts %d edges allowed today (namespace of the destination: from -> to:port):\n", len(cut))
-		for _, e := range cut {
-			fmt.Fprintf(s.Err, "    %s\n", e)
+	writeIntentEdges(s.Err, "  ", intent)
+	return nil
+}
+
+// writeIntentEdges lists, per namespace, the edges enforcing would cut and
+// those the derived allows keep open.
+func writeIntentEdges(w io.Writer, indent string, in *netpol.Intent) {
+	for _, sec := range []struct {
+		title string
+		edges map[string][]string
+	}{
+		{"enforcing would cut these edges, allowed today (SOURCE -> DESTINATION:PORT)", in.Cut},
+		{"kept open by the derived allow policies (plain default deny would cut them)", in.Restored},
+	} {
+		if len(sec.edges) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%s%s:\n", indent, sec.title)
+		nss := make([]string, 0, len(sec.edges))
+		for ns := range sec.edges {
+			nss = append(nss, ns)
+		}
+		sort.Strings(nss)
+		for _, ns := range nss {
+			for _, e := range sec.edges[ns] {
+				fmt.Fprintf(w, "%s  %s: %s\n", indent, ns, e)
+			}
 		}
 	}
-	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/rules"
 )
@@ -22,9 +24,19 @@ func renderNetpols(t *testing.T, files ...string) []byte {
 
 // renderNetpolsErr returns stdout and stderr.
 func renderNetpolsErr(t *testing.T, files ...string) ([]byte, string) {
+	return renderNetpolsWith(t, nil, files...)
+}
+
+// renderNetpolsWith sets the flags (parsed as on the command line) first.
+func renderNetpolsWith(t *testing.T, flags []string, files ...string) ([]byte, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	o := NewNetpolRenderOptions()
+	fs := pflag.NewFlagSet("render", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(flags); err != nil {
+		t.Fatal(err)
+	}
 	o.Filenames = files
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
@@ -36,30 +48,81 @@ func renderNetpolsErr(t *testing.T, files ...string) ([]byte, string) {
 }
 
 // TestIntentRenderBookinfo renders the policies for the fixed Bookinfo
-// example, checks the set, and judges the output with the catalog:
-// MESH0210-0214 must never fire on meshguard's own policies.
+// example, with and without --netpol-from-authz, checks the set and the
+// preview of cut edges, and judges the output with the catalog: MESH0210-0214
+// must never fire on meshguard's own policies.
 func TestIntentRenderBookinfo(t *testing.T) {
 	extra := filepath.Join(t.TempDir(), "extra.yaml")
 	// The gateway namespace too, so the gateway profile is judged as well.
 	if err := os.WriteFile(extra, []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: istio-ingress\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr := renderNetpolsErr(t, "../../../examples/bookinfo/fixed", extra)
-	// The preview, from the graph: the edges plain default deny would cut,
-	// and which the rendered gateway policy restores.
-	wantCut := `  plain default deny cuts 4 edges allowed today (namespace of the destination: from -> to:port):
-    bookinfo: Deployment/bookinfo/productpage-v1 -> Deployment/bookinfo/details-v1:9080
-    bookinfo: Deployment/bookinfo/productpage-v1 -> Deployment/bookinfo/reviews-v1:9080
-    bookinfo: Deployment/bookinfo/reviews-v1 -> Deployment/bookinfo/ratings-v1:9080
-    bookinfo: gateway:istio-ingress/istio-ingressgateway -> Deployment/bookinfo/productpage-v1:9080 (restored by the rendered allow policies)
-`
-	if !strings.HasSuffix(stderr, wantCut) {
-		t.Errorf("stderr:\n%s\nwant it to end with\n%s", stderr, wantCut)
+	profileSets := []string{
+		"bookinfo/mesh-default-deny", "bookinfo/mesh-allow-dns", "bookinfo/mesh-allow-metrics-scrape", "bookinfo/mesh-allow-istiod",
+		"istio-ingress/mesh-ingressgateway-lockdown",
+		"legacy-reports/mesh-default-deny", "legacy-reports/mesh-allow-dns", "legacy-reports/mesh-allow-metrics-scrape",
+		"legacy-reports/mesh-allow-hbone", "legacy-reports/mesh-allow-waypoint-istiod",
 	}
-	again := renderNetpols(t, "../../../examples/bookinfo/fixed", extra)
-	if !bytes.Equal(out, again) {
-		t.Fatal("two renders differ")
+	gatewayEdge := "gateway:istio-ingress/istio-ingressgateway -> Deployment/bookinfo/productpage-v1:9080"
+	appEdges := []string{
+		"Deployment/bookinfo/productpage-v1 -> Deployment/bookinfo/details-v1:9080",
+		"Deployment/bookinfo/productpage-v1 -> Deployment/bookinfo/reviews-v1:9080",
+		"Deployment/bookinfo/reviews-v1 -> Deployment/bookinfo/ratings-v1:9080",
 	}
+	section := func(title string, lines ...string) string {
+		out := "  " + title + ":\n"
+		for _, l := range lines {
+			out += "    " + l + "\n"
+		}
+		return out
+	}
+	const cutTitle = "enforcing would cut these edges, allowed today (SOURCE -> DESTINATION:PORT)"
+	const keptTitle = "kept open by the derived allow policies (plain default deny would cut them)"
+	for _, tc := range []struct {
+		name    string
+		flags   []string
+		derived []string
+		preview string
+	}{
+		{
+			name:    "routes",
+			derived: []string{"bookinfo/mesh-allow-gateway-to-productpage"},
+			preview: section(cutTitle, "bookinfo: "+appEdges[0], "bookinfo: "+appEdges[1], "bookinfo: "+appEdges[2]) +
+				section(keptTitle, "bookinfo: "+gatewayEdge, "istio-ingress: "+gatewayEdge),
+		},
+		{
+			name:  "from-authz",
+			flags: []string{"--netpol-from-authz"},
+			derived: []string{
+				"bookinfo/mesh-allow-authz-from-productpage-v1", "bookinfo/mesh-allow-authz-from-reviews-v1",
+				"bookinfo/mesh-allow-authz-to-details-v1", "bookinfo/mesh-allow-authz-to-ratings-v1",
+				"bookinfo/mesh-allow-authz-to-reviews-v1", "bookinfo/mesh-allow-gateway-to-productpage",
+			},
+			preview: section(keptTitle, "bookinfo: "+appEdges[0], "bookinfo: "+appEdges[1], "bookinfo: "+appEdges[2],
+				"bookinfo: "+gatewayEdge, "istio-ingress: "+gatewayEdge),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr := renderNetpolsWith(t, tc.flags, "../../../examples/bookinfo/fixed", extra)
+			if !strings.HasSuffix(stderr, tc.preview) {
+				t.Errorf("stderr:\n%s\nwant it to end with\n%s", stderr, tc.preview)
+			}
+			if tc.name == "from-authz" && !strings.Contains(stderr, "note: AuthorizationPolicy bookinfo/reviews-from-productpage allows Deployment/bookinfo/productpage-v1 only some requests") {
+				t.Errorf("no note that the L7 conditions are not expressed at L3/4:\n%s", stderr)
+			}
+			again, _ := renderNetpolsWith(t, tc.flags, "../../../examples/bookinfo/fixed", extra)
+			if !bytes.Equal(out, again) {
+				t.Fatal("two renders differ")
+			}
+			judgeRendered(t, out, append(append([]string{}, profileSets...), tc.derived...))
+		})
+	}
+}
+
+// judgeRendered checks the rendered policies' names, then judges them with
+// the catalog.
+func judgeRendered(t *testing.T, out []byte, want []string) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "netpols.yaml")
 	if err := os.WriteFile(file, out, 0o644); err != nil {
 		t.Fatal(err)
@@ -75,13 +138,6 @@ func TestIntentRenderBookinfo(t *testing.T) {
 		}
 		meta := d.Object["metadata"].(map[string]any)
 		got = append(got, meta["namespace"].(string)+"/"+meta["name"].(string))
-	}
-	want := []string{
-		"bookinfo/mesh-default-deny", "bookinfo/mesh-allow-dns", "bookinfo/mesh-allow-metrics-scrape", "bookinfo/mesh-allow-istiod",
-		"istio-ingress/mesh-ingressgateway-lockdown",
-		"legacy-reports/mesh-default-deny", "legacy-reports/mesh-allow-dns", "legacy-reports/mesh-allow-metrics-scrape",
-		"legacy-reports/mesh-allow-hbone", "legacy-reports/mesh-allow-waypoint-istiod",
-		"bookinfo/mesh-allow-gateway-to-productpage",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("rendered\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))

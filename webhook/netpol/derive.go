@@ -1,0 +1,430 @@
+package netpol
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/meshguard/meshguard/graph"
+	"github.com/meshguard/meshguard/rules"
+)
+
+// Prefixes of the policies derived from AuthorizationPolicies: the ingress
+// side in the destination's namespace and the egress side in the caller's.
+const (
+	PrefixAuthzTo   = "mesh-allow-authz-to-"
+	PrefixAuthzFrom = "mesh-allow-authz-from-"
+)
+
+// Derived reports whether a managed policy name is one the controller
+// derives from the mesh's intent (routes, AuthorizationPolicies) rather than
+// one of a profile's fixed set.
+func Derived(name string) bool {
+	return strings.HasPrefix(name, PrefixGatewayAllow) || strings.HasPrefix(name, PrefixAuthzTo) || strings.HasPrefix(name, PrefixAuthzFrom)
+}
+
+// IntentOptions say how the intent is computed.
+type IntentOptions struct {
+	// Engine gives the graph the mesh's semantics. Required.
+	Engine *rules.Engine
+	// Live says the objects are a live cluster's (pods after injection).
+	Live bool
+	// MeshMode is a namespace's data plane from its labels; nil: MeshMode.
+	MeshMode func(*corev1.Namespace) string
+	// FromAuthz says whether the allows of a destination namespace's ALLOW
+	// AuthorizationPolicies are derived (--netpol-from-authz); nil: none.
+	FromAuthz func(namespace string) bool
+	// TrustDomain of the identities; default graph.DefaultTrustDomain.
+	TrustDomain string
+}
+
+// Intent is what the mesh's own configuration says should flow, as the
+// NetworkPolicies that keep it flowing under default deny, and what
+// enforcing would cut.
+type Intent struct {
+	// Policies are the derived allow policies (gateway-to-service, and with
+	// FromAuthz the AuthorizationPolicy-derived ones), sorted by namespace
+	// and name.
+	Policies []*networkingv1.NetworkPolicy
+	// Cut lists, per namespace, the edges that flow without meshguard's
+	// policies and that the managed set (profile set and derived allows)
+	// cuts: "SOURCE -> DESTINATION:PORT". An edge is listed under the
+	// destination's namespace and, when different, the source's.
+	Cut map[string][]string
+	// Restored lists, per namespace, the edges plain default deny would cut
+	// that the derived allows keep open.
+	Restored map[string][]string
+	// Notes say what could not be derived, and where a derived policy opens
+	// more at L3/4 than the mesh allows at L7 (request conditions).
+	Notes []string
+}
+
+// ForNamespace returns the derived policies of one namespace.
+func (in *Intent) ForNamespace(ns string) []*networkingv1.NetworkPolicy {
+	if in == nil {
+		return nil
+	}
+	var out []*networkingv1.NetworkPolicy
+	for _, np := range in.Policies {
+		if np.Namespace == ns {
+			out = append(out, np)
+		}
+	}
+	return out
+}
+
+// Intent derives the allow policies and the cut edges from the objects: the
+// routes (gateway to service) and, where FromAuthz says so, the ALLOW
+// AuthorizationPolicies, read from the allowed-traffic graph of the objects
+// without meshguard's own NetworkPolicies (what the mesh allows). Cut edges
+// compare that graph with the graph under the whole managed set.
+func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
+	if o.Engine == nil {
+		return nil, fmt.Errorf("netpol: IntentOptions.Engine is required")
+	}
+	if o.MeshMode == nil {
+		o.MeshMode = MeshMode
+	}
+	if o.TrustDomain == "" {
+		o.TrustDomain = graph.DefaultTrustDomain
+	}
+	nss := namespacesOf(objs)
+	profiles := map[string]Profile{}
+	var profileSets []*networkingv1.NetworkPolicy
+	for _, name := range sortedNames(nss) {
+		p, _ := c.ProfileFor(nss[name], o.MeshMode(nss[name]))
+		profiles[name] = p
+		profileSets = append(profileSets, c.Render(name, p)...)
+	}
+	out := &Intent{Cut: map[string][]string{}, Restored: map[string][]string{}}
+	var gw []*networkingv1.NetworkPolicy
+	if c.GatewayAllows {
+		var notes []string
+		gw, notes = c.renderGatewayAllows(objs, profiles)
+		out.Notes = append(out.Notes, notes...)
+	}
+	if len(profileSets) == 0 {
+		out.Policies = gw
+		return out, nil
+	}
+	// What the mesh allows: the objects without meshguard's managed policies
+	// (a quarantine's stay: they are not part of any profile).
+	base := make([]rules.Object, 0, len(objs))
+	for _, obj := range objs {
+		if kindOf(obj) == "networking.k8s.io/NetworkPolicy" {
+			l := stringMap(mapAt(obj, "metadata")["labels"])
+			if l[LabelManaged] == "true" && l[LabelQuarantine] == "" {
+				continue
+			}
+		}
+		base = append(base, obj)
+	}
+	gopts := graph.Options{Engine: o.Engine, TrustDomain: o.TrustDomain, Live: o.Live, AssumedGateways: graph.DefaultAssumedGateways()}
+	baseGraph, err := graph.Compute(base, gopts)
+	if err != nil {
+		return nil, err
+	}
+	derived := gw
+	if o.FromAuthz != nil {
+		authz, notes, err := c.renderAuthzAllows(baseGraph, objs, profiles, o.FromAuthz)
+		if err != nil {
+			return nil, err
+		}
+		derived = append(derived, authz...)
+		out.Notes = append(out.Notes, notes...)
+	}
+	sort.SliceStable(derived, func(i, j int) bool {
+		if derived[i].Namespace != derived[j].Namespace {
+			return derived[i].Namespace < derived[j].Namespace
+		}
+		return derived[i].Name < derived[j].Name
+	})
+	out.Policies = derived
+
+	withPlain, err := withPolicies(base, profileSets)
+	if err != nil {
+		return nil, err
+	}
+	plainGraph, err := graph.Compute(withPlain, gopts)
+	if err != nil {
+		return nil, err
+	}
+	withAll, err := withPolicies(withPlain, derived)
+	if err != nil {
+		return nil, err
+	}
+	allGraph, err := graph.Compute(withAll, gopts)
+	if err != nil {
+		return nil, err
+	}
+	today, plain, all := allowedEdges(baseGraph), allowedEdges(plainGraph), allowedEdges(allGraph)
+	for _, k := range sortedNames(today) {
+		e := today[k]
+		if all[k] != nil {
+			if plain[k] == nil {
+				e.addTo(out.Restored)
+			}
+			continue
+		}
+		e.addTo(out.Cut)
+	}
+	sort.Strings(out.Notes)
+	return out, nil
+}
+
+// cutEdge is one edge of the graph, by its ends.
+type cutEdge struct {
+	text         string
+	srcNS, dstNS string
+}
+
+func (e *cutEdge) addTo(m map[string][]string) {
+	m[e.dstNS] = append(m[e.dstNS], e.text)
+	if e.srcNS != "" && e.srcNS != e.dstNS {
+		m[e.srcNS] = append(m[e.srcNS], e.text)
+	}
+}
+
+// allowedEdges are the graph's allowed edges by "SOURCE -> DESTINATION:PORT".
+func allowedEdges(g *graph.Graph) map[string]*cutEdge {
+	out := map[string]*cutEdge{}
+	for _, e := range g.Edges {
+		if !e.Verdict.Allowed() {
+			continue
+		}
+		from, to := g.Node(e.From), g.Node(e.To)
+		text := fmt.Sprintf("%s -> %s:%d", from.ID, to.ID, e.Port)
+		out[text] = &cutEdge{text: text, srcNS: from.Namespace, dstNS: to.Namespace}
+	}
+	return out
+}
+
+// withPolicies returns objs followed by the policies as rule objects.
+func withPolicies(objs []rules.Object, nps []*networkingv1.NetworkPolicy) ([]rules.Object, error) {
+	out := append(make([]rules.Object, 0, len(objs)+len(nps)), objs...)
+	for _, np := range nps {
+		b, err := json.Marshal(np)
+		if err != nil {
+			return nil, err
+		}
+		var o rules.Object
+		if err := json.Unmarshal(b, &o); err != nil {
+			return nil, err
+		}
+		out = append(out, rules.JSONNumbers(o).(map[string]any))
+	}
+	return out, nil
+}
+
+// authzAcc accumulates one derived policy: peers by key, ports per peer.
+type authzAcc struct {
+	ns, name   string
+	selector   map[string]string
+	egress     bool
+	peers      map[string]networkingv1.NetworkPolicyPeer
+	ports      map[string]map[int32]bool
+	from       map[string]bool
+	workloadID string
+}
+
+func (a *authzAcc) add(key string, peer networkingv1.NetworkPolicyPeer, port int32, policies []string) {
+	if a.peers[key].NamespaceSelector == nil && a.peers[key].PodSelector == nil && a.peers[key].IPBlock == nil {
+		a.peers[key] = peer
+	}
+	if a.ports[key] == nil {
+		a.ports[key] = map[int32]bool{}
+	}
+	if port > 0 {
+		a.ports[key][port] = true
+	}
+	for _, p := range policies {
+		a.from["AuthorizationPolicy/"+p] = true
+	}
+}
+
+// renderAuthzAllows derives, from the graph of what the mesh allows, a
+// NetworkPolicy pair for every edge an explicit ALLOW AuthorizationPolicy
+// allows (in full or for some requests) between workloads: ingress on the
+// destination's pods from the caller's pods on the port
+// (mesh-allow-authz-to-<workload>), and egress on the caller's pods to the
+// destination's (mesh-allow-authz-from-<workload>). Only namespaces with
+// the sidecar profile need them (the ambient profile admits HBONE between
+// mesh namespaces). Request conditions (paths, methods, claims) cannot be
+// expressed at L3/4: the port opens for every request and a note says so.
+// ALLOW sources that match no workload of the input open, on the policy's
+// pods and ports, the narrowest peer that holds them: their namespace when
+// the pattern names one, every namespace otherwise; a note says so.
+func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles map[string]Profile, enabled func(string) bool) ([]*networkingv1.NetworkPolicy, []string, error) {
+	accs := map[string]*authzAcc{}
+	names := map[string]string{} // policy key -> workload ID that owns the name
+	noteSet := map[string]bool{}
+	note := func(format string, args ...any) { noteSet[fmt.Sprintf(format, args...)] = true }
+	acc := func(ns, prefix string, n *graph.Node, egress bool) *authzAcc {
+		name := prefix + n.Name
+		key := ns + "/" + name
+		if owner, ok := names[key]; ok && owner != n.ID {
+			name = prefix + strings.ToLower(n.Workload) + "-" + n.Name
+			key = ns + "/" + name
+		}
+		names[key] = n.ID
+		a := accs[key]
+		if a == nil {
+			a = &authzAcc{ns: ns, name: name, selector: n.PodLabels, egress: egress, peers: map[string]networkingv1.NetworkPolicyPeer{}, ports: map[string]map[int32]bool{}, from: map[string]bool{}, workloadID: n.ID}
+			accs[key] = a
+		}
+		return a
+	}
+	sidecar := func(ns string) bool { return profiles[ns] == ProfileSidecar }
+	callers := map[string]rules.AuthzCaller{}
+	for i := range g.Nodes {
+		n := &g.Nodes[i]
+		if n.Identity != "" {
+			callers[n.ID] = rules.AuthzCaller{Principal: strings.TrimPrefix(n.Identity, "spiffe://"), Namespace: n.Namespace}
+		}
+	}
+	for _, e := range g.Edges {
+		if !e.Verdict.Allowed() || e.Why == nil || len(e.Why.Allowing) == 0 {
+			continue
+		}
+		src, dst := g.Node(e.From), g.Node(e.To)
+		if !enabled(dst.Namespace) || dst.Kind != graph.NodeWorkload {
+			continue
+		}
+		if e.Verdict == graph.Conditional {
+			note("AuthorizationPolicy %s allows %s only some requests to %s on port %d (%s): the derived NetworkPolicy opens the port for all of them (L3/4 cannot express request conditions)",
+				strings.Join(e.Why.Allowing, ", "), src.ID, dst.ID, e.Port, strings.Join(e.Why.Conditions, "; "))
+		}
+		switch src.Kind {
+		case graph.NodeGateway:
+			continue // the routes' gateway-to-service policies admit gateways
+		case graph.NodeOutside:
+			if sidecar(dst.Namespace) {
+				a := acc(dst.Namespace, PrefixAuthzTo, dst, false)
+				for _, cidr := range []string{"0.0.0.0/0", "::/0"} {
+					a.add("ip:"+cidr, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr}}, e.Port, e.Why.Allowing)
+				}
+				a.add("ns:*", networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}, e.Port, e.Why.Allowing)
+				note("AuthorizationPolicy %s allows callers without a mesh identity to %s on port %d: the derived NetworkPolicy admits every address on that port", strings.Join(e.Why.Allowing, ", "), dst.ID, e.Port)
+			}
+			continue
+		}
+		if sidecar(dst.Namespace) {
+			peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(src.Namespace)}
+			if len(src.PodLabels) > 0 {
+				peer.PodSelector = &metav1.LabelSelector{MatchLabels: copyMap(src.PodLabels)}
+			} else {
+				note("%s has no pod labels to select it by: %s admits every pod of namespace %s on port %d", src.ID, PrefixAuthzTo+dst.Name, src.Namespace, e.Port)
+			}
+			acc(dst.Namespace, PrefixAuthzTo, dst, false).add("wl:"+src.ID, peer, e.Port, e.Why.Allowing)
+		}
+		if sidecar(src.Namespace) && len(dst.PodLabels) > 0 {
+			peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(dst.Namespace), PodSelector: &metav1.LabelSelector{MatchLabels: copyMap(dst.PodLabels)}}
+			acc(src.Namespace, PrefixAuthzFrom, src, true).add("wl:"+dst.ID, peer, e.Port, e.Why.Allowing)
+		}
+	}
+	// ALLOW sources no workload of the input matches.
+	for _, obj := range objs {
+		if kindOf(obj) != "security.istio.io/AuthorizationPolicy" {
+			continue
+		}
+		ap, err := rules.NewAuthzPolicy(obj, "default")
+		if err != nil {
+			return nil, nil, fmt.Errorf("AuthorizationPolicy %s/%s: %w", str(mapOf(obj["metadata"]), "namespace"), str(mapOf(obj["metadata"]), "name"), err)
+		}
+		if ap.Action != "ALLOW" || ap.DryRun || !enabled(ap.Namespace) || !sidecar(ap.Namespace) {
+			continue
+		}
+		for _, s := range ap.AllowedSources() {
+			hit := false
+			for _, cl := range callers {
+				if s.Matches(cl) {
+					hit = true
+					break
+				}
+			}
+			if hit {
+				continue
+			}
+			peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}
+			where := "every namespace"
+			if ns, ok := s.Namespace(); ok {
+				peer.NamespaceSelector = nsSelector(ns)
+				where = "namespace " + ns
+			}
+			var dsts []*graph.Node
+			for i := range g.Nodes {
+				n := &g.Nodes[i]
+				if n.Kind == graph.NodeWorkload && ap.SelectsWorkload(n.Namespace, n.PodLabels, "") && n.Namespace == ap.Namespace {
+					dsts = append(dsts, n)
+				}
+			}
+			if len(dsts) == 0 {
+				continue
+			}
+			for _, d := range dsts {
+				a := acc(d.Namespace, PrefixAuthzTo, d, false)
+				for _, port := range d.Ports {
+					a.add("src:"+s.Field+":"+s.Pattern, peer, int32(port), []string{ap.Ref()})
+				}
+			}
+			note("AuthorizationPolicy %s allows %s %q, which matches no workload meshguard sees: its pods and ports are opened to %s (a NetworkPolicy cannot select by identity); the callers' own namespaces get no egress rule", ap.Ref(), s.Field, s.Pattern, where)
+		}
+	}
+	var out []*networkingv1.NetworkPolicy
+	for _, key := range sortedNames(accs) {
+		a := accs[key]
+		np := &networkingv1.NetworkPolicy{
+			TypeMeta: metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+			ObjectMeta: metav1.ObjectMeta{
+				Name: a.name, Namespace: a.ns, Labels: ManagedLabels(),
+				Annotations: map[string]string{AnnotationVersion: PolicySetVersion, AnnotationIntent: strings.Join(sortedNames(a.from), ",")},
+			},
+			Spec: networkingv1.NetworkPolicySpec{PodSelector: AllowTargetSelector(a.selector)},
+		}
+		if len(a.selector) == 0 {
+			note("%s has no pod labels to select it by: no %s rendered", a.workloadID, a.name)
+			continue
+		}
+		for _, pk := range sortedNames(a.peers) {
+			var ports []networkingv1.NetworkPolicyPort
+			ps := make([]int32, 0, len(a.ports[pk]))
+			for p := range a.ports[pk] {
+				ps = append(ps, p)
+			}
+			sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+			for _, p := range ps {
+				proto, v := tcp, intstr.FromInt32(p)
+				ports = append(ports, networkingv1.NetworkPolicyPort{Protocol: &proto, Port: &v})
+			}
+			if len(ports) == 0 {
+				continue
+			}
+			peer := a.peers[pk]
+			if a.egress {
+				np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: []networkingv1.NetworkPolicyPeer{peer}, Ports: ports})
+			} else {
+				np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{peer}, Ports: ports})
+			}
+		}
+		if a.egress {
+			np.Spec.PolicyTypes = []networkingv1.PolicyType{egress}
+			if len(np.Spec.Egress) == 0 {
+				continue
+			}
+		} else {
+			np.Spec.PolicyTypes = []networkingv1.PolicyType{ingress}
+			if len(np.Spec.Ingress) == 0 {
+				continue
+			}
+		}
+		out = append(out, np)
+	}
+	notes := sortedNames(noteSet)
+	return out, notes, nil
+}
