@@ -289,8 +289,9 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	mopts.Cache.DefaultTransform = cache.TransformStripManagedFields()
 	// Informers that cannot list or watch are counted and logged (context errors).
 	mopts.Cache.DefaultWatchErrorHandler = cerrs.watchErrorHandler
-	if o.NetworkPolicies != nil {
-		// Only managed NetworkPolicies are cached.
+	if o.NetworkPolicies != nil && !o.NetworkPolicies.DeriveIntent {
+		// Only managed NetworkPolicies are cached (the intent's graph reads
+		// every NetworkPolicy: what the mesh allows today).
 		obj, sel := netpol.CacheByObject()
 		s, err := metav1.LabelSelectorAsSelector(&sel)
 		if err != nil {
@@ -397,6 +398,9 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 		npc = netpol.New(o.NetworkPolicies, func(ns *corev1.Namespace) string {
 			return ev.NamespaceMeshMode(rules.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations})
 		}, nm)
+		if o.NetworkPolicies.DeriveIntent {
+			npc.DeriveIntent(ev)
+		}
 		if err := npc.SetupWithManager(mgr, log); err != nil {
 			return nil, fmt.Errorf("netpol controller: %w", err)
 		}

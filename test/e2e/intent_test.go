@@ -14,6 +14,44 @@ import (
 	"github.com/meshguard/meshguard/test/e2e/framework"
 )
 
+// bookinfoFiles reads examples/bookinfo/fixed: file name -> content.
+func bookinfoFiles(t *testing.T, env *framework.Env) map[string]string {
+	t.Helper()
+	dir := filepath.Join(env.Root, "examples", "bookinfo", "fixed")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	for _, f := range []string{"40-ratings.yaml", "70-gateway.yaml"} {
+		if out[f] == "" {
+			t.Fatalf("examples/bookinfo/fixed/%s is missing", f)
+		}
+	}
+	return out
+}
+
+// joinManifests joins the files in name order into one stream.
+func joinManifests(files map[string]string) string {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var docs []string
+	for _, n := range names {
+		docs = append(docs, files[n])
+	}
+	return strings.Join(docs, "\n---\n")
+}
+
 // bookinfoPolicies runs `meshguard netpol render --cluster` and returns the
 // names of the policies it renders in namespace bookinfo, in output order.
 func bookinfoPolicies(t *testing.T, env *framework.Env) []string {
@@ -50,27 +88,9 @@ func TestIntentRenderClusterFollowsRoutes(t *testing.T) {
 	env := framework.Shared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir := filepath.Join(env.Root, "examples", "bookinfo", "fixed")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var manifests []string
-	var vs string
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		manifests = append(manifests, string(b))
-		if e.Name() == "70-gateway.yaml" {
-			vs = string(b)
-		}
-	}
-	if vs == "" {
-		t.Fatal("examples/bookinfo/fixed/70-gateway.yaml is missing")
-	}
-	if _, err := env.Apply(ctx, strings.Join(manifests, "\n---\n")); err != nil {
+	manifests := bookinfoFiles(t, env)
+	vs := manifests["70-gateway.yaml"]
+	if _, err := env.Apply(ctx, joinManifests(manifests)); err != nil {
 		t.Fatalf("apply examples/bookinfo/fixed: %v", err)
 	}
 	t.Cleanup(func() {

@@ -54,7 +54,7 @@ func startNetpolServer(t *testing.T, env *framework.Env, mode netpol.Mode, lease
 
 // startNetpolServerWithPolicy is startNetpolServer with the given admin
 // policy file.
-func startNetpolServerWithPolicy(t *testing.T, env *framework.Env, mode netpol.Mode, leaseID, policy string) *npServer {
+func startNetpolServerWithPolicy(t *testing.T, env *framework.Env, mode netpol.Mode, leaseID, policy string, configure ...func(*netpol.Config)) *npServer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -103,6 +103,9 @@ subjects:
 	nc.Mode = mode
 	nc.PodGate = true
 	nc.ExcludeNamespaces = append(nc.ExcludeNamespaces, npServiceAccountNS, ownNamespace)
+	for _, f := range configure {
+		f(nc)
+	}
 	o.NetworkPolicies = nc
 
 	cfg := rest.CopyConfig(env.Config)

@@ -131,6 +131,11 @@ type Config struct {
 	// system namespaces, Istio's control plane, meshguard's own namespace).
 	ExcludeNamespaces []string
 
+	// DeriveIntent runs the derivation from the mesh's intent (default
+	// true): the derived allows below and the report of cut edges. Off, the
+	// controller manages the profile sets alone and caches only its own
+	// NetworkPolicies.
+	DeriveIntent bool
 	// GatewayAllows derives mesh-allow-gateway-to-<service> for every
 	// Service a Gateway-bound route leads to (default true).
 	GatewayAllows bool
@@ -177,6 +182,7 @@ func NewConfig() *Config {
 		GatewayHealthPort:   15021,
 		ExcludeNamespaces:   rules.DefaultNetpolExcludeNamespaces(),
 		GatewayAllows:       true,
+		DeriveIntent:        true,
 	}
 }
 
@@ -200,6 +206,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Int32SliceVar(&c.GatewayPorts, "netpol-gateway-ports", c.GatewayPorts, "serving container ports of the ingress gateway (legacy istio-ingress chart: 8080,8443)")
 	fs.Int32Var(&c.GatewayHealthPort, "netpol-gateway-health-port", c.GatewayHealthPort, "status port of the ingress gateway")
 	fs.StringSliceVar(&c.ExcludeNamespaces, "netpol-exclude-namespaces", c.ExcludeNamespaces, "namespaces that never get policies, whatever their labels")
+	fs.BoolVar(&c.DeriveIntent, "netpol-intent", c.DeriveIntent, "derive NetworkPolicies from the mesh's intent (routes; AuthorizationPolicies with --netpol-from-authz) and report, per namespace, the edges the managed policies cut (Events, meshguard_netpol_cut_edges); false: the profile sets alone")
 	fs.BoolVar(&c.GatewayAllows, "netpol-gateway-allows", c.GatewayAllows, "derive mesh-allow-gateway-to-<service>: admit the ingress gateway's pods to every Service a Gateway-bound VirtualService or HTTPRoute routes to, on its target ports")
 	fs.BoolVar(&c.FromAuthz, "netpol-from-authz", c.FromAuthz, "derive NetworkPolicies from the ALLOW AuthorizationPolicies of every namespace: the edges they allow between workloads stay open at L3/4 under default deny (mesh-allow-authz-to-/from-<workload>)")
 	fs.StringSliceVar(&c.FromAuthzNamespaces, "netpol-from-authz-namespaces", c.FromAuthzNamespaces, "like --netpol-from-authz, for these destination namespaces only")
@@ -266,6 +273,9 @@ func (c *Config) Validate() error {
 		if p.Bits() < p.Addr().BitLen()-8 {
 			return fmt.Errorf("--netpol-probe-source-cidrs: %s is not a narrow probe source address", cidr)
 		}
+	}
+	if !c.DeriveIntent && (c.FromAuthz || len(c.FromAuthzNamespaces) > 0) {
+		return errors.New("--netpol-from-authz needs --netpol-intent (the derivation it is part of)")
 	}
 	if c.FromAuthz && len(c.FromAuthzNamespaces) > 0 {
 		return errors.New("--netpol-from-authz and --netpol-from-authz-namespaces: choose every namespace or a list, not both")

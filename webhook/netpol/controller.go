@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/http"
 	"slices"
 	"sort"
@@ -17,13 +18,18 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/meshguard/meshguard/rules"
 )
 
 // Event reasons on the namespace.
@@ -33,6 +39,8 @@ const (
 	ReasonRemoved  = "NetworkPoliciesRemoved"
 	ReasonPreview  = "NetworkPoliciesPreview"
 	ReasonFailed   = "NetworkPoliciesFailed"
+	// ReasonCutEdges: enforce mode cuts edges the mesh allows.
+	ReasonCutEdges = "NetworkPoliciesCutEdges"
 )
 
 // FieldManager is the field manager of every write.
@@ -57,9 +65,32 @@ type Controller struct {
 	// fatal is set when the controller cannot work at all (no permission).
 	fatal atomic.Pointer[string]
 
+	// engine, when set, makes the controller derive policies from the
+	// mesh's intent (routes, AuthorizationPolicies) and report cut edges.
+	engine *rules.Engine
+	intent intentState
+
 	mu       sync.Mutex
 	profiles map[string]Profile // namespace -> profile with policies
 	previews map[string]string  // namespace -> last preview summary (one Event per change)
+	cuts     map[string]string  // namespace -> last cut-edge warning (one Event per change)
+}
+
+// DeriveIntent makes the controller also manage the policies derived from
+// the mesh's intent (gateway-to-service, and with --netpol-from-authz the
+// AuthorizationPolicy-derived ones) and report the edges its policies cut.
+// The engine gives the allowed-traffic graph the mesh's semantics. Call
+// before SetupWithManager.
+func (c *Controller) DeriveIntent(engine *rules.Engine) { c.engine = engine }
+
+// CutEdges returns the edges the managed set cuts in a namespace (in
+// preview mode: would cut), and whether the intent has been derived.
+func (c *Controller) CutEdges(namespace string) ([]string, bool) {
+	in, ok := c.intent.get()
+	if !ok {
+		return nil, false
+	}
+	return append([]string(nil), in.Cut[namespace]...), true
 }
 
 // New returns a controller. meshMode returns a namespace's data plane
@@ -72,7 +103,7 @@ func New(cfg *Config, meshMode func(*corev1.Namespace) string, m *Metrics) *Cont
 	if m == nil {
 		m = NewMetrics()
 	}
-	return &Controller{cfg: cfg, meshMode: meshMode, metrics: m, profiles: map[string]Profile{}, previews: map[string]string{}}
+	return &Controller{cfg: cfg, meshMode: meshMode, metrics: m, profiles: map[string]Profile{}, previews: map[string]string{}, cuts: map[string]string{}}
 }
 
 // MeshMode is a namespace's data plane from its enrollment labels:
@@ -116,10 +147,24 @@ func (c *Controller) SetupWithManager(mgr manager.Manager, log logr.Logger) erro
 		return err
 	}
 	skip := true
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(ControllerName).
 		WithOptions(ctrlOptions(skip)).
-		For(&corev1.Namespace{}).
+		For(&corev1.Namespace{})
+	if c.engine != nil {
+		disc, err := newDiscovery(mgr)
+		if err != nil {
+			return fmt.Errorf("netpol: discovery: %w", err)
+		}
+		ch := make(chan event.GenericEvent, 1024)
+		w := &intentWatcher{c: c, cache: mgr.GetCache(), disc: disc, scheme: mgr.GetScheme(), engine: c.engine,
+			debounce: DefaultIntentDebounce, resync: DefaultIntentResync, out: ch, trigger: make(chan struct{}, 1), handled: map[schema.GroupKind]bool{}}
+		if err := mgr.Add(w); err != nil {
+			return err
+		}
+		b = b.WatchesRawSource(source.Channel(ch, &handler.EnqueueRequestForObject{}))
+	}
+	return b.
 		Watches(&networkingv1.NetworkPolicy{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			if o.GetLabels()[LabelManaged] != "true" {
 				return nil
@@ -178,6 +223,10 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	profile, why := c.cfg.ProfileFor(&ns, c.meshMode(&ns))
 	desired := c.cfg.Render(ns.Name, profile)
+	intent, intentReady := c.intent.get()
+	if c.engine != nil && intentReady && profile != ProfileNone {
+		desired = append(desired, intent.ForNamespace(ns.Name)...)
+	}
 	var list networkingv1.NetworkPolicyList
 	if err := c.client.List(ctx, &list, client.InNamespace(ns.Name), client.MatchingLabels{LabelManaged: "true"}); err != nil {
 		return reconcile.Result{}, c.failed(err)
@@ -203,16 +252,27 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 	}
 	for name, np := range existing {
-		if _, ok := plan[name]; !ok && np.Labels[LabelQuarantine] == "" {
+		if _, ok := plan[name]; ok || np.Labels[LabelQuarantine] != "" {
 			// A quarantine's NetworkPolicy is managed (MESH0215 protects it)
 			// but not part of any profile: `meshguard release` removes it.
-			remove = append(remove, name)
+			continue
 		}
+		if Derived(name) && c.engine != nil && !intentReady && profile != ProfileNone {
+			// Not derived yet since this replica became leader: keep what an
+			// earlier run derived, so a restart never cuts an edge.
+			continue
+		}
+		remove = append(remove, name)
 	}
 	sort.Strings(remove)
 
+	var cut []string
+	if intentReady && profile != ProfileNone {
+		cut = intent.Cut[ns.Name]
+	}
+	c.metrics.CutEdges.WithLabelValues(ns.Name).Set(float64(len(cut)))
 	if c.cfg.Mode == ModePreview {
-		c.preview(&ns, profile, why, create, repairWhat, remove)
+		c.preview(&ns, profile, why, create, repairWhat, remove, cut)
 		c.remember(ns.Name, profile)
 		return reconcile.Result{}, nil
 	}
@@ -269,7 +329,22 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	c.fatal.Store(nil)
 	c.remember(ns.Name, profile)
+	c.warnCut(&ns, cut)
 	return reconcile.Result{}, nil
+}
+
+// warnCut warns, once per change, that enforce mode cuts edges the mesh
+// allows, naming them.
+func (c *Controller) warnCut(ns *corev1.Namespace, cut []string) {
+	summary := strings.Join(cut, ", ")
+	c.mu.Lock()
+	changed := c.cuts[ns.Name] != summary
+	c.cuts[ns.Name] = summary
+	c.mu.Unlock()
+	if changed && len(cut) > 0 {
+		c.event(ns, corev1.EventTypeWarning, ReasonCutEdges, "Enforce",
+			"default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s; allow them with an AuthorizationPolicy ALLOW and --netpol-from-authz, a Gateway route, or a NetworkPolicy of your own", len(cut), summary)
+	}
 }
 
 type createOutcome int
@@ -377,7 +452,7 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // preview reports what enforce mode would do, once per change of the plan.
-func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, create, repair, remove []string) {
+func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, create, repair, remove, cut []string) {
 	c.metrics.Preview.WithLabelValues(ns.Name, "create").Set(float64(len(create)))
 	c.metrics.Preview.WithLabelValues(ns.Name, "repair").Set(float64(len(repair)))
 	c.metrics.Preview.WithLabelValues(ns.Name, "remove").Set(float64(len(remove)))
@@ -393,6 +468,9 @@ func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, 
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "nothing to change")
+	}
+	if len(cut) > 0 {
+		parts = append(parts, fmt.Sprintf("enforcing would cut %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s", len(cut), strings.Join(cut, ", ")))
 	}
 	summary := fmt.Sprintf("preview: %s (profile %s: %s)", strings.Join(parts, "; "), profile, why)
 	c.mu.Lock()
@@ -415,13 +493,20 @@ func (c *Controller) Preview(namespace string) (string, bool) {
 	return s, ok
 }
 
+// event records an Event on the namespace. The events API folds Events
+// with the same regarding object, type, reason and action into one series
+// that keeps the first note; the controller's notes change (a preview, the
+// edges it cuts), so the action carries a digest of the note: a new note is
+// a new Event, a repeated one still counts in its series.
 func (c *Controller) event(ns *corev1.Namespace, typ, reason, action, format string, args ...any) {
 	if c.recorder != nil {
 		note := fmt.Sprintf(format, args...)
 		if len(note) > maxEventNote {
 			note = note[:maxEventNote-3] + "..."
 		}
-		c.recorder.Eventf(ns, nil, typ, reason, action, "%s", note)
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(note))
+		c.recorder.Eventf(ns, nil, typ, reason, fmt.Sprintf("%s/%08x", action, h.Sum32()), "%s", note)
 	}
 }
 
@@ -442,6 +527,8 @@ func (c *Controller) forget(ns string) {
 	defer c.mu.Unlock()
 	delete(c.profiles, ns)
 	delete(c.previews, ns)
+	delete(c.cuts, ns)
+	c.metrics.CutEdges.DeleteLabelValues(ns)
 	for _, a := range []string{"create", "repair", "remove"} {
 		c.metrics.Preview.DeleteLabelValues(ns, a)
 	}

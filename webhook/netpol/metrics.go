@@ -20,6 +20,13 @@ type Metrics struct {
 	GateRefusals prometheus.Counter
 	// Errors counts failed reconciles.
 	Errors prometheus.Counter
+	// CutEdges is, per namespace, how many edges the mesh allows that the
+	// managed set cuts (the preview of enforce, or what enforce cuts).
+	CutEdges *prometheus.GaugeVec
+	// IntentErrors counts derivations of the intent that failed.
+	IntentErrors prometheus.Counter
+	// IntentDuration is how long a derivation of the intent takes.
+	IntentDuration prometheus.Histogram
 }
 
 // NewMetrics creates the metrics, unregistered.
@@ -45,6 +52,19 @@ func NewMetrics() *Metrics {
 			Name: "meshguard_netpol_reconcile_errors_total",
 			Help: "Namespace reconciles that failed (they are retried with backoff).",
 		}),
+		CutEdges: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "meshguard_netpol_cut_edges",
+			Help: "Edges the mesh allows (by its AuthorizationPolicies, or by default) that the managed NetworkPolicies cut, by namespace of either end: what enforce mode cuts, or in preview mode would cut.",
+		}, []string{"namespace"}),
+		IntentErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "meshguard_netpol_intent_errors_total",
+			Help: "Derivations of the NetworkPolicies from the mesh's intent (routes, AuthorizationPolicies) that failed; the last derived set stays.",
+		}),
+		IntentDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "meshguard_netpol_intent_duration_seconds",
+			Help:    "Time to derive the NetworkPolicies and the cut edges from the whole cluster's objects.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
 	}
 }
 
@@ -57,5 +77,8 @@ func (m *Metrics) Register(r prometheus.Registerer) error {
 		promreg.Into(r, &m.Preview),
 		promreg.Into(r, &m.GateRefusals),
 		promreg.Into(r, &m.Errors),
+		promreg.Into(r, &m.CutEdges),
+		promreg.Into(r, &m.IntentErrors),
+		promreg.Into(r, &m.IntentDuration),
 	)
 }

@@ -9,13 +9,11 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	"sort"
 
 	"github.com/meshguard/meshguard/audit"
-	"github.com/meshguard/meshguard/graph"
 	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
@@ -110,27 +108,6 @@ input does not hold). The --netpol-* flags are those of serve.`,
 	return cmd
 }
 
-// NetpolKinds are the kinds `netpol render --cluster` lists: the graph's
-// (for the edges enforcing would cut) and the routes'.
-func NetpolKinds() []rules.KindInfo {
-	out := graph.Kinds()
-	seen := map[schema.GroupKind]bool{}
-	for _, k := range out {
-		seen[k.GroupKind()] = true
-	}
-	for _, gk := range []schema.GroupKind{
-		{Kind: "Namespace"}, {Kind: "Service"}, {Kind: "Pod"},
-		{Group: "apps", Kind: "Deployment"}, {Group: "apps", Kind: "StatefulSet"}, {Group: "apps", Kind: "DaemonSet"},
-		{Group: "networking.istio.io", Kind: "Gateway"}, {Group: "networking.istio.io", Kind: "VirtualService"},
-		{Group: "gateway.networking.k8s.io", Kind: "Gateway"}, {Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"},
-	} {
-		if k, ok := rules.LookupKind(gk); ok && !seen[gk] {
-			out = append(out, k)
-		}
-	}
-	return out
-}
-
 // RunNetpolRender reads the inputs and writes the policies.
 func RunNetpolRender(ctx context.Context, s Streams, o *NetpolRenderOptions) error {
 	var objs []rules.Object
@@ -143,7 +120,7 @@ func RunNetpolRender(ctx context.Context, s Streams, o *NetpolRenderOptions) err
 		if err != nil {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--cluster: %w", err)}
 		}
-		listed, err := audit.ListCluster(ctx, cl, NetpolKinds(), o.PageSize)
+		listed, err := audit.ListCluster(ctx, cl, netpol.IntentKinds(), o.PageSize)
 		if err != nil {
 			return &ExitError{Code: ExitUsage, Err: fmt.Errorf("--cluster %s: %w", kcfg.Host, err)}
 		}
