@@ -98,6 +98,8 @@ type ClusterSummary struct {
 	Unavailable []UnavailableKind `json:"unavailable"`
 	// Namespaces summarize every namespace, by name.
 	Namespaces []NamespaceSummary `json:"namespaces"`
+	// CutEdgesError says why the cut edges could not be derived.
+	CutEdgesError string `json:"cutEdgesError,omitempty"`
 	// ViaOwner counts objects not evaluated on their own because their
 	// controller carries the same pod template and is judged instead
 	// (ReplicaSets of Deployments and Rollouts, Jobs of CronJobs,
@@ -239,6 +241,11 @@ type NamespaceSummary struct {
 	// mesh (sidecar or ambient; a running Pod only with its proxy).
 	Workloads int `json:"workloads"`
 	Meshed    int `json:"meshed"`
+	// CutEdges are the edges the mesh allows today that enforcing the
+	// default-deny set would cut ("SOURCE -> DESTINATION:PORT"), as the
+	// controller with its default configuration derives them (gateway
+	// allows from the routes; no --netpol-from-authz).
+	CutEdges []string `json:"cutEdges,omitempty"`
 }
 
 // contextKinds are the audited kinds whose objects also make up the rules'

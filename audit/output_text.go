@@ -91,6 +91,7 @@ func writeClusterSummary(w io.Writer, c *ClusterSummary) {
 	}
 	_ = tw.Flush()
 	writeNetpolPreview(w, c.Namespaces)
+	writeCutEdges(w, c)
 	var listed []string
 	for _, k := range c.Listed {
 		if k.ContextOnly {
@@ -212,4 +213,26 @@ func meshedText(meshed, total int) string {
 		return "-"
 	}
 	return fmt.Sprintf("%d/%d", meshed, total)
+}
+
+// writeCutEdges lists, per namespace, the edges the mesh allows today that
+// enforcing default deny would cut.
+func writeCutEdges(w io.Writer, c *ClusterSummary) {
+	if c.CutEdgesError != "" {
+		fmt.Fprintf(w, "The edges enforcing default deny would cut could not be derived: %s\n", c.CutEdgesError)
+		return
+	}
+	header := false
+	for _, n := range c.Namespaces {
+		if len(n.CutEdges) == 0 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "Enforcing default deny would cut these edges the mesh allows today (SOURCE -> DESTINATION:PORT; allow them with an AuthorizationPolicy and --netpol-from-authz, or a Gateway route):")
+			header = true
+		}
+		for _, e := range n.CutEdges {
+			fmt.Fprintf(w, "  %s: %s\n", n.Name, e)
+		}
+	}
 }

@@ -145,6 +145,14 @@ func WriteStatus(w io.Writer, st *PostureStatus, format string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	for _, n := range st.Namespaces {
+		if c := n.Compliance; c != nil && len(c.NetworkPolicies.CutEdges) > 0 {
+			fmt.Fprintf(w, "%s: default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT):\n", n.Name, len(c.NetworkPolicies.CutEdges))
+			for _, e := range c.NetworkPolicies.CutEdges {
+				fmt.Fprintf(w, "  %s\n", e)
+			}
+		}
+	}
 	if st.Cluster != nil {
 		fmt.Fprintf(w, "Cluster-scoped objects: %s findings, %d errors\n", findingsText(*st.Cluster), st.Cluster.Errors)
 	}

@@ -54,6 +54,10 @@ type Options struct {
 	MaxResults int
 	// Workers judge scopes in parallel. Default 2.
 	Workers int
+	// CutEdges, when set, gives a namespace's edges the default-deny
+	// controller's policies cut (ok false until it has derived them); they
+	// go into the compliance view. Call Requeue when they change.
+	CutEdges func(namespace string) ([]string, bool) `json:"-"`
 }
 
 // Validate rejects unusable options, naming the flag.
@@ -405,6 +409,13 @@ func (c *Controller) changed(gk schema.GroupKind, namespace, name string) {
 	}
 }
 
+// SetCutEdges sets Options.CutEdges. Call before the manager starts.
+func (c *Controller) SetCutEdges(f func(string) ([]string, bool)) { c.opts.CutEdges = f }
+
+// Requeue judges a namespace again (debounced): something it reads outside
+// the rules' context changed (the cut edges).
+func (c *Controller) Requeue(namespace string) { c.enqueue(namespace) }
+
 func (c *Controller) enqueue(scope string) {
 	c.queue.AddAfter(scope, c.opts.Debounce)
 }
@@ -643,6 +654,11 @@ func (c *Controller) compliance(ctx rules.Context, scope string, objs []rules.Ob
 		comp.MeshMode = ev.NamespaceMeshMode(ns)
 		np := ev.NamespaceNetpol(ctx, ns)
 		comp.NetworkPolicies = reports.NetpolCompliance{Profile: np.Profile, Status: np.Status, Missing: np.Missing}
+		if c.opts.CutEdges != nil {
+			if cut, ok := c.opts.CutEdges(scope); ok && len(cut) > 0 {
+				comp.NetworkPolicies.CutEdges = cut
+			}
+		}
 	}
 	comp.MTLS = ev.NamespaceMTLS(ctx, scope)
 	comp.Authz = ev.NamespaceAuthz(ctx, scope)

@@ -6,6 +6,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/meshguard/meshguard/rules"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -75,5 +77,13 @@ func TestPoliciesSelectTheLabel(t *testing.T) {
 	}
 	if len(np.Spec.PolicyTypes) != 2 || len(np.Spec.Ingress) != 0 || len(np.Spec.Egress) != 0 {
 		t.Errorf("NetworkPolicy spec must isolate both ways: %+v", np.Spec)
+	}
+}
+
+// TestPolicyPrefixIsRules keeps the quarantine's policy names among those
+// the default-deny preview never calls extra.
+func TestPolicyPrefixIsRules(t *testing.T) {
+	if PolicyPrefix != rules.NetpolPrefixQuarantine {
+		t.Fatalf("PolicyPrefix %q, rules.NetpolPrefixQuarantine %q", PolicyPrefix, rules.NetpolPrefixQuarantine)
 	}
 }

@@ -167,6 +167,10 @@ type NetpolCompliance struct {
 	Profile string   `json:"profile"`
 	Status  string   `json:"status"`
 	Missing []string `json:"missing,omitempty"`
+	// CutEdges are the edges the mesh allows that the managed policies cut
+	// (in preview mode: would cut), "SOURCE -> DESTINATION:PORT", as the
+	// default-deny controller derived them; absent when it does not run.
+	CutEdges []string `json:"cutEdges,omitempty"`
 }
 
 // key identifies a result regardless of its timestamp.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // The default-deny NetworkPolicy profiles of meshguard's controller
@@ -153,7 +154,7 @@ func CompareNetpols(profile, why string, present []string, known bool) NetpolSta
 		}
 	}
 	for _, n := range s.Present {
-		if !slices.Contains(s.Expected, n) {
+		if !slices.Contains(s.Expected, n) && !NetpolDerived(n) {
 			s.Extra = append(s.Extra, n)
 		}
 	}
@@ -307,4 +308,25 @@ func gatewayOpenPorts(spec map[string]any, ingressOn bool) []any {
 		}
 	}
 	return out
+}
+
+// Prefixes of the managed policies the controller derives from the mesh's
+// intent (routes, AuthorizationPolicies) and of a quarantine's, which no
+// profile names: they are neither missing nor extra in a profile's set.
+const (
+	NetpolPrefixGatewayAllow = "mesh-allow-gateway-to-"
+	NetpolPrefixAuthzTo      = "mesh-allow-authz-to-"
+	NetpolPrefixAuthzFrom    = "mesh-allow-authz-from-"
+	NetpolPrefixQuarantine   = "meshguard-quarantine-"
+)
+
+// NetpolDerived reports whether a managed policy's name is one the
+// controller derives or a quarantine's, outside every profile's set.
+func NetpolDerived(name string) bool {
+	for _, p := range []string{NetpolPrefixGatewayAllow, NetpolPrefixAuthzTo, NetpolPrefixAuthzFrom, NetpolPrefixQuarantine} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }

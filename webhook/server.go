@@ -424,6 +424,14 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
+	if pc != nil && npc != nil && o.NetworkPolicies.DeriveIntent {
+		pc.SetCutEdges(npc.CutEdges)
+		npc.OnIntentChange(func(nss []string) {
+			for _, ns := range nss {
+				pc.Requeue(ns)
+			}
+		})
+	}
 	budget, err := newBudget(o, log)
 	if err != nil {
 		return nil, err

@@ -159,6 +159,29 @@ func TestIntentController(t *testing.T) {
 		}
 	})
 
+	t.Run("audit --cluster names the edges enforcing would cut", func(t *testing.T) {
+		code, out, errOut := runCLI(t, "audit", "--cluster", "--kubeconfig", env.KubeconfigPath, "-o", "json")
+		if code != 0 && code != 1 {
+			t.Fatalf("audit --cluster: exit %d\n%s", code, errOut)
+		}
+		var rep audit.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("audit --cluster -o json: %v", err)
+		}
+		if rep.Cluster == nil || rep.Cluster.CutEdgesError != "" {
+			t.Fatalf("no cut edges derived: %+v", rep.Cluster)
+		}
+		for _, n := range rep.Cluster.Namespaces {
+			if n.Name == "bookinfo" {
+				if !slices.Equal(n.CutEdges, expectedCut) {
+					t.Errorf("audit --cluster: bookinfo cutEdges %v, want %v", n.CutEdges, expectedCut)
+				}
+				return
+			}
+		}
+		t.Error("audit --cluster lists no namespace bookinfo")
+	})
+
 	t.Run("enforce with the routes alone opens the gateway and warns about the rest", func(t *testing.T) {
 		s := startNetpolServer(t, env, netpol.ModeEnforce, "e2e-intent-routes")
 		s.waitForNames(t, "bookinfo", append(slices.Clone(bookinfoSidecarSet), "mesh-allow-gateway-to-productpage"))

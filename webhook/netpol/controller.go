@@ -67,14 +67,20 @@ type Controller struct {
 
 	// engine, when set, makes the controller derive policies from the
 	// mesh's intent (routes, AuthorizationPolicies) and report cut edges.
-	engine *rules.Engine
-	intent intentState
+	engine   *rules.Engine
+	intent   intentState
+	onIntent func([]string)
 
 	mu       sync.Mutex
 	profiles map[string]Profile // namespace -> profile with policies
 	previews map[string]string  // namespace -> last preview summary (one Event per change)
 	cuts     map[string]string  // namespace -> last cut-edge warning (one Event per change)
 }
+
+// OnIntentChange registers f, called with the namespaces whose derived
+// policies or cut edges changed after each derivation. Call before the
+// manager starts.
+func (c *Controller) OnIntentChange(f func(namespaces []string)) { c.onIntent = f }
 
 // DeriveIntent makes the controller also manage the policies derived from
 // the mesh's intent (gateway-to-service, and with --netpol-from-authz the

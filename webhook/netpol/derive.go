@@ -18,8 +18,8 @@ import (
 // Prefixes of the policies derived from AuthorizationPolicies: the ingress
 // side in the destination's namespace and the egress side in the caller's.
 const (
-	PrefixAuthzTo   = "mesh-allow-authz-to-"
-	PrefixAuthzFrom = "mesh-allow-authz-from-"
+	PrefixAuthzTo   = rules.NetpolPrefixAuthzTo
+	PrefixAuthzFrom = rules.NetpolPrefixAuthzFrom
 )
 
 // Derived reports whether a managed policy name is one the controller

@@ -15,7 +15,7 @@ import (
 
 // PrefixGatewayAllow starts the name of every gateway-to-service policy
 // (RULES.md 6.5): mesh-allow-gateway-to-<service>.
-const PrefixGatewayAllow = "mesh-allow-gateway-to-"
+const PrefixGatewayAllow = rules.NetpolPrefixGatewayAllow
 
 // AnnotationIntent says what a derived allow policy was derived from
 // (informational: the routes that made it).

@@ -282,6 +282,9 @@ func (w *intentWatcher) derive(ctx context.Context) error {
 		slices.Sort(changed)
 		changed = slices.Compact(changed)
 	}
+	if w.c.onIntent != nil && len(changed) > 0 {
+		w.c.onIntent(changed)
+	}
 	for _, ns := range changed {
 		select {
 		case w.out <- event.GenericEvent{Object: &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}}:

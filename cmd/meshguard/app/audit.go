@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -16,6 +17,7 @@ import (
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/internal/platform"
 	"github.com/meshguard/meshguard/rules"
+	"github.com/meshguard/meshguard/webhook/netpol"
 )
 
 // AuditOptions are the flags of `meshguard audit`.
@@ -265,7 +267,34 @@ func auditCluster(ctx context.Context, ev *rules.Engine, cat *rules.Catalog, cfg
 	if err != nil {
 		return nil, fmt.Errorf("--cluster %s: %w", cfg.Host, err)
 	}
+	if err := addCutEdges(ctx, ev, cl, o.PageSize, rep.Cluster); err != nil {
+		rep.Cluster.CutEdgesError = err.Error()
+	}
 	return rep, nil
+}
+
+// addCutEdges derives, as the default-deny controller does with its default
+// configuration, the edges the mesh allows that enforcing would cut, and
+// puts them on the namespaces of the summary.
+func addCutEdges(ctx context.Context, ev *rules.Engine, cl *audit.ClusterClients, pageSize int64, sum *audit.ClusterSummary) error {
+	listed, err := audit.ListCluster(ctx, cl, netpol.IntentKinds(), pageSize)
+	if err != nil {
+		return err
+	}
+	if len(listed.Errors) > 0 {
+		return fmt.Errorf("cannot read every object: %v", listed.Errors[0])
+	}
+	in, err := netpol.NewConfig().Intent(listed.Objects, netpol.IntentOptions{Engine: ev, Live: true,
+		MeshMode: func(ns *corev1.Namespace) string {
+			return ev.NamespaceMeshMode(rules.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations})
+		}})
+	if err != nil {
+		return err
+	}
+	for i := range sum.Namespaces {
+		sum.Namespaces[i].CutEdges = in.Cut[sum.Namespaces[i].Name]
+	}
+	return nil
 }
 
 // customRuleErrors reports custom rules that could not be loaded as input
