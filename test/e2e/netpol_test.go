@@ -103,6 +103,7 @@ subjects:
 	nc.Mode = mode
 	nc.PodGate = true
 	nc.ExcludeNamespaces = append(nc.ExcludeNamespaces, npServiceAccountNS, ownNamespace)
+	nc.IntentMinInterval = time.Second
 	for _, f := range configure {
 		f(nc)
 	}

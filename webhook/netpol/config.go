@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -143,6 +144,13 @@ type Config struct {
 	// namespace; FromAuthzNamespaces of only those namespaces. Default off.
 	FromAuthz           bool
 	FromAuthzNamespaces []string
+	// IntentMaxWorkloads bounds the allowed-traffic graph the derivation
+	// computes (its cost grows with the square of the workloads): above it
+	// only the gateway-to-service allows are derived. 0: no bound.
+	IntentMaxWorkloads int
+	// IntentMinInterval is the least time between two derivations: changes
+	// in between are coalesced into the next one.
+	IntentMinInterval time.Duration
 }
 
 // FromAuthzEnabled returns whether a namespace's AuthorizationPolicies are
@@ -183,6 +191,8 @@ func NewConfig() *Config {
 		ExcludeNamespaces:   rules.DefaultNetpolExcludeNamespaces(),
 		GatewayAllows:       true,
 		DeriveIntent:        true,
+		IntentMaxWorkloads:  DefaultIntentMaxWorkloads,
+		IntentMinInterval:   DefaultIntentMinInterval,
 	}
 }
 
@@ -210,6 +220,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.GatewayAllows, "netpol-gateway-allows", c.GatewayAllows, "derive mesh-allow-gateway-to-<service>: admit the ingress gateway's pods to every Service a Gateway-bound VirtualService or HTTPRoute routes to, on its target ports")
 	fs.BoolVar(&c.FromAuthz, "netpol-from-authz", c.FromAuthz, "derive NetworkPolicies from the ALLOW AuthorizationPolicies of every namespace: the edges they allow between workloads stay open at L3/4 under default deny (mesh-allow-authz-to-/from-<workload>)")
 	fs.StringSliceVar(&c.FromAuthzNamespaces, "netpol-from-authz-namespaces", c.FromAuthzNamespaces, "like --netpol-from-authz, for these destination namespaces only")
+	fs.IntVar(&c.IntentMaxWorkloads, "netpol-intent-max-workloads", c.IntentMaxWorkloads, "above this many workloads the allowed-traffic graph is not computed: only the gateway-to-service allows are derived (no allows from AuthorizationPolicies, no cut edges); 0: no bound")
+	fs.DurationVar(&c.IntentMinInterval, "netpol-intent-min-interval", c.IntentMinInterval, "least time between two derivations of the mesh's intent; changes in between are coalesced")
 }
 
 // Validate rejects a configuration that cannot render valid policies, naming the flag.
@@ -276,6 +288,12 @@ func (c *Config) Validate() error {
 	}
 	if !c.DeriveIntent && (c.FromAuthz || len(c.FromAuthzNamespaces) > 0) {
 		return errors.New("--netpol-from-authz needs --netpol-intent (the derivation it is part of)")
+	}
+	if c.IntentMaxWorkloads < 0 {
+		return fmt.Errorf("--netpol-intent-max-workloads: %d is negative", c.IntentMaxWorkloads)
+	}
+	if c.IntentMinInterval < time.Second {
+		return fmt.Errorf("--netpol-intent-min-interval: %s is below 1s", c.IntentMinInterval)
 	}
 	if c.FromAuthz && len(c.FromAuthzNamespaces) > 0 {
 		return errors.New("--netpol-from-authz and --netpol-from-authz-namespaces: choose every namespace or a list, not both")

@@ -93,7 +93,7 @@ func (c *Controller) DeriveIntent(engine *rules.Engine) { c.engine = engine }
 // preview mode: would cut), and whether the intent has been derived.
 func (c *Controller) CutEdges(namespace string) ([]string, bool) {
 	in, ok := c.intent.get()
-	if !ok {
+	if !ok || in.Skipped != "" {
 		return nil, false
 	}
 	return append([]string(nil), in.Cut[namespace]...), true
@@ -272,13 +272,18 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	sort.Strings(remove)
 
-	var cut []string
+	var cut, notes []string
+	skipped := ""
 	if intentReady && profile != ProfileNone {
-		cut = intent.Cut[ns.Name]
+		cut, notes, skipped = intent.Cut[ns.Name], intent.NotesByNamespace[ns.Name], intent.Skipped
 	}
-	c.metrics.CutEdges.WithLabelValues(ns.Name).Set(float64(len(cut)))
+	if skipped == "" {
+		c.metrics.CutEdges.WithLabelValues(ns.Name).Set(float64(len(cut)))
+	} else {
+		c.metrics.CutEdges.DeleteLabelValues(ns.Name)
+	}
 	if c.cfg.Mode == ModePreview {
-		c.preview(&ns, profile, why, create, repairWhat, remove, cut)
+		c.preview(&ns, profile, why, create, repairWhat, remove, cut, notes, skipped)
 		c.remember(ns.Name, profile)
 		return reconcile.Result{}, nil
 	}
@@ -335,18 +340,21 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	c.fatal.Store(nil)
 	c.remember(ns.Name, profile)
-	c.warnCut(&ns, cut)
+	c.warnCut(&ns, cut, skipped)
 	return reconcile.Result{}, nil
 }
 
 // warnCut warns, once per change, that enforce mode cuts edges the mesh
 // allows, naming them.
-func (c *Controller) warnCut(ns *corev1.Namespace, cut []string) {
-	summary := strings.Join(cut, ", ")
+func (c *Controller) warnCut(ns *corev1.Namespace, cut []string, skipped string) {
+	summary := strings.Join(cut, ", ") + "|" + skipped
 	c.mu.Lock()
 	changed := c.cuts[ns.Name] != summary
 	c.cuts[ns.Name] = summary
 	c.mu.Unlock()
+	if changed && skipped != "" {
+		c.event(ns, corev1.EventTypeWarning, ReasonCutEdges, "Enforce", "the edges default deny cuts are unknown: %s", skipped)
+	}
 	if changed && len(cut) > 0 {
 		c.event(ns, corev1.EventTypeWarning, ReasonCutEdges, "Enforce",
 			"default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s; allow them with an AuthorizationPolicy ALLOW and --netpol-from-authz, a Gateway route, or a NetworkPolicy of your own", len(cut), summary)
@@ -458,7 +466,7 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // preview reports what enforce mode would do, once per change of the plan.
-func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, create, repair, remove, cut []string) {
+func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, create, repair, remove, cut, notes []string, skipped string) {
 	c.metrics.Preview.WithLabelValues(ns.Name, "create").Set(float64(len(create)))
 	c.metrics.Preview.WithLabelValues(ns.Name, "repair").Set(float64(len(repair)))
 	c.metrics.Preview.WithLabelValues(ns.Name, "remove").Set(float64(len(remove)))
@@ -477,6 +485,12 @@ func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, 
 	}
 	if len(cut) > 0 {
 		parts = append(parts, fmt.Sprintf("enforcing would cut %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s", len(cut), strings.Join(cut, ", ")))
+	}
+	if skipped != "" {
+		parts = append(parts, "cut edges unknown: "+skipped)
+	}
+	if len(notes) > 0 {
+		parts = append(parts, "derivation notes: "+strings.Join(notes, "; "))
 	}
 	summary := fmt.Sprintf("preview: %s (profile %s: %s)", strings.Join(parts, "; "), profile, why)
 	c.mu.Lock()

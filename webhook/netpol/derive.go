@@ -3,6 +3,7 @@ package netpol
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -42,6 +43,13 @@ type IntentOptions struct {
 	FromAuthz func(namespace string) bool
 	// TrustDomain of the identities; default graph.DefaultTrustDomain.
 	TrustDomain string
+	// MaxWorkloads bounds the graph: with more workloads (top-level
+	// controllers and bare pods) the AuthorizationPolicy-derived allows and
+	// the cut edges are not derived (Intent.Skipped says why); the
+	// gateway-to-service allows need no graph and still are. 0: no bound.
+	MaxWorkloads int
+	// NoRestored skips Intent.Restored (one graph computation fewer).
+	NoRestored bool
 }
 
 // Intent is what the mesh's own configuration says should flow, as the
@@ -63,6 +71,12 @@ type Intent struct {
 	// Notes say what could not be derived, and where a derived policy opens
 	// more at L3/4 than the mesh allows at L7 (request conditions).
 	Notes []string
+	// NotesByNamespace are the notes about each namespace's derived policies.
+	NotesByNamespace map[string][]string
+	// Skipped, when not empty, says why the graph-based part (allows from
+	// AuthorizationPolicies, cut edges) was not derived; Cut and Restored
+	// are then empty and unknown.
+	Skipped string
 }
 
 // ForNamespace returns the derived policies of one namespace.
@@ -102,7 +116,7 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 		profiles[name] = p
 		profileSets = append(profileSets, c.Render(name, p)...)
 	}
-	out := &Intent{Cut: map[string][]string{}, Restored: map[string][]string{}}
+	out := &Intent{Cut: map[string][]string{}, Restored: map[string][]string{}, NotesByNamespace: map[string][]string{}}
 	var gw []*networkingv1.NetworkPolicy
 	if c.GatewayAllows {
 		var notes []string
@@ -111,6 +125,11 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 	}
 	if len(profileSets) == 0 {
 		out.Policies = gw
+		return out, nil
+	}
+	if n := countWorkloads(objs); o.MaxWorkloads > 0 && n > o.MaxWorkloads {
+		out.Policies = gw
+		out.Skipped = fmt.Sprintf("%d workloads exceed the bound of %d (--netpol-intent-max-workloads): the allows from AuthorizationPolicies and the cut edges are not derived", n, o.MaxWorkloads)
 		return out, nil
 	}
 	// What the mesh allows: the objects without meshguard's managed policies
@@ -137,7 +156,10 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 			return nil, err
 		}
 		derived = append(derived, authz...)
-		out.Notes = append(out.Notes, notes...)
+		for ns, n := range notes {
+			out.Notes = append(out.Notes, n...)
+			out.NotesByNamespace[ns] = n
+		}
 	}
 	sort.SliceStable(derived, func(i, j int) bool {
 		if derived[i].Namespace != derived[j].Namespace {
@@ -151,10 +173,6 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 	if err != nil {
 		return nil, err
 	}
-	plainGraph, err := graph.Compute(withPlain, gopts)
-	if err != nil {
-		return nil, err
-	}
 	withAll, err := withPolicies(withPlain, derived)
 	if err != nil {
 		return nil, err
@@ -163,11 +181,20 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 	if err != nil {
 		return nil, err
 	}
-	today, plain, all := allowedEdges(baseGraph), allowedEdges(plainGraph), allowedEdges(allGraph)
+	today, all := allowedEdges(baseGraph), allowedEdges(allGraph)
+	baseGraph, allGraph = nil, nil // the edge sets are all that is kept
+	var plain map[string]*cutEdge
+	if !o.NoRestored {
+		plainGraph, err := graph.Compute(withPlain, gopts)
+		if err != nil {
+			return nil, err
+		}
+		plain = allowedEdges(plainGraph)
+	}
 	for _, k := range sortedNames(today) {
 		e := today[k]
 		if all[k] != nil {
-			if plain[k] == nil {
+			if plain != nil && plain[k] == nil {
 				e.addTo(out.Restored)
 			}
 			continue
@@ -175,7 +202,29 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 		e.addTo(out.Cut)
 	}
 	sort.Strings(out.Notes)
+	out.Notes = slices.Compact(out.Notes)
 	return out, nil
+}
+
+// countWorkloads counts the objects that become workload nodes of the
+// graph: pod-template kinds and Pods without a controller owner.
+func countWorkloads(objs []rules.Object) int {
+	n := 0
+	for _, o := range objs {
+		switch kindOf(o) {
+		case "/Pod", "/ReplicationController", "apps/Deployment", "apps/StatefulSet", "apps/DaemonSet", "apps/ReplicaSet", "batch/Job", "batch/CronJob":
+			owned := false
+			for _, r := range listOf(mapAt(o, "metadata")["ownerReferences"]) {
+				if c, _ := mapOf(r)["controller"].(bool); c {
+					owned = true
+				}
+			}
+			if !owned {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // cutEdge is one edge of the graph, by its ends.
@@ -260,11 +309,19 @@ func (a *authzAcc) add(key string, peer networkingv1.NetworkPolicyPeer, port int
 // ALLOW sources that match no workload of the input open, on the policy's
 // pods and ports, the narrowest peer that holds them: their namespace when
 // the pattern names one, every namespace otherwise; a note says so.
-func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles map[string]Profile, enabled func(string) bool) ([]*networkingv1.NetworkPolicy, []string, error) {
+func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles map[string]Profile, enabled func(string) bool) ([]*networkingv1.NetworkPolicy, map[string][]string, error) {
 	accs := map[string]*authzAcc{}
 	names := map[string]string{} // policy key -> workload ID that owns the name
 	noteSet := map[string]bool{}
-	note := func(format string, args ...any) { noteSet[fmt.Sprintf(format, args...)] = true }
+	nsNotes := map[string]map[string]bool{}
+	note := func(ns, format string, args ...any) {
+		n := fmt.Sprintf(format, args...)
+		noteSet[n] = true
+		if nsNotes[ns] == nil {
+			nsNotes[ns] = map[string]bool{}
+		}
+		nsNotes[ns][n] = true
+	}
 	acc := func(ns, prefix string, n *graph.Node, egress bool) *authzAcc {
 		name := prefix + n.Name
 		key := ns + "/" + name
@@ -297,7 +354,7 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 			continue
 		}
 		if e.Verdict == graph.Conditional {
-			note("AuthorizationPolicy %s allows %s only some requests to %s on port %d (%s): the derived NetworkPolicy opens the port for all of them (L3/4 cannot express request conditions)",
+			note(dst.Namespace, "AuthorizationPolicy %s allows %s only some requests to %s on port %d (%s): the derived NetworkPolicy opens the port for all of them (L3/4 cannot express request conditions)",
 				strings.Join(e.Why.Allowing, ", "), src.ID, dst.ID, e.Port, strings.Join(e.Why.Conditions, "; "))
 		}
 		switch src.Kind {
@@ -310,7 +367,7 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 					a.add("ip:"+cidr, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr}}, e.Port, e.Why.Allowing)
 				}
 				a.add("ns:*", networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}, e.Port, e.Why.Allowing)
-				note("AuthorizationPolicy %s allows callers without a mesh identity to %s on port %d: the derived NetworkPolicy admits every address on that port", strings.Join(e.Why.Allowing, ", "), dst.ID, e.Port)
+				note(dst.Namespace, "AuthorizationPolicy %s allows callers without a mesh identity to %s on port %d: the derived NetworkPolicy admits every address on that port", strings.Join(e.Why.Allowing, ", "), dst.ID, e.Port)
 			}
 			continue
 		}
@@ -319,7 +376,7 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 			if len(src.PodLabels) > 0 {
 				peer.PodSelector = &metav1.LabelSelector{MatchLabels: copyMap(src.PodLabels)}
 			} else {
-				note("%s has no pod labels to select it by: %s admits every pod of namespace %s on port %d", src.ID, PrefixAuthzTo+dst.Name, src.Namespace, e.Port)
+				note(dst.Namespace, "%s has no pod labels to select it by: %s admits every pod of namespace %s on port %d", src.ID, PrefixAuthzTo+dst.Name, src.Namespace, e.Port)
 			}
 			acc(dst.Namespace, PrefixAuthzTo, dst, false).add("wl:"+src.ID, peer, e.Port, e.Why.Allowing)
 		}
@@ -373,12 +430,26 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 					a.add("src:"+s.Field+":"+s.Pattern, peer, int32(port), []string{ap.Ref()})
 				}
 			}
-			note("AuthorizationPolicy %s allows %s %q, which matches no workload meshguard sees: its pods and ports are opened to %s (a NetworkPolicy cannot select by identity); the callers' own namespaces get no egress rule", ap.Ref(), s.Field, s.Pattern, where)
+			note(ap.Namespace, "AuthorizationPolicy %s allows %s %q, which matches no workload meshguard sees: its pods and ports are opened to %s (a NetworkPolicy cannot select by identity); the callers' own namespaces get no egress rule", ap.Ref(), s.Field, s.Pattern, where)
 		}
 	}
 	var out []*networkingv1.NetworkPolicy
 	for _, key := range sortedNames(accs) {
 		a := accs[key]
+		// Ports open to anyone (an ALLOW for callers without identity) need
+		// no other peer: they would only repeat what "anyone" admits.
+		if any := a.ports["ns:*"]; len(any) > 0 {
+			for pk, ports := range a.ports {
+				if pk == "ns:*" || strings.HasPrefix(pk, "ip:") {
+					continue
+				}
+				for p := range ports {
+					if any[p] {
+						delete(ports, p)
+					}
+				}
+			}
+		}
 		np := &networkingv1.NetworkPolicy{
 			TypeMeta: metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
 			ObjectMeta: metav1.ObjectMeta{
@@ -388,7 +459,7 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 			Spec: networkingv1.NetworkPolicySpec{PodSelector: AllowTargetSelector(a.selector)},
 		}
 		if len(a.selector) == 0 {
-			note("%s has no pod labels to select it by: no %s rendered", a.workloadID, a.name)
+			note(a.ns, "%s has no pod labels to select it by: no %s rendered", a.workloadID, a.name)
 			continue
 		}
 		for _, pk := range sortedNames(a.peers) {
@@ -425,6 +496,9 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 		}
 		out = append(out, np)
 	}
-	notes := sortedNames(noteSet)
+	notes := map[string][]string{}
+	for ns, set := range nsNotes {
+		notes[ns] = sortedNames(set)
+	}
 	return out, notes, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -56,6 +57,11 @@ const (
 	// DefaultIntentResync re-asks discovery (CRDs installed later) and
 	// derives again.
 	DefaultIntentResync = 5 * time.Minute
+	// DefaultIntentMinInterval is the least time between two derivations.
+	DefaultIntentMinInterval = 10 * time.Second
+	// DefaultIntentMaxWorkloads bounds the graph a derivation computes
+	// (BENCHMARKS.md: 2,000 workloads cost about 2 s and 0.5 GB allocated).
+	DefaultIntentMaxWorkloads = 2000
 )
 
 // intentState is the last derived intent. Until the first derivation
@@ -149,12 +155,23 @@ func (w *intentWatcher) Start(ctx context.Context) error {
 		if !w.waitSynced(ctx) {
 			return nil
 		}
-		if err := w.derive(ctx); err != nil {
+		started := time.Now()
+		err := w.derive(ctx)
+		if err != nil {
 			w.c.metrics.IntentErrors.Inc()
 			w.c.intent.mu.Lock()
 			w.c.intent.err = err
 			w.c.intent.mu.Unlock()
 			log.Error(err, "cannot derive the NetworkPolicies from the mesh's intent; the last derived set stays")
+		}
+		// At most one derivation per IntentMinInterval: changes meanwhile
+		// are coalesced into the next.
+		if rest := w.c.cfg.IntentMinInterval - time.Since(started); rest > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(rest):
+			}
 		}
 	}
 }
@@ -179,13 +196,21 @@ func (w *intentWatcher) discover(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("watch %s: %w", k.GVR().GroupResource(), err)
 		}
+		isPod := gk == schema.GroupKind{Kind: "Pod"}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc: func(any) { w.kick() },
 			UpdateFunc: func(o, n any) {
 				oa, err1 := meta.Accessor(o)
 				na, err2 := meta.Accessor(n)
-				if err1 == nil && err2 == nil && oa.GetResourceVersion() == na.GetResourceVersion() {
-					return
+				if err1 == nil && err2 == nil {
+					if oa.GetResourceVersion() == na.GetResourceVersion() {
+						return // an informer resync
+					}
+					// A pod's spec hardly changes; its status does all the
+					// time and the graph reads none of it.
+					if isPod && maps.Equal(oa.GetLabels(), na.GetLabels()) && maps.Equal(oa.GetAnnotations(), na.GetAnnotations()) {
+						return
+					}
 				}
 				w.kick()
 			},
@@ -254,7 +279,8 @@ func (w *intentWatcher) derive(ctx context.Context) error {
 		}
 	}
 	start := time.Now()
-	in, err := w.c.cfg.Intent(objs, IntentOptions{Engine: w.engine, Live: true, MeshMode: w.c.meshMode, FromAuthz: w.c.cfg.FromAuthzEnabled()})
+	in, err := w.c.cfg.Intent(objs, IntentOptions{Engine: w.engine, Live: true, MeshMode: w.c.meshMode, FromAuthz: w.c.cfg.FromAuthzEnabled(),
+		MaxWorkloads: w.c.cfg.IntentMaxWorkloads, NoRestored: true})
 	w.c.metrics.IntentDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return err
