@@ -106,6 +106,7 @@ screenshots: chromium ## Regenerate docs/images/ (the HTML audit report of examp
 bench: ## Run the evaluator benchmarks, the webhook load test over HTTPS, the hostile-load floods and the background audit at scale (see BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./rules/ | tee bench.out
 	$(GO) test -run '^$$' -bench BenchmarkGraph -benchmem -benchtime 3x -count 5 ./graph/ | tee bench-graph.out
+	$(GO) test -run '^$$' -bench BenchmarkIntent -benchmem -benchtime 3x -count 5 ./webhook/netpol/ | tee bench-intent.out
 	$(GO) run ./test/load | tee bench-load.out
 	$(GO) run ./test/matchbench -rollouts 600 -rounds 3 | tee bench-matchconditions.out
 	$(GO) run ./test/load -hostile | tee bench-hostile.out

@@ -43,6 +43,10 @@ type Options struct {
 	// added as sources when the input holds no gateway pods. Default
 	// DefaultAssumedGateways; an empty non-nil list assumes none.
 	AssumedGateways []string
+	// VerdictsOnly skips the reasons: Edge.Why holds only Allowing and
+	// Conditions (the derivation of NetworkPolicies reads nothing else). It
+	// saves most of the cost of a graph with many NetworkPolicies.
+	VerdictsOnly bool
 }
 
 // workloadKinds are the kinds a workload node is made of.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/meshguard/meshguard/rules"
@@ -42,6 +41,10 @@ type explKey struct {
 	tp                    Transport
 }
 
+// srcPort keys the egress denial reason of a source on a port (the
+// source's egress policies are fixed, so the text is too).
+type srcPort struct{ src, port int32 }
+
 type transportResult struct {
 	tp     Transport
 	reason int32
@@ -67,7 +70,8 @@ type computation struct {
 	expl            map[explKey]*Explanation
 	nsMTLS          map[string]rules.MTLSResolution
 	namespaces      int
-	denyReason      map[string]int32
+	denyReason      map[srcPort]int32
+	allowing        map[int32]*Explanation
 }
 
 func (g *computation) intern(s string) int32 {
@@ -106,7 +110,7 @@ func Compute(objs []rules.Object, opts Options) (*Graph, error) {
 		in: in, eng: opts.Engine, callers: []rules.AuthzCaller{{}},
 		memo: map[memoKey][]int32{}, byClass: map[classKey]int32{}, sets: map[string]*policySet{}, strIDs: map[string]int32{},
 		expl: map[explKey]*Explanation{}, nsMTLS: map[string]rules.MTLSResolution{},
-		denyReason: map[string]int32{},
+		denyReason: map[srcPort]int32{},
 	}
 	notes, err := g.endpoints()
 	if err != nil {
@@ -632,10 +636,14 @@ func (g *computation) edge(dp *destPort, s int, src *endpoint, inDeny *int32) Ed
 
 	// L3/4: ingress on the destination, egress on the source.
 	npDenied := false
+	quiet := g.in.opts.VerdictsOnly
 	if by, ok, restricted := admits(g.np.ingress[dp.d], s, dp.port, dst.named); restricted {
-		if ok {
+		switch {
+		case quiet:
+			npDenied = npDenied || !ok
+		case ok:
 			k.npIn = g.npReasonOf(by, 0)
-		} else {
+		default:
 			npDenied, k.inDenied = true, true
 			if *inDeny < 0 {
 				*inDeny = g.intern(fmt.Sprintf("ingress to the destination is restricted by NetworkPolicy %s: none admits this source on port %d", strings.Join(refsOf(g.np.ingress[dp.d]), ", "), dp.port))
@@ -644,11 +652,14 @@ func (g *computation) edge(dp *destPort, s int, src *endpoint, inDeny *int32) Ed
 		}
 	}
 	if by, ok, restricted := admits(g.np.egress[s], dp.d, dp.port, dst.named); restricted {
-		if ok {
+		switch {
+		case quiet:
+			npDenied = npDenied || !ok
+		case ok:
 			k.npEg = g.npReasonOf(by, 1)
-		} else {
+		default:
 			npDenied, k.egDenied = true, true
-			key := strings.Join(refsOf(g.np.egress[s]), ", ") + "|" + strconv.Itoa(dp.port)
+			key := srcPort{int32(s), int32(dp.port)}
 			id, seen := g.denyReason[key]
 			if !seen {
 				id = g.intern(fmt.Sprintf("egress of the source is restricted by NetworkPolicy %s: none admits this destination on port %d", strings.Join(refsOf(g.np.egress[s]), ", "), dp.port))
@@ -687,7 +698,11 @@ func (g *computation) edge(dp *destPort, s int, src *endpoint, inDeny *int32) Ed
 		e.Verdict = AllowedMTLS
 	}
 	k.verdict, k.tp = e.Verdict, e.Transport
-	e.Why = g.explanation(k)
+	if quiet {
+		e.Why = g.allowingOnly(k.authz, e.Verdict.Allowed())
+	} else {
+		e.Why = g.explanation(k)
+	}
 	return e
 }
 
@@ -701,6 +716,30 @@ func (g *computation) npReasonOf(p *npPolicy, dir int) int32 {
 	}
 	return p.reason - 1
 }
+
+// allowingOnly is the explanation of Options.VerdictsOnly: no reasons, only
+// the ALLOW policies an allowed edge rests on (shared per decision).
+func (g *computation) allowingOnly(authz int32, allowed bool) *Explanation {
+	if authz < 0 || !allowed {
+		return noExplanation
+	}
+	d := &g.decisions[authz]
+	if d.Verdict != rules.AuthzAllowed && d.Verdict != rules.AuthzConditional || len(d.Policies) == 0 {
+		return noExplanation
+	}
+	if g.allowing == nil {
+		g.allowing = map[int32]*Explanation{}
+	}
+	x, ok := g.allowing[authz]
+	if !ok {
+		x = &Explanation{Allowing: d.Policies, Conditions: d.Conditions}
+		g.allowing[authz] = x
+	}
+	return x
+}
+
+// noExplanation is the shared empty explanation of Options.VerdictsOnly.
+var noExplanation = &Explanation{}
 
 // explanation returns the shared explanation of a combination of reasons.
 func (g *computation) explanation(k explKey) *Explanation {

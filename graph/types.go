@@ -230,7 +230,8 @@ type Edge struct {
 	// Verdict is the outcome; Transport the protection.
 	Verdict   Verdict
 	Transport Transport
-	// Why explains the verdict. Never nil in a computed graph.
+	// Why explains the verdict. Never nil in a computed graph; without
+	// reasons under Options.VerdictsOnly.
 	Why *Explanation
 }
 

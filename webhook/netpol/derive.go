@@ -144,7 +144,7 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 		}
 		base = append(base, obj)
 	}
-	gopts := graph.Options{Engine: o.Engine, TrustDomain: o.TrustDomain, Live: o.Live, AssumedGateways: graph.DefaultAssumedGateways()}
+	gopts := graph.Options{Engine: o.Engine, TrustDomain: o.TrustDomain, Live: o.Live, AssumedGateways: graph.DefaultAssumedGateways(), VerdictsOnly: true}
 	baseGraph, err := graph.Compute(base, gopts)
 	if err != nil {
 		return nil, err
