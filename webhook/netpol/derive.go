@@ -338,6 +338,7 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 		return a
 	}
 	sidecar := func(ns string) bool { return profiles[ns] == ProfileSidecar }
+	meshCaller := map[string]bool{} // peer keys of callers in mesh namespaces
 	callers := map[string]rules.AuthzCaller{}
 	for i := range g.Nodes {
 		n := &g.Nodes[i]
@@ -361,13 +362,16 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 		case graph.NodeGateway:
 			continue // the routes' gateway-to-service policies admit gateways
 		case graph.NodeOutside:
+			// Any caller, plaintext ones included. The widest safe L3/4
+			// equivalent is every mesh namespace: admitting every address
+			// would undo default deny (MESH0212, MESH0213); callers outside
+			// the mesh stay cut and are listed with the cut edges.
 			if sidecar(dst.Namespace) {
 				a := acc(dst.Namespace, PrefixAuthzTo, dst, false)
-				for _, cidr := range []string{"0.0.0.0/0", "::/0"} {
-					a.add("ip:"+cidr, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr}}, e.Port, e.Why.Allowing)
+				for i, p := range c.meshCallerPeers() {
+					a.add(fmt.Sprintf("mesh:%d", i), p, e.Port, e.Why.Allowing)
 				}
-				a.add("ns:*", networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}, e.Port, e.Why.Allowing)
-				note(dst.Namespace, "AuthorizationPolicy %s allows callers without a mesh identity to %s on port %d: the derived NetworkPolicy admits every address on that port", strings.Join(e.Why.Allowing, ", "), dst.ID, e.Port)
+				note(dst.Namespace, "AuthorizationPolicy %s allows any caller, without a mesh identity too, to %s on port %d: the derived NetworkPolicy admits every mesh namespace on that port; callers outside the mesh stay cut (admit them with a NetworkPolicy of your own)", strings.Join(e.Why.Allowing, ", "), dst.ID, e.Port)
 			}
 			continue
 		}
@@ -379,6 +383,9 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 				note(dst.Namespace, "%s has no pod labels to select it by: %s admits every pod of namespace %s on port %d", src.ID, PrefixAuthzTo+dst.Name, src.Namespace, e.Port)
 			}
 			acc(dst.Namespace, PrefixAuthzTo, dst, false).add("wl:"+src.ID, peer, e.Port, e.Why.Allowing)
+			if profiles[src.Namespace] == ProfileSidecar || profiles[src.Namespace] == ProfileAmbient {
+				meshCaller["wl:"+src.ID] = true
+			}
 		}
 		if sidecar(src.Namespace) && len(dst.PodLabels) > 0 {
 			peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(dst.Namespace), PodSelector: &metav1.LabelSelector{MatchLabels: copyMap(dst.PodLabels)}}
@@ -408,10 +415,12 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 			if hit {
 				continue
 			}
-			peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}}
-			where := "every namespace"
+			// Only mesh workloads have an identity to match: a pattern
+			// without one namespace opens to every mesh namespace.
+			peers := c.meshCallerPeers()
+			where := "every mesh namespace"
 			if ns, ok := s.Namespace(); ok {
-				peer.NamespaceSelector = nsSelector(ns)
+				peers = []networkingv1.NetworkPolicyPeer{{NamespaceSelector: nsSelector(ns)}}
 				where = "namespace " + ns
 			}
 			var dsts []*graph.Node
@@ -426,8 +435,10 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 			}
 			for _, d := range dsts {
 				a := acc(d.Namespace, PrefixAuthzTo, d, false)
-				for _, port := range d.Ports {
-					a.add("src:"+s.Field+":"+s.Pattern, peer, int32(port), []string{ap.Ref()})
+				for i, peer := range peers {
+					for _, port := range d.Ports {
+						a.add(fmt.Sprintf("src:%s:%s:%d", s.Field, s.Pattern, i), peer, int32(port), []string{ap.Ref()})
+					}
 				}
 			}
 			note(ap.Namespace, "AuthorizationPolicy %s allows %s %q, which matches no workload meshguard sees: its pods and ports are opened to %s (a NetworkPolicy cannot select by identity); the callers' own namespaces get no egress rule", ap.Ref(), s.Field, s.Pattern, where)
@@ -436,11 +447,11 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 	var out []*networkingv1.NetworkPolicy
 	for _, key := range sortedNames(accs) {
 		a := accs[key]
-		// Ports open to anyone (an ALLOW for callers without identity) need
-		// no other peer: they would only repeat what "anyone" admits.
-		if any := a.ports["ns:*"]; len(any) > 0 {
+		// Ports open to every mesh namespace (an ALLOW for any caller) need
+		// no per-caller peer from a mesh namespace: it would only repeat them.
+		if any := a.ports["mesh:0"]; len(any) > 0 {
 			for pk, ports := range a.ports {
-				if pk == "ns:*" || strings.HasPrefix(pk, "ip:") {
+				if !strings.HasPrefix(pk, "wl:") || !meshCaller[pk] {
 					continue
 				}
 				for p := range ports {
@@ -501,4 +512,14 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 		notes[ns] = sortedNames(set)
 	}
 	return out, notes, nil
+}
+
+// meshCallerPeers are the namespaces whose pods can hold a mesh identity:
+// the mesh namespaces and the gateway namespaces.
+func (c *Config) meshCallerPeers() []networkingv1.NetworkPolicyPeer {
+	out := meshNamespacePeers()
+	for _, ns := range c.GatewayNamespaces {
+		out = append(out, networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(ns)})
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package netpol
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -9,6 +10,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/graph"
 	"github.com/meshguard/meshguard/rules"
 )
@@ -140,7 +142,11 @@ func policyLines(nps []*networkingv1.NetworkPolicy) []string {
 			parts = append(parts, "ip "+p.IPBlock.CIDR)
 		}
 		if p.NamespaceSelector != nil {
-			parts = append(parts, "ns "+yamlLine(p.NamespaceSelector.MatchLabels))
+			sel := yamlLine(p.NamespaceSelector.MatchLabels)
+			for _, r := range p.NamespaceSelector.MatchExpressions {
+				sel += r.Key + " " + string(r.Operator)
+			}
+			parts = append(parts, "ns "+sel)
 		}
 		if p.PodSelector != nil {
 			parts = append(parts, "pods "+yamlLine(p.PodSelector.MatchLabels))
@@ -196,14 +202,19 @@ func TestIntentFromAuthz(t *testing.T) {
 		"back/mesh-allow-authz-from-worker app=worker: out ns kubernetes.io/metadata.name=front pods app=web -> 8080",
 		"back/mesh-allow-authz-to-api app=api: in ns kubernetes.io/metadata.name=back pods app=worker -> 8080",
 		"back/mesh-allow-authz-to-api app=api: in ns kubernetes.io/metadata.name=front pods app=web -> 8080",
-		// Sources no workload matches: their namespace, or every namespace.
-		"back/mesh-allow-authz-to-db app=db: in ns  -> 8080",
+		// Sources no workload matches: their namespace, or every mesh namespace.
+		"back/mesh-allow-authz-to-db app=db: in ns istio-injection=enabled -> 8080",
+		"back/mesh-allow-authz-to-db app=db: in ns istio.io/dataplane-mode=ambient -> 8080",
+		"back/mesh-allow-authz-to-db app=db: in ns istio.io/rev Exists -> 8080",
 		"back/mesh-allow-authz-to-db app=db: in ns kubernetes.io/metadata.name=ghost -> 8080",
+		"back/mesh-allow-authz-to-db app=db: in ns kubernetes.io/metadata.name=istio-ingress -> 8080",
 		"front/mesh-allow-authz-from-web app=web: out ns kubernetes.io/metadata.name=back pods app=api -> 8080",
-		// Anyone, plaintext included (PERMISSIVE): every address, no per-caller peers.
-		"front/mesh-allow-authz-to-web app=web: in ip 0.0.0.0/0 -> 8080",
-		"front/mesh-allow-authz-to-web app=web: in ip ::/0 -> 8080",
-		"front/mesh-allow-authz-to-web app=web: in ns  -> 8080",
+		// Anyone, plaintext included (PERMISSIVE): every mesh namespace (never
+		// every address), and no per-caller peers from mesh namespaces.
+		"front/mesh-allow-authz-to-web app=web: in ns istio-injection=enabled -> 8080",
+		"front/mesh-allow-authz-to-web app=web: in ns istio.io/dataplane-mode=ambient -> 8080",
+		"front/mesh-allow-authz-to-web app=web: in ns istio.io/rev Exists -> 8080",
+		"front/mesh-allow-authz-to-web app=web: in ns kubernetes.io/metadata.name=istio-ingress -> 8080",
 	}
 	if got := policyLines(in.Policies); !slices.Equal(got, want) {
 		t.Errorf("derived:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
@@ -218,9 +229,9 @@ func TestIntentFromAuthz(t *testing.T) {
 	}
 	for _, w := range []string{
 		`AuthorizationPolicy back/api allows Deployment/front/web only some requests to Deployment/back/api on port 8080 (allowed when back/api rules[0]: methods ["GET"])`,
-		`AuthorizationPolicy back/db allows namespace "team-*", which matches no workload meshguard sees: its pods and ports are opened to every namespace`,
+		`AuthorizationPolicy back/db allows namespace "team-*", which matches no workload meshguard sees: its pods and ports are opened to every mesh namespace`,
 		`AuthorizationPolicy back/db allows principal "cluster.local/ns/ghost/sa/reporter", which matches no workload meshguard sees: its pods and ports are opened to namespace ghost`,
-		`AuthorizationPolicy front/web allows callers without a mesh identity to Deployment/front/web on port 8080`,
+		`AuthorizationPolicy front/web allows any caller, without a mesh identity too, to Deployment/front/web on port 8080: the derived NetworkPolicy admits every mesh namespace on that port; callers outside the mesh stay cut`,
 	} {
 		if !slices.ContainsFunc(in.Notes, func(n string) bool { return strings.HasPrefix(n, w) }) {
 			t.Errorf("no note starting %q in\n  %s", w, strings.Join(in.Notes, "\n  "))
@@ -228,6 +239,24 @@ func TestIntentFromAuthz(t *testing.T) {
 	}
 	if n := in.NotesByNamespace["back"]; len(n) != 3 {
 		t.Errorf("notes of back: %q, want the three about back's policies", n)
+	}
+	// meshguard's own output never trips its NetworkPolicy rules.
+	var docs []audit.Document
+	for _, np := range in.Policies {
+		o, err := withPolicies(nil, []*networkingv1.NetworkPolicy{np})
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, audit.Document{Object: o[0]})
+	}
+	rep := audit.Run(context.Background(), testEngine(t), docs, audit.Options{})
+	if rep.Evaluated != len(docs) {
+		t.Errorf("evaluated %d of %d policies", rep.Evaluated, len(docs))
+	}
+	for _, f := range rep.Findings {
+		if f.Code >= "MESH0210" && f.Code <= "MESH0214" {
+			t.Errorf("%s fires on derived %s: %s", f.Code, f.Object, f.Message)
+		}
 	}
 
 	// Never more: every edge the managed set leaves open was allowed
@@ -271,11 +300,12 @@ func TestIntentFromAuthz(t *testing.T) {
 			t.Errorf("%s is authorized by %v but cut by the managed set", k, e.Why.Allowing)
 		}
 	}
-	// What stays cut is reported: the sidecar <-> ambient edges.
+	// What stays cut is reported: the sidecar <-> ambient edges, and the
+	// callers outside the mesh.
 	wantCut := map[string][]string{
 		"amb":   {"Deployment/amb/cache -> Deployment/front/web:8080", "Deployment/back/api -> Deployment/amb/cache:8080"},
 		"back":  {"Deployment/back/api -> Deployment/amb/cache:8080"},
-		"front": {"Deployment/amb/cache -> Deployment/front/web:8080"},
+		"front": {"Deployment/amb/cache -> Deployment/front/web:8080", "outside -> Deployment/front/web:8080"},
 	}
 	if len(in.Cut) != len(wantCut) {
 		t.Errorf("cut %v, want %v", in.Cut, wantCut)
