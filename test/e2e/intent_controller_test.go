@@ -207,6 +207,30 @@ func TestIntentController(t *testing.T) {
 		if got := s.metric(t, "meshguard_netpol_cut_edges", map[string]string{"namespace": "bookinfo"}); got != 0 {
 			t.Errorf("meshguard_netpol_cut_edges{namespace=bookinfo} = %v, want 0", got)
 		}
+		// The same rules judge meshguard's own policies in the cluster:
+		// MESH0210-MESH0214 never fire on them.
+		code, out, errOut := runCLI(t, "audit", "--cluster", "--kubeconfig", env.KubeconfigPath, "-o", "json")
+		if code != 0 && code != 1 {
+			t.Fatalf("audit --cluster: exit %d\n%s", code, errOut)
+		}
+		var rep audit.Report
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("audit --cluster -o json: %v", err)
+		}
+		judged := 0
+		for _, f := range rep.Findings {
+			if f.Object.Kind == "NetworkPolicy" && f.Object.Namespace == "bookinfo" && f.Code >= "MESH0210" && f.Code <= "MESH0214" {
+				t.Errorf("%s fires on %s: %s", f.Code, f.Object, f.Message)
+			}
+		}
+		for _, l := range rep.Cluster.Listed {
+			if l.Kind == "NetworkPolicy" {
+				judged = l.Objects
+			}
+		}
+		if judged < len(want) {
+			t.Errorf("audit --cluster judged %d NetworkPolicies, want at least bookinfo's %d", judged, len(want))
+		}
 
 		// They follow the AuthorizationPolicies and the routes.
 		mustKubectl(t, ctx, env, "", "delete", "authorizationpolicy", "ratings-from-reviews", "-n", "bookinfo")
