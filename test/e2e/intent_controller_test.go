@@ -12,8 +12,10 @@ import (
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/graph"
+	"github.com/meshguard/meshguard/reports"
 	"github.com/meshguard/meshguard/rules"
 	"github.com/meshguard/meshguard/test/e2e/framework"
+	"github.com/meshguard/meshguard/webhook"
 	"github.com/meshguard/meshguard/webhook/netpol"
 )
 
@@ -263,4 +265,61 @@ func TestIntentController(t *testing.T) {
 		}
 		s.waitForNames(t, "bookinfo", want)
 	})
+}
+
+// TestIntentStatus: with the background audit and the default-deny
+// controller (preview) in one serve, `meshguard status` shows, from the
+// reports alone, the edges enforcing would cut in bookinfo, and drops them
+// once --netpol-from-authz derives the allows (a second serve).
+func TestIntentStatus(t *testing.T) {
+	env := framework.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	files := bookinfoFiles(t, env)
+	mustKubectl(t, ctx, env, joinManifests(files), "apply", "-f", "-")
+	status := func() (reports.NetpolCompliance, bool) {
+		code, out, errOut := runCLI(t, "status", "--kubeconfig", env.KubeconfigPath, "-n", "bookinfo", "-o", "json")
+		if code != 0 && code != 1 {
+			t.Logf("status: exit %d: %s", code, errOut)
+			return reports.NetpolCompliance{}, false
+		}
+		var st audit.PostureStatus
+		if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Namespaces) != 1 || st.Namespaces[0].Compliance == nil {
+			return reports.NetpolCompliance{}, false
+		}
+		return st.Namespaces[0].Compliance.NetworkPolicies, true
+	}
+	for _, tc := range []struct {
+		name      string
+		fromAuthz bool
+		want      []string
+	}{
+		{"preview with the routes alone", false, bookinfoAppEdges},
+		{"preview with --netpol-from-authz", true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startPostureServer(t, env, reports.FormatOpenReports, "e2e-intent-status-"+fmt.Sprint(tc.fromAuthz), time.Hour, func(o *webhook.Options) {
+				nc := netpol.NewConfig()
+				nc.Mode = netpol.ModePreview
+				nc.IntentMinInterval = time.Second
+				nc.FromAuthz = tc.fromAuthz
+				o.NetworkPolicies = nc
+			})
+			// Derived (the controller answers), then the report follows.
+			if !poll(60*time.Second, 100*time.Millisecond, func() bool {
+				_, ok := s.srv.NetworkPolicies.CutEdges("bookinfo")
+				return ok
+			}) {
+				t.Fatal("the controller did not derive the intent within 60s")
+			}
+			var got reports.NetpolCompliance
+			if !poll(60*time.Second, 250*time.Millisecond, func() bool {
+				var ok bool
+				got, ok = status()
+				return ok && got.Profile == "sidecar" && slices.Equal(got.CutEdges, tc.want)
+			}) {
+				t.Fatalf("status of bookinfo: networkPolicies %+v, want cutEdges %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -39,7 +39,7 @@ type postureServer struct {
 
 // startPostureServer starts meshguard with the background audit in a format,
 // leader-elected under leaseID, and waits until its first full resync is done.
-func startPostureServer(t *testing.T, env *framework.Env, format reports.Format, leaseID string, interval time.Duration) *postureServer {
+func startPostureServer(t *testing.T, env *framework.Env, format reports.Format, leaseID string, interval time.Duration, configure ...func(*webhook.Options)) *postureServer {
 	t.Helper()
 	dir := t.TempDir()
 	certs, err := framework.WriteServingCerts(filepath.Join(dir, "certs"))
@@ -67,6 +67,9 @@ func startPostureServer(t *testing.T, env *framework.Env, format reports.Format,
 	o.LeaderElectionID = leaseID
 	o.Rules.RootNamespace = postureRoot
 	o.Posture = &posture.Options{Format: format, Interval: interval, Debounce: 200 * time.Millisecond}
+	for _, f := range configure {
+		f(o)
+	}
 	logPath := filepath.Join(dir, "meshguard.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
