@@ -16,6 +16,10 @@ import (
 	"github.com/meshguard/meshguard/rules"
 )
 
+// maxCallerPeers is the most callers a derived ingress policy names one by
+// one; beyond, it admits the mesh namespaces.
+const maxCallerPeers = 64
+
 // Prefixes of the policies derived from AuthorizationPolicies: the ingress
 // side in the destination's namespace and the egress side in the caller's.
 const (
@@ -447,6 +451,32 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 	var out []*networkingv1.NetworkPolicy
 	for _, key := range sortedNames(accs) {
 		a := accs[key]
+		// A destination many callers may reach (an ALLOW for every
+		// authenticated caller, say) gets the mesh-wide peers instead of one
+		// peer per caller, so one policy cannot grow with the cluster.
+		if callers := len(slices.DeleteFunc(sortedNames(a.peers), func(k string) bool { return !strings.HasPrefix(k, "wl:") })); !a.egress && callers > maxCallerPeers {
+			union := map[int32]bool{}
+			for pk, ports := range a.ports {
+				if strings.HasPrefix(pk, "wl:") && meshCaller[pk] {
+					for p := range ports {
+						union[p] = true
+					}
+					delete(a.peers, pk)
+					delete(a.ports, pk)
+				}
+			}
+			for i, peer := range c.meshCallerPeers() {
+				k := fmt.Sprintf("mesh:%d", i)
+				a.peers[k] = peer
+				if a.ports[k] == nil {
+					a.ports[k] = map[int32]bool{}
+				}
+				for p := range union {
+					a.ports[k][p] = true
+				}
+			}
+			note(a.ns, "%s may be called by %d workloads: %s admits every mesh namespace on those ports instead of naming each caller", a.workloadID, callers, a.name)
+		}
 		// Ports open to every mesh namespace (an ALLOW for any caller) need
 		// no per-caller peer from a mesh namespace: it would only repeat them.
 		if any := a.ports["mesh:0"]; len(any) > 0 {

@@ -386,3 +386,72 @@ func TestSourceNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestIntentManyCallers: a destination more than maxCallerPeers workloads
+// may call admits the mesh namespaces instead of naming each caller.
+func TestIntentManyCallers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`apiVersion: v1
+kind: Namespace
+metadata: {name: many, labels: {istio-injection: enabled}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api, namespace: many}
+spec:
+  selector: {matchLabels: {app: api}}
+  rules: [{from: [{source: {principals: ["cluster.local/ns/many/sa/*"]}}]}]
+`)
+	for i := 0; i <= maxCallerPeers+1; i++ {
+		app := "api"
+		if i > 0 {
+			app = fmt.Sprintf("c-%02d", i)
+		}
+		fmt.Fprintf(&b, `---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s, namespace: many}
+spec:
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      serviceAccountName: %[1]s
+      containers: [{name: app, image: example/app:1, ports: [{containerPort: 8080}]}]
+`, app)
+	}
+	c := NewConfig()
+	c.FromAuthz = true
+	in, err := c.Intent(parseObjects(t, b.String()), IntentOptions{Engine: testEngine(t), FromAuthz: c.FromAuthzEnabled()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to *networkingv1.NetworkPolicy
+	from := 0
+	for _, np := range in.Policies {
+		switch {
+		case np.Name == "mesh-allow-authz-to-api":
+			to = np
+		case strings.HasPrefix(np.Name, PrefixAuthzFrom):
+			from++
+		}
+	}
+	if to == nil {
+		t.Fatal("no mesh-allow-authz-to-api")
+	}
+	got := policyLines([]*networkingv1.NetworkPolicy{to})
+	want := []string{
+		"many/mesh-allow-authz-to-api app=api: in ns istio-injection=enabled -> 8080",
+		"many/mesh-allow-authz-to-api app=api: in ns istio.io/dataplane-mode=ambient -> 8080",
+		"many/mesh-allow-authz-to-api app=api: in ns istio.io/rev Exists -> 8080",
+		"many/mesh-allow-authz-to-api app=api: in ns kubernetes.io/metadata.name=istio-ingress -> 8080",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("mesh-allow-authz-to-api:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	if from != maxCallerPeers+1 {
+		t.Errorf("%d egress policies, want one per caller (%d)", from, maxCallerPeers+1)
+	}
+	if !slices.ContainsFunc(in.Notes, func(n string) bool { return strings.Contains(n, "may be called by 65 workloads") }) {
+		t.Errorf("no note about the collapse: %q", in.Notes)
+	}
+}
