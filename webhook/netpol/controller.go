@@ -357,7 +357,7 @@ func (c *Controller) warnCut(ns *corev1.Namespace, cut []string, skipped string)
 	}
 	if changed && len(cut) > 0 {
 		c.event(ns, corev1.EventTypeWarning, ReasonCutEdges, "Enforce",
-			"default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s; allow them with an AuthorizationPolicy ALLOW and --netpol-from-authz, a Gateway route, or a NetworkPolicy of your own", len(cut), summary)
+			"default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s; allow them with an AuthorizationPolicy ALLOW and --netpol-from-authz, a Gateway route, or a NetworkPolicy of your own", len(cut), edgeList(cut))
 	}
 }
 
@@ -484,7 +484,7 @@ func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, 
 		parts = append(parts, "nothing to change")
 	}
 	if len(cut) > 0 {
-		parts = append(parts, fmt.Sprintf("enforcing would cut %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s", len(cut), strings.Join(cut, ", ")))
+		parts = append(parts, fmt.Sprintf("enforcing would cut %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s", len(cut), edgeList(cut)))
 	}
 	if skipped != "" {
 		parts = append(parts, "cut edges unknown: "+skipped)
@@ -500,6 +500,18 @@ func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, 
 	if changed && (len(create)+len(repair)+len(remove) > 0 || profile != ProfileNone) {
 		c.event(ns, corev1.EventTypeNormal, ReasonPreview, "Preview", "%s", summary)
 	}
+}
+
+// maxEventEdges is the most edges an Event names; the rest are counted
+// (meshguard audit --cluster and meshguard status list them all).
+const maxEventEdges = 8
+
+// edgeList names at most maxEventEdges edges.
+func edgeList(edges []string) string {
+	if len(edges) <= maxEventEdges {
+		return strings.Join(edges, ", ")
+	}
+	return fmt.Sprintf("%s and %d more (meshguard audit --cluster lists them all)", strings.Join(edges[:maxEventEdges], ", "), len(edges)-maxEventEdges)
 }
 
 // maxEventNote is the API server's limit on an Event's note.
