@@ -246,6 +246,8 @@ type NamespaceSummary struct {
 	// controller with its default configuration derives them (gateway
 	// allows from the routes; no --netpol-from-authz).
 	CutEdges []string `json:"cutEdges,omitempty"`
+	// CutEdgesTotal counts them all (CutEdges lists at most 100).
+	CutEdgesTotal int `json:"cutEdgesTotal,omitempty"`
 }
 
 // contextKinds are the audited kinds whose objects also make up the rules'

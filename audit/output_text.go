@@ -234,5 +234,8 @@ func writeCutEdges(w io.Writer, c *ClusterSummary) {
 		for _, e := range n.CutEdges {
 			fmt.Fprintf(w, "  %s: %s\n", n.Name, e)
 		}
+		if more := n.CutEdgesTotal - len(n.CutEdges); more > 0 {
+			fmt.Fprintf(w, "  %s: ... and %d more\n", n.Name, more)
+		}
 	}
 }

@@ -147,9 +147,13 @@ func WriteStatus(w io.Writer, st *PostureStatus, format string) error {
 	}
 	for _, n := range st.Namespaces {
 		if c := n.Compliance; c != nil && len(c.NetworkPolicies.CutEdges) > 0 {
-			fmt.Fprintf(w, "%s: default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT):\n", n.Name, len(c.NetworkPolicies.CutEdges))
+			total := max(c.NetworkPolicies.CutEdgesTotal, len(c.NetworkPolicies.CutEdges))
+			fmt.Fprintf(w, "%s: default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT):\n", n.Name, total)
 			for _, e := range c.NetworkPolicies.CutEdges {
 				fmt.Fprintf(w, "  %s\n", e)
+			}
+			if more := total - len(c.NetworkPolicies.CutEdges); more > 0 {
+				fmt.Fprintf(w, "  ... and %d more\n", more)
 			}
 		}
 	}

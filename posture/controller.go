@@ -57,7 +57,7 @@ type Options struct {
 	// CutEdges, when set, gives a namespace's edges the default-deny
 	// controller's policies cut (ok false until it has derived them); they
 	// go into the compliance view. Call Requeue when they change.
-	CutEdges func(namespace string) ([]string, bool) `json:"-"`
+	CutEdges func(namespace string) ([]string, int, bool) `json:"-"`
 }
 
 // Validate rejects unusable options, naming the flag.
@@ -410,7 +410,7 @@ func (c *Controller) changed(gk schema.GroupKind, namespace, name string) {
 }
 
 // SetCutEdges sets Options.CutEdges. Call before the manager starts.
-func (c *Controller) SetCutEdges(f func(string) ([]string, bool)) { c.opts.CutEdges = f }
+func (c *Controller) SetCutEdges(f func(string) ([]string, int, bool)) { c.opts.CutEdges = f }
 
 // Requeue judges a namespace again (debounced): something it reads outside
 // the rules' context changed (the cut edges).
@@ -655,8 +655,8 @@ func (c *Controller) compliance(ctx rules.Context, scope string, objs []rules.Ob
 		np := ev.NamespaceNetpol(ctx, ns)
 		comp.NetworkPolicies = reports.NetpolCompliance{Profile: np.Profile, Status: np.Status, Missing: np.Missing}
 		if c.opts.CutEdges != nil {
-			if cut, ok := c.opts.CutEdges(scope); ok && len(cut) > 0 {
-				comp.NetworkPolicies.CutEdges = cut
+			if cut, total, ok := c.opts.CutEdges(scope); ok && total > 0 {
+				comp.NetworkPolicies.CutEdges, comp.NetworkPolicies.CutEdgesTotal = cut, total
 			}
 		}
 	}

@@ -171,6 +171,8 @@ type NetpolCompliance struct {
 	// (in preview mode: would cut), "SOURCE -> DESTINATION:PORT", as the
 	// default-deny controller derived them; absent when it does not run.
 	CutEdges []string `json:"cutEdges,omitempty"`
+	// CutEdgesTotal counts them all (CutEdges lists at most 100).
+	CutEdgesTotal int `json:"cutEdgesTotal,omitempty"`
 }
 
 // key identifies a result regardless of its timestamp.

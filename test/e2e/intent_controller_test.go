@@ -59,12 +59,15 @@ func withinBookinfo(edges []string) []string {
 // cutMetricMatches checks the cut-edge gauge against the controller's list.
 func (s *npServer) cutMetricMatches(t *testing.T, ns string) {
 	t.Helper()
-	cut, ok := s.srv.NetworkPolicies.CutEdges(ns)
+	cut, total, ok := s.srv.NetworkPolicies.CutEdges(ns)
 	if !ok {
 		t.Errorf("CutEdges(%s): not derived", ns)
 	}
-	if got := s.metric(t, "meshguard_netpol_cut_edges", map[string]string{"namespace": ns}); got != float64(len(cut)) {
-		t.Errorf("meshguard_netpol_cut_edges{namespace=%s} = %v, want %d (the controller's list)", ns, got, len(cut))
+	if total < len(cut) || (total <= netpol.MaxListedEdges && total != len(cut)) {
+		t.Errorf("CutEdges(%s): %d listed, %d in all", ns, len(cut), total)
+	}
+	if got := s.metric(t, "meshguard_netpol_cut_edges", map[string]string{"namespace": ns}); got != float64(total) {
+		t.Errorf("meshguard_netpol_cut_edges{namespace=%s} = %v, want %d (the controller's count)", ns, got, total)
 	}
 }
 
@@ -185,7 +188,7 @@ func TestIntentController(t *testing.T) {
 		if got := s.managedNames(t, "bookinfo"); len(got) != 0 {
 			t.Errorf("preview created %v", got)
 		}
-		if cut, ok := s.srv.NetworkPolicies.CutEdges("bookinfo"); !ok || !slices.Equal(withinBookinfo(cut), expectedCut) {
+		if cut, _, ok := s.srv.NetworkPolicies.CutEdges("bookinfo"); !ok || !slices.Equal(withinBookinfo(cut), expectedCut) {
 			t.Errorf("CutEdges(bookinfo) = %v, %v; want, within Bookinfo, %v", cut, ok, expectedCut)
 		}
 	})
@@ -217,7 +220,7 @@ func TestIntentController(t *testing.T) {
 		s := startNetpolServer(t, env, netpol.ModeEnforce, "e2e-intent-routes")
 		s.waitForNames(t, "bookinfo", append(slices.Clone(bookinfoSidecarSet), "mesh-allow-gateway-to-productpage"))
 		s.waitForEvent(t, "bookinfo", netpol.ReasonCutEdges, "default deny cuts", "edges the mesh allows (SOURCE -> DESTINATION:PORT): ")
-		if cut, _ := s.srv.NetworkPolicies.CutEdges("bookinfo"); !slices.Equal(withinBookinfo(cut), expectedCut) {
+		if cut, _, _ := s.srv.NetworkPolicies.CutEdges("bookinfo"); !slices.Equal(withinBookinfo(cut), expectedCut) {
 			t.Errorf("CutEdges(bookinfo) within Bookinfo = %v, want %v", withinBookinfo(cut), expectedCut)
 		}
 		s.cutMetricMatches(t, "bookinfo")
@@ -237,7 +240,7 @@ func TestIntentController(t *testing.T) {
 			t.Errorf("allowed edges into bookinfo under the managed policies:\n  %s\nwant exactly\n  %s", strings.Join(got, "\n  "), strings.Join(all, "\n  "))
 		}
 		s.cutMetricMatches(t, "bookinfo")
-		if cut, _ := s.srv.NetworkPolicies.CutEdges("bookinfo"); len(withinBookinfo(cut)) > 0 {
+		if cut, _, _ := s.srv.NetworkPolicies.CutEdges("bookinfo"); len(withinBookinfo(cut)) > 0 {
 			t.Errorf("with --netpol-from-authz, edges within Bookinfo are still cut: %v", withinBookinfo(cut))
 		}
 		// The same rules judge meshguard's own policies in the cluster:
@@ -338,7 +341,7 @@ func TestIntentStatus(t *testing.T) {
 			})
 			// Derived (the controller answers), then the report follows.
 			if !poll(60*time.Second, 100*time.Millisecond, func() bool {
-				_, ok := s.srv.NetworkPolicies.CutEdges("bookinfo")
+				_, _, ok := s.srv.NetworkPolicies.CutEdges("bookinfo")
 				return ok
 			}) {
 				t.Fatal("the controller did not derive the intent within 60s")

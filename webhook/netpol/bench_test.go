@@ -12,7 +12,11 @@ import (
 // Gateway route to its first Service, each workload a Deployment with a
 // Service on a named port and an ALLOW policy for two callers (one in the
 // next namespace, one in its own with a path condition).
-func intentMesh(namespaces, perNS int) []rules.Object {
+func intentMesh(namespaces, perNS int) []rules.Object { return intentMeshWith(namespaces, perNS, true) }
+
+// intentMeshWith builds intentMesh, without any AuthorizationPolicy when
+// authz is false (every edge allowed by default, and cut by default deny).
+func intentMeshWith(namespaces, perNS int, authz bool) []rules.Object {
 	obj := func(apiVersion, kind, ns, name string, spec map[string]any) rules.Object {
 		md := map[string]any{"name": name}
 		if ns != "" {
@@ -31,10 +35,12 @@ func intentMesh(namespaces, perNS int) []rules.Object {
 		nsObj := obj("v1", "Namespace", "", ns, nil)
 		nsObj["metadata"].(map[string]any)["labels"] = map[string]any{"istio-injection": "enabled"}
 		objs = append(objs, nsObj,
-			obj("security.istio.io/v1", "AuthorizationPolicy", ns, "allow-nothing", map[string]any{}),
 			obj("networking.istio.io/v1", "VirtualService", ns, "front", map[string]any{"gateways": []any{"istio-ingress/public"},
 				"http": []any{map[string]any{"route": []any{map[string]any{"destination": map[string]any{"host": "w-00"}}}}}}),
 		)
+		if authz {
+			objs = append(objs, obj("security.istio.io/v1", "AuthorizationPolicy", ns, "allow-nothing", map[string]any{}))
+		}
 		for w := 0; w < perNS; w++ {
 			app := fmt.Sprintf("w-%02d", w)
 			objs = append(objs,
@@ -44,6 +50,11 @@ func intentMesh(namespaces, perNS int) []rules.Object {
 						"ports": []any{map[string]any{"name": "http", "containerPort": 8080.0}}}}},
 				}}),
 				obj("v1", "Service", ns, app, map[string]any{"selector": map[string]any{"app": app}, "ports": []any{map[string]any{"port": 80.0, "targetPort": "http"}}}),
+			)
+			if !authz {
+				continue
+			}
+			objs = append(objs,
 				obj("security.istio.io/v1", "AuthorizationPolicy", ns, app, map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": app}}, "rules": []any{
 					map[string]any{"from": []any{map[string]any{"source": map[string]any{"principals": []any{fmt.Sprintf("cluster.local/ns/%s/sa/w-%02d", next, (w+1)%perNS)}}}}},
 					map[string]any{"from": []any{map[string]any{"source": map[string]any{"principals": []any{fmt.Sprintf("cluster.local/ns/%s/sa/w-%02d", ns, (w+2)%perNS)}}}},
@@ -55,8 +66,9 @@ func intentMesh(namespaces, perNS int) []rules.Object {
 	return objs
 }
 
-func benchIntent(b *testing.B, namespaces, perNS int) {
-	objs := intentMesh(namespaces, perNS)
+func benchIntent(b *testing.B, namespaces, perNS int) { benchIntentObjs(b, intentMesh(namespaces, perNS)) }
+
+func benchIntentObjs(b *testing.B, objs []rules.Object) {
 	eng := testEngine(b)
 	c := NewConfig()
 	c.FromAuthz = true
@@ -80,3 +92,8 @@ func BenchmarkIntent2000Workloads(b *testing.B) { benchIntent(b, 100, 20) }
 
 // BenchmarkIntent200Workloads is the same mesh with 10 namespaces.
 func BenchmarkIntent200Workloads(b *testing.B) { benchIntent(b, 10, 20) }
+
+// BenchmarkIntent2000WorkloadsOpen is the mesh without AuthorizationPolicies:
+// all 4 million edges are allowed by default and cut by default deny, and
+// only the first MaxListedEdges per namespace are turned into text.
+func BenchmarkIntent2000WorkloadsOpen(b *testing.B) { benchIntentObjs(b, intentMeshWith(100, 20, false)) }

@@ -90,13 +90,14 @@ func (c *Controller) OnIntentChange(f func(namespaces []string)) { c.onIntent = 
 func (c *Controller) DeriveIntent(engine *rules.Engine) { c.engine = engine }
 
 // CutEdges returns the edges the managed set cuts in a namespace (in
-// preview mode: would cut), and whether the intent has been derived.
-func (c *Controller) CutEdges(namespace string) ([]string, bool) {
+// preview mode: would cut; at most MaxListedEdges), how many there are,
+// and whether they are known (the intent has been derived).
+func (c *Controller) CutEdges(namespace string) ([]string, int, bool) {
 	in, ok := c.intent.get()
 	if !ok || in.Skipped != "" {
-		return nil, false
+		return nil, 0, false
 	}
-	return append([]string(nil), in.Cut[namespace]...), true
+	return append([]string(nil), in.Cut[namespace]...), in.CutCount[namespace], true
 }
 
 // New returns a controller. meshMode returns a namespace's data plane
@@ -273,17 +274,17 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	sort.Strings(remove)
 
 	var cut, notes []string
-	skipped := ""
+	skipped, cutCount := "", 0
 	if intentReady && profile != ProfileNone {
-		cut, notes, skipped = intent.Cut[ns.Name], intent.NotesByNamespace[ns.Name], intent.Skipped
+		cut, cutCount, notes, skipped = intent.Cut[ns.Name], intent.CutCount[ns.Name], intent.NotesByNamespace[ns.Name], intent.Skipped
 	}
 	if skipped == "" {
-		c.metrics.CutEdges.WithLabelValues(ns.Name).Set(float64(len(cut)))
+		c.metrics.CutEdges.WithLabelValues(ns.Name).Set(float64(cutCount))
 	} else {
 		c.metrics.CutEdges.DeleteLabelValues(ns.Name)
 	}
 	if c.cfg.Mode == ModePreview {
-		c.preview(&ns, profile, why, create, repairWhat, remove, cut, notes, skipped)
+		c.preview(&ns, profile, why, create, repairWhat, remove, cut, cutCount, notes, skipped)
 		c.remember(ns.Name, profile)
 		return reconcile.Result{}, nil
 	}
@@ -340,14 +341,14 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	c.fatal.Store(nil)
 	c.remember(ns.Name, profile)
-	c.warnCut(&ns, cut, skipped)
+	c.warnCut(&ns, cut, cutCount, skipped)
 	return reconcile.Result{}, nil
 }
 
 // warnCut warns, once per change, that enforce mode cuts edges the mesh
 // allows, naming them.
-func (c *Controller) warnCut(ns *corev1.Namespace, cut []string, skipped string) {
-	summary := strings.Join(cut, ", ") + "|" + skipped
+func (c *Controller) warnCut(ns *corev1.Namespace, cut []string, cutCount int, skipped string) {
+	summary := fmt.Sprintf("%d|%s|%s", cutCount, strings.Join(cut, ", "), skipped)
 	c.mu.Lock()
 	changed := c.cuts[ns.Name] != summary
 	c.cuts[ns.Name] = summary
@@ -355,9 +356,9 @@ func (c *Controller) warnCut(ns *corev1.Namespace, cut []string, skipped string)
 	if changed && skipped != "" {
 		c.event(ns, corev1.EventTypeWarning, ReasonCutEdges, "Enforce", "the edges default deny cuts are unknown: %s", skipped)
 	}
-	if changed && len(cut) > 0 {
+	if changed && cutCount > 0 {
 		c.event(ns, corev1.EventTypeWarning, ReasonCutEdges, "Enforce",
-			"default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s; allow them with an AuthorizationPolicy ALLOW and --netpol-from-authz, a Gateway route, or a NetworkPolicy of your own", len(cut), edgeList(cut))
+			"default deny cuts %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s; allow them with an AuthorizationPolicy ALLOW and --netpol-from-authz, a Gateway route, or a NetworkPolicy of your own", cutCount, edgeList(cut, cutCount))
 	}
 }
 
@@ -466,7 +467,7 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // preview reports what enforce mode would do, once per change of the plan.
-func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, create, repair, remove, cut, notes []string, skipped string) {
+func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, create, repair, remove, cut []string, cutCount int, notes []string, skipped string) {
 	c.metrics.Preview.WithLabelValues(ns.Name, "create").Set(float64(len(create)))
 	c.metrics.Preview.WithLabelValues(ns.Name, "repair").Set(float64(len(repair)))
 	c.metrics.Preview.WithLabelValues(ns.Name, "remove").Set(float64(len(remove)))
@@ -484,7 +485,7 @@ func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, 
 		parts = append(parts, "nothing to change")
 	}
 	if len(cut) > 0 {
-		parts = append(parts, fmt.Sprintf("enforcing would cut %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s", len(cut), edgeList(cut)))
+		parts = append(parts, fmt.Sprintf("enforcing would cut %d edges the mesh allows (SOURCE -> DESTINATION:PORT): %s", cutCount, edgeList(cut, cutCount)))
 	}
 	if skipped != "" {
 		parts = append(parts, "cut edges unknown: "+skipped)
@@ -506,12 +507,13 @@ func (c *Controller) preview(ns *corev1.Namespace, profile Profile, why string, 
 // (meshguard audit --cluster and meshguard status list them all).
 const maxEventEdges = 8
 
-// edgeList names at most maxEventEdges edges.
-func edgeList(edges []string) string {
-	if len(edges) <= maxEventEdges {
+// edgeList names at most maxEventEdges of total edges.
+func edgeList(edges []string, total int) string {
+	if total <= maxEventEdges && len(edges) == total {
 		return strings.Join(edges, ", ")
 	}
-	return fmt.Sprintf("%s and %d more (meshguard audit --cluster lists them all)", strings.Join(edges[:maxEventEdges], ", "), len(edges)-maxEventEdges)
+	shown := edges[:min(len(edges), maxEventEdges)]
+	return fmt.Sprintf("%s and %d more (meshguard audit --cluster lists up to %d per namespace)", strings.Join(shown, ", "), total-len(shown), MaxListedEdges)
 }
 
 // maxEventNote is the API server's limit on an Event's note.

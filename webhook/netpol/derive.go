@@ -66,11 +66,13 @@ type Intent struct {
 	Policies []*networkingv1.NetworkPolicy
 	// Cut lists, per namespace, the edges that flow without meshguard's
 	// policies and that the managed set (profile set and derived allows)
-	// cuts: "SOURCE -> DESTINATION:PORT". An edge is listed under the
-	// destination's namespace and, when different, the source's.
-	Cut map[string][]string
+	// cuts: "SOURCE -> DESTINATION:PORT", sorted. An edge is listed under
+	// the destination's namespace and, when different, the source's. At
+	// most MaxListedEdges per namespace; CutCount counts them all.
+	Cut      map[string][]string
+	CutCount map[string]int
 	// Restored lists, per namespace, the edges plain default deny would cut
-	// that the derived allows keep open.
+	// that the derived allows keep open (at most MaxListedEdges).
 	Restored map[string][]string
 	// Notes say what could not be derived, and where a derived policy opens
 	// more at L3/4 than the mesh allows at L7 (request conditions).
@@ -120,7 +122,7 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 		profiles[name] = p
 		profileSets = append(profileSets, c.Render(name, p)...)
 	}
-	out := &Intent{Cut: map[string][]string{}, Restored: map[string][]string{}, NotesByNamespace: map[string][]string{}}
+	out := &Intent{Cut: map[string][]string{}, CutCount: map[string]int{}, Restored: map[string][]string{}, NotesByNamespace: map[string][]string{}}
 	var gw []*networkingv1.NetworkPolicy
 	if c.GatewayAllows {
 		var notes []string
@@ -185,25 +187,40 @@ func (c *Config) Intent(objs []rules.Object, o IntentOptions) (*Intent, error) {
 	if err != nil {
 		return nil, err
 	}
-	today, all := allowedEdges(baseGraph), allowedEdges(allGraph)
-	baseGraph, allGraph = nil, nil // the edge sets are all that is kept
-	var plain map[string]*cutEdge
+	var plainGraph *graph.Graph
 	if !o.NoRestored {
-		plainGraph, err := graph.Compute(withPlain, gopts)
-		if err != nil {
+		if plainGraph, err = graph.Compute(withPlain, gopts); err != nil {
 			return nil, err
 		}
-		plain = allowedEdges(plainGraph)
 	}
-	for _, k := range sortedNames(today) {
-		e := today[k]
-		if all[k] != nil {
-			if plain != nil && plain[k] == nil {
-				e.addTo(out.Restored)
+	// The graphs differ only in NetworkPolicies, which make no nodes: their
+	// nodes and edges come in the same order, so edge i is the same
+	// connection in each. Only cut edges are ever turned into text: a
+	// cluster without AuthorizationPolicies allows (and default deny cuts)
+	// millions of edges.
+	for _, g := range []*graph.Graph{allGraph, plainGraph} {
+		if g != nil && !sameEdges(baseGraph, g) {
+			return nil, fmt.Errorf("netpol: the graphs with and without the managed policies differ in their edges")
+		}
+	}
+	restored := map[string]int{}
+	for i := range baseGraph.Edges {
+		e := &baseGraph.Edges[i]
+		if !e.Verdict.Allowed() {
+			continue
+		}
+		if allGraph.Edges[i].Verdict.Allowed() {
+			if plainGraph != nil && !plainGraph.Edges[i].Verdict.Allowed() {
+				listEdge(baseGraph, e, out.Restored, restored)
 			}
 			continue
 		}
-		e.addTo(out.Cut)
+		listEdge(baseGraph, e, out.Cut, out.CutCount)
+	}
+	for _, m := range []map[string][]string{out.Cut, out.Restored} {
+		for _, l := range m {
+			sort.Strings(l)
+		}
 	}
 	sort.Strings(out.Notes)
 	out.Notes = slices.Compact(out.Notes)
@@ -231,31 +248,51 @@ func countWorkloads(objs []rules.Object) int {
 	return n
 }
 
-// cutEdge is one edge of the graph, by its ends.
-type cutEdge struct {
-	text         string
-	srcNS, dstNS string
-}
+// MaxListedEdges is the most cut (or kept) edges an Intent lists per
+// namespace; the count covers them all.
+const MaxListedEdges = 100
 
-func (e *cutEdge) addTo(m map[string][]string) {
-	m[e.dstNS] = append(m[e.dstNS], e.text)
-	if e.srcNS != "" && e.srcNS != e.dstNS {
-		m[e.srcNS] = append(m[e.srcNS], e.text)
+// listEdge counts an edge under its destination's namespace and, when
+// different, its source's, and lists it there while fewer than
+// MaxListedEdges are. Edges come in graph order (by destination), so the
+// listed ones are the first destinations'.
+func listEdge(g *graph.Graph, e *graph.Edge, list map[string][]string, count map[string]int) {
+	from, to := g.Node(e.From), g.Node(e.To)
+	nss := []string{to.Namespace}
+	if from.Namespace != "" && from.Namespace != to.Namespace {
+		nss = append(nss, from.Namespace)
 	}
-}
-
-// allowedEdges are the graph's allowed edges by "SOURCE -> DESTINATION:PORT".
-func allowedEdges(g *graph.Graph) map[string]*cutEdge {
-	out := map[string]*cutEdge{}
-	for _, e := range g.Edges {
-		if !e.Verdict.Allowed() {
+	text := ""
+	for _, ns := range nss {
+		count[ns]++
+		if len(list[ns]) >= MaxListedEdges {
 			continue
 		}
-		from, to := g.Node(e.From), g.Node(e.To)
-		text := fmt.Sprintf("%s -> %s:%d", from.ID, to.ID, e.Port)
-		out[text] = &cutEdge{text: text, srcNS: from.Namespace, dstNS: to.Namespace}
+		if text == "" {
+			text = fmt.Sprintf("%s -> %s:%d", from.ID, to.ID, e.Port)
+		}
+		list[ns] = append(list[ns], text)
 	}
-	return out
+}
+
+// sameEdges reports whether two graphs have the same nodes and edges in the
+// same order (their verdicts may differ).
+func sameEdges(a, b *graph.Graph) bool {
+	if len(a.Nodes) != len(b.Nodes) || len(a.Edges) != len(b.Edges) {
+		return false
+	}
+	for i := range a.Nodes {
+		if a.Nodes[i].ID != b.Nodes[i].ID {
+			return false
+		}
+	}
+	for i := range a.Edges {
+		x, y := &a.Edges[i], &b.Edges[i]
+		if x.From != y.From || x.To != y.To || x.Port != y.Port {
+			return false
+		}
+	}
+	return true
 }
 
 // withPolicies returns objs followed by the policies as rule objects.

@@ -455,3 +455,23 @@ spec:
 		t.Errorf("no note about the collapse: %q", in.Notes)
 	}
 }
+
+// TestIntentCutListBounded: a namespace without AuthorizationPolicies has
+// every edge allowed by default and cut by default deny; the Intent counts
+// them all and lists MaxListedEdges, sorted.
+func TestIntentCutListBounded(t *testing.T) {
+	objs := intentMeshWith(1, 12, false)
+	c := NewConfig()
+	in, err := c.Intent(objs, IntentOptions{Engine: testEngine(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 12 destinations, each reached by the 11 others and the outside node
+	// (the gateway's edge to w-00 is kept open by its route).
+	if got, want := in.CutCount["app-000"], 12*12-1; got != want {
+		t.Errorf("CutCount = %d, want %d", got, want)
+	}
+	if l := in.Cut["app-000"]; len(l) != MaxListedEdges || !slices.IsSorted(l) {
+		t.Errorf("Cut lists %d edges (sorted %v), want %d", len(l), slices.IsSorted(l), MaxListedEdges)
+	}
+}

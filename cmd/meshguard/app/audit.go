@@ -293,6 +293,7 @@ func addCutEdges(ctx context.Context, ev *rules.Engine, cl *audit.ClusterClients
 	}
 	for i := range sum.Namespaces {
 		sum.Namespaces[i].CutEdges = in.Cut[sum.Namespaces[i].Name]
+		sum.Namespaces[i].CutEdgesTotal = in.CutCount[sum.Namespaces[i].Name]
 	}
 	return nil
 }
