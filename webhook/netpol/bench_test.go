@@ -66,7 +66,9 @@ func intentMeshWith(namespaces, perNS int, authz bool) []rules.Object {
 	return objs
 }
 
-func benchIntent(b *testing.B, namespaces, perNS int) { benchIntentObjs(b, intentMesh(namespaces, perNS)) }
+func benchIntent(b *testing.B, namespaces, perNS int) {
+	benchIntentObjs(b, intentMesh(namespaces, perNS))
+}
 
 func benchIntentObjs(b *testing.B, objs []rules.Object) {
 	eng := testEngine(b)
@@ -96,4 +98,6 @@ func BenchmarkIntent200Workloads(b *testing.B) { benchIntent(b, 10, 20) }
 // BenchmarkIntent2000WorkloadsOpen is the mesh without AuthorizationPolicies:
 // all 4 million edges are allowed by default and cut by default deny, and
 // only the first MaxListedEdges per namespace are turned into text.
-func BenchmarkIntent2000WorkloadsOpen(b *testing.B) { benchIntentObjs(b, intentMeshWith(100, 20, false)) }
+func BenchmarkIntent2000WorkloadsOpen(b *testing.B) {
+	benchIntentObjs(b, intentMeshWith(100, 20, false))
+}
