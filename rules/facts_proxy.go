@@ -241,3 +241,94 @@ func userVolumeMountFacts(v string) []any {
 	}
 	return out
 }
+// annSidecarStatus is the injector's record of what it added to a pod.
+const annSidecarStatus = "sidecar.istio.io/status"
+
+// templatesWithProxy are the injection templates of Istio's charts that add
+// an istio-proxy container; grpc-simple and custom templates need not.
+var templatesWithProxy = map[string]bool{"sidecar": true, "gateway": true, "kube-gateway": true, "waypoint": true, "grpc-agent": true}
+
+// sidecarStatusFacts judges sidecar.istio.io/status against what the
+// injector writes (pkg/kube/inject webhook.go getInjectionStatus, the same
+// from 1.22 to 1.29): a JSON object of the names of the init containers,
+// containers, volumes and image pull secrets of the pod it produced, and the
+// revision. It is forged or stale (MESH0129) when it is not such an object,
+// when it names a container or init container the pod does not have,
+// or when the pod has no istio-proxy container while its injection templates
+// (inject.istio.io/templates, "sidecar" when absent) include one that adds
+// it; grpc-simple and custom templates add none, and the injector writes the
+// status for them too. text says why; "" when it is consistent or absent.
+func sidecarStatusFacts(ann map[string]string, spec map[string]any, hasIstioProxy bool) map[string]any {
+	raw, ok := ann[annSidecarStatus]
+	out := map[string]any{"present": ok, "forged": false, "text": ""}
+	if !ok {
+		return out
+	}
+	forged := func(text string) map[string]any {
+		out["forged"], out["text"] = true, text
+		return out
+	}
+	var status map[string]any
+	if err := json.Unmarshal([]byte(raw), &status); err != nil || status == nil {
+		return forged("annotation " + annSidecarStatus + " is not the injector's status (a JSON object listing the containers and volumes it added)")
+	}
+	have := map[string]map[string]bool{}
+	names := func(list []any, key string) map[string]bool {
+		m := map[string]bool{}
+		for _, x := range list {
+			if xm, ok := x.(map[string]any); ok {
+				m[str(xm, key)] = true
+			}
+		}
+		return m
+	}
+	have["initContainers"] = names(listAt(spec, "initContainers"), "name")
+	have["containers"] = names(listAt(spec, "containers"), "name")
+	words := map[string]string{"initContainers": "init container", "containers": "container"}
+	var missing []string
+	namesProxy := false
+	for _, field := range []string{"initContainers", "containers", "volumes", "imagePullSecrets"} {
+		v, present := status[field]
+		if !present || v == nil {
+			continue
+		}
+		list, isList := v.([]any)
+		if !isList {
+			return forged("annotation " + annSidecarStatus + " is not the injector's status (" + field + " is not a list of names)")
+		}
+		for _, x := range list {
+			n, isStr := x.(string)
+			if !isStr {
+				return forged("annotation " + annSidecarStatus + " is not the injector's status (" + field + " is not a list of names)")
+			}
+			if n == proxyContainerName && (field == "containers" || field == "initContainers") {
+				namesProxy = true
+			}
+			// Volumes and pull secrets are only type-checked: hand-trimmed
+			// kube-inject output often drops the injected volumes.
+			if have[field] != nil && !have[field][n] {
+				missing = append(missing, words[field]+" "+quote(n))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		list := strings.Join(missing, ", ")
+		if n := len(missing); n > 1 {
+			list = strings.Join(missing[:n-1], ", ") + " and " + missing[n-1]
+		}
+		return forged("annotation " + annSidecarStatus + " lists " + list + ", which the pod does not have")
+	}
+	if hasIstioProxy {
+		return out
+	}
+	templates := []string{"sidecar"}
+	if t := splitList(ann[annInjectTemplates]); len(t) > 0 {
+		templates = t
+	}
+	for _, t := range templates {
+		if templatesWithProxy[t] || namesProxy {
+			return forged("annotation " + annSidecarStatus + " marks the pod as injected, but it has no istio-proxy container")
+		}
+	}
+	return out
+}

@@ -431,7 +431,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	}
 	containers := make([]any, 0, nContainers)
 	var capAdds, hostPorts, envoyPortDecls []any
-	hasProxy, proxyImageBad := false, false
+	hasProxy, proxyImageBad, hasIstioProxy := false, false, false
 	// proxyOnly: every container is Istio's own exempt istio-proxy (a gateway
 	// or waypoint pod), so the pod has no application traffic to capture.
 	proxyOnly := len(listAt(spec, "containers")) > 0
@@ -553,6 +553,9 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			}
 			if !exempt || name != "istio-proxy" {
 				proxyOnly = false
+			}
+			if istioName && name == proxyContainerName {
+				hasIstioProxy = true
 			}
 			if name == "istio-proxy" && (cl.field == "containers" || cl.field == "initContainers" && str(c, "restartPolicy") == "Always") {
 				hasProxy = true
@@ -740,6 +743,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"appContainers":         appContainers,
 		"injectTemplates":       injectTemplates(annotations),
 		"capture":               capture,
+		"sidecarStatus":         sidecarStatusFacts(annotations, spec, hasIstioProxy),
 
 		// MESH0115 and MESH0116 (facts_proxy.go).
 		"proxyImageOverrides": imageOverrides,
