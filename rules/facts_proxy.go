@@ -241,6 +241,7 @@ func userVolumeMountFacts(v string) []any {
 	}
 	return out
 }
+
 // annSidecarStatus is the injector's record of what it added to a pod.
 const annSidecarStatus = "sidecar.istio.io/status"
 
