@@ -548,10 +548,14 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				}
 			}
 			exempt := istioName && len(problems) == 0
-			if cl.field != "ephemeralContainers" && name != "istio-proxy" && name != "istio-init" && name != "istio-validation" {
+			// istiod's agentgateway container (1.29+), exempt below when
+			// every other container of the pod is Istio's own.
+			agentgateway := cl.field == "containers" && name == "agentgateway" && istioV.Agentgateway() &&
+				e.agentgatewayShape(c, image, added, privileged)
+			if cl.field != "ephemeralContainers" && name != "istio-proxy" && name != "istio-init" && name != "istio-validation" && !agentgateway {
 				appContainers = true
 			}
-			if !exempt || name != "istio-proxy" {
+			if !agentgateway && (!exempt || name != "istio-proxy") {
 				proxyOnly = false
 			}
 			if istioName && name == proxyContainerName {
@@ -654,6 +658,22 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 	}
 
+	// An agentgateway Gateway deployed by istiod (the agentgateway injection
+	// template, 1.29+) is Istio's proxy like a gateway's istio-proxy: its
+	// agentgateway containers are exempt when they have the deployed shape
+	// and nothing else runs in the pod. Labels such as
+	// gateway.istio.io/managed are not evidence: any tenant can write them.
+	if proxyOnly {
+		for _, raw := range containers {
+			cf := raw.(map[string]any)
+			if cf["list"] != "containers" || cf["name"] != "agentgateway" || cf["exempt"] == true {
+				continue
+			}
+			// agentgatewayShape admits no added capability, so no capAdds entry.
+			cf["exempt"] = true
+		}
+	}
+
 	// A template (or a Pod before injection) without its own istio-init still
 	// gets the injector's, with the pod's proxyMetadata as env: judge that.
 	if !postInjection && !hasCaptureInit && len(proxyMetadata) > 0 && effectiveMode != "NONE" {
@@ -749,6 +769,25 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		"proxyImageOverrides": imageOverrides,
 		"proxyCustomizations": customizations,
 	}, nil
+}
+
+// agentgatewayShape reports whether a container named agentgateway is
+// exactly what istiod's agentgateway template deploys (Istio 1.29
+// files/agentgateway.yaml): an agentgateway image from the proxy registries,
+// no command, the arguments "--config {}" (or none), no added capability and
+// not privileged.
+func (e *engine) agentgatewayShape(c map[string]any, image string, added []string, privileged bool) bool {
+	if !e.cfg.agentgatewayImage.MatchString(normalizeImageRepo(image)) || len(listAt(c, "command")) > 0 || len(added) > 0 || privileged {
+		return false
+	}
+	args := listAt(c, "args")
+	switch len(args) {
+	case 0:
+		return true
+	case 2:
+		return args[0] == "--config" && args[1] == "{}"
+	}
+	return false
 }
 
 // captureFacts reads the traffic-capture annotations. On an injected Pod the

@@ -82,6 +82,13 @@ func (v IstioVersion) BypassInboundCaptureAnnotation() bool { return v.Minor >= 
 // ambient.istio.io/dns-capture since 1.25 (absent from cni/ at 1.24.0).
 func (v IstioVersion) DNSCaptureAnnotation() bool { return v.Minor >= 25 }
 
+// Agentgateway: istiod deploys Gateways of the istio-agentgateway class
+// with the agentgateway injection template (an agentgateway container of
+// image <hub>/agentgateway, running as the proxy UID) since 1.29
+// (manifests/charts/istio-control/istio-discovery/files/agentgateway.yaml,
+// absent at 1.28.0).
+func (v IstioVersion) Agentgateway() bool { return v.Minor >= 29 }
+
 // VersionDifference is one row of the README's "Istio version differences".
 type VersionDifference struct {
 	Behaviour string
@@ -123,6 +130,12 @@ func VersionDifferences() []VersionDifference {
 			Since:     "1.24 / 1.25",
 			Meshguard: "MESH0127 reports each annotation only for the releases that act on it",
 			Codes:     []string{"MESH0127"},
+		},
+		{
+			Behaviour: "istiod deploys agentgateway Gateways (class istio-agentgateway): a pod whose only container is agentgateway (image HUB/agentgateway, run as the proxy UID, labelled sidecar.istio.io/inject: \"false\")",
+			Since:     "1.29",
+			Meshguard: "such a container in the deployed shape (an agentgateway image from the proxy registries, no command, args --config {} or none, no added capability, not privileged), alone in its pod, is Istio's proxy: no MESH0110, MESH0111, MESH0140, MESH0141; labels are not trusted",
+			Codes:     []string{"MESH0110", "MESH0111", "MESH0140", "MESH0141"},
 		},
 	}
 }
