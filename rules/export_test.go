@@ -1,5 +1,7 @@
 package rules
 
+import "k8s.io/apimachinery/pkg/runtime/schema"
+
 // FactsOf returns the $facts binding the engine computes for a request
 // (nil when no rule applies to the object's kind), for the facts
 // equivalence test of package rules_test.
@@ -9,4 +11,37 @@ func (e *Engine) FactsOf(req *Request) (map[string]any, error) {
 		return nil, err
 	}
 	return p.facts, nil
+}
+
+// WorkloadFactsOf returns the typed facts of a pod or pod template as
+// prepare computes them (false for other kinds).
+func (e *Engine) WorkloadFactsOf(req *Request) (*WorkloadFacts, bool, error) {
+	obj := req.Object
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	info, ok := LookupKind(schema.GroupKind{Group: apiGroup(apiVersion), Kind: kind})
+	if !ok || !info.HasPod() || len(e.byKind[info.GroupKind()]) == 0 {
+		return nil, false, nil
+	}
+	defNS := req.DefaultNamespace
+	if defNS == "" {
+		defNS = "default"
+	}
+	ref := ObjectRefOf(obj, defNS)
+	ctxt := req.Context
+	if ctxt == nil {
+		ctxt = emptyContext{}
+	}
+	ns, nsKnown := ctxt.Namespace(ref.Namespace)
+	if !nsKnown {
+		ns = Namespace{Name: ref.Namespace}
+	}
+	st := &engine{cfg: e.cfg, ctx: ctxt, eng: e}
+	var wf WorkloadFacts
+	if err := st.computeWorkloadFacts(&wf, obj, info, req, ns, nsKnown); err != nil {
+		return nil, true, err
+	}
+	wf.QuarantineTamper = quarantineTamper(obj, info, req)
+	wf.QuarantineByMeshguard = st.quarantineByMeshguard(req)
+	return &wf, true, nil
 }

@@ -20,13 +20,13 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	nsName := ns.Name
 	switch {
 	case info.HasPod():
-		facts, err := e.workloadFacts(obj, info, req, ns, nsKnown)
-		if err != nil {
+		var wf WorkloadFacts
+		if err := e.computeWorkloadFacts(&wf, obj, info, req, ns, nsKnown); err != nil {
 			return nil, err
 		}
-		facts["quarantineTamper"] = quarantineTamper(obj, info, req)
-		e.quarantineActor(facts, req)
-		return facts, nil
+		wf.QuarantineTamper = quarantineTamper(obj, info, req)
+		wf.QuarantineByMeshguard = e.quarantineByMeshguard(req)
+		return wf.Map(), nil
 	case info.Group == "" && info.Kind == "Namespace":
 		return e.namespaceFacts(obj, req)
 	case info.Group == "" && info.Kind == "Service":

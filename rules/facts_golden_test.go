@@ -28,7 +28,8 @@ const factsGolden = "testdata/facts-golden.txt"
 
 // TestFactsUnchanged proves that the facts of every catalog fixture are
 // what they were when factsGolden was written, byte for byte and type for
-// type. With FACTS_DUMP=dir it also writes each document's facts JSON there,
+// type, and that the JSON of the typed workload facts (WorkloadFacts, by
+// their json tags) is the map the policies see. With FACTS_DUMP=dir it also writes each document's facts JSON there,
 // to diff two versions.
 func TestFactsUnchanged(t *testing.T) {
 	c, _ := newEngine(t)
@@ -39,6 +40,7 @@ func TestFactsUnchanged(t *testing.T) {
 		t.Fatalf("only %d catalog fixtures found", len(files))
 	}
 	dump := os.Getenv("FACTS_DUMP")
+	typedDocs := 0
 	got := map[string]string{}
 	var keys []string
 	for _, f := range files {
@@ -95,8 +97,31 @@ func TestFactsUnchanged(t *testing.T) {
 				}
 				got[key] = fp
 				keys = append(keys, key)
+				// The typed facts' JSON (their json tags) is the map the
+				// policies see.
+				if wf, ok, werr := eng.WorkloadFactsOf(req); ok && werr == nil && err == nil {
+					typed, jerr := json.Marshal(wf)
+					if jerr != nil {
+						t.Fatalf("%s: %v", key, jerr)
+					}
+					var back, seen any
+					js, _ := json.Marshal(facts)
+					if err := json.Unmarshal(typed, &back); err != nil {
+						t.Fatalf("%s: %v", key, err)
+					}
+					if err := json.Unmarshal(js, &seen); err != nil {
+						t.Fatalf("%s: %v", key, err)
+					}
+					if path, ok := sameJSON(back, seen, ""); !ok {
+						t.Errorf("%s: the typed facts' JSON differs from the map the policies see at %q:\n typed %s\n map   %s", key, path, typed, js)
+					}
+					typedDocs++
+				}
 			}
 		}
+	}
+	if typedDocs < 300 {
+		t.Errorf("only %d documents had typed workload facts", typedDocs)
 	}
 	if os.Getenv("UPDATE_FACTS_GOLDEN") == "1" {
 		var b strings.Builder
@@ -184,3 +209,46 @@ func typedWalk(b *strings.Builder, v any) {
 	}
 }
 
+// sameJSON compares decoded JSON values; a null of the typed facts equals
+// the empty list or object Map writes for it (lists and maps are never null
+// for the policies). It returns the first path that differs.
+func sameJSON(typed, seen any, path string) (string, bool) {
+	switch s := seen.(type) {
+	case map[string]any:
+		if typed == nil && len(s) == 0 {
+			return "", true
+		}
+		tm, ok := typed.(map[string]any)
+		if !ok || len(tm) != len(s) {
+			return path, false
+		}
+		for k, v := range s {
+			tv, ok := tm[k]
+			if !ok {
+				return path + "." + k, false
+			}
+			if p, ok := sameJSON(tv, v, path+"."+k); !ok {
+				return p, false
+			}
+		}
+		return "", true
+	case []any:
+		if typed == nil && len(s) == 0 {
+			return "", true
+		}
+		tl, ok := typed.([]any)
+		if !ok || len(tl) != len(s) {
+			return path, false
+		}
+		for i := range s {
+			if p, ok := sameJSON(tl[i], s[i], fmt.Sprintf("%s[%d]", path, i)); !ok {
+				return p, false
+			}
+		}
+		return "", true
+	}
+	if typed != seen {
+		return path, false
+	}
+	return "", true
+}

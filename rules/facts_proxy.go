@@ -40,15 +40,15 @@ const (
 //
 // The annotations act only when the injector runs, so on a Pod UPDATE they
 // add no finding (the proxy's image is judged from the container instead).
-func (e *engine) proxyFacts(spec map[string]any, annotations map[string]string, isPod, postInjection bool, req *Request) (imageOverrides, customizations []any) {
+func (e *engine) proxyFacts(spec map[string]any, annotations map[string]string, isPod, postInjection bool, req *Request) (imageOverrides []ProxyImageOverrideFacts, customizations []ProxyCustomizationFacts) {
 	podUpdate := isPod && req.Operation == "UPDATE"
 	// placeholdersLiteral: the injector will not replace "auto" or an absent image.
 	placeholdersLiteral := isPod && (postInjection || podUpdate)
-	var overrides []any
+	var overrides []ProxyImageOverrideFacts
 	if v, ok := annotations[annProxyImage]; ok && !podUpdate && strings.TrimSpace(v) != "" && !e.cfg.isProxyImage(strings.TrimSpace(v)) {
-		overrides = append(overrides, map[string]any{
-			"source": "annotation", "ref": "annotation " + annProxyImage, "image": v,
-			"text": fmt.Sprintf("annotation %s is %s, not an allowed Istio proxy image (the injector runs it as istio-proxy and as the init container)", annProxyImage, quote(v)),
+		overrides = append(overrides, ProxyImageOverrideFacts{
+			Source: "annotation", Ref: "annotation " + annProxyImage, Image: v,
+			Text: fmt.Sprintf("annotation %s is %s, not an allowed Istio proxy image (the injector runs it as istio-proxy and as the init container)", annProxyImage, quote(v)),
 		})
 	}
 	var oldImages map[string]string
@@ -84,16 +84,16 @@ func (e *engine) proxyFacts(spec map[string]any, annotations map[string]string, 
 			default:
 				text += ", not an allowed Istio proxy image (the injector keeps a declared image)"
 			}
-			overrides = append(overrides, map[string]any{"source": "container", "ref": ref, "image": image, "text": text})
+			overrides = append(overrides, ProxyImageOverrideFacts{Source: "container", Ref: ref, Image: image, Text: text})
 		}
 	}
 
-	var custom []any
+	var custom []ProxyCustomizationFacts
 	if !podUpdate {
 		if v, ok := annotations[annBootstrapOverride]; ok {
-			custom = append(custom, map[string]any{
-				"annotation": annBootstrapOverride, "hostPath": false,
-				"text": fmt.Sprintf("annotation %s replaces the proxy's Envoy bootstrap with ConfigMap %s", annBootstrapOverride, quote(v)),
+			custom = append(custom, ProxyCustomizationFacts{
+				Annotation: annBootstrapOverride,
+				Text:       fmt.Sprintf("annotation %s replaces the proxy's Envoy bootstrap with ConfigMap %s", annBootstrapOverride, quote(v)),
 			})
 		}
 		if v, ok := annotations[annUserVolume]; ok {
@@ -103,7 +103,7 @@ func (e *engine) proxyFacts(spec map[string]any, annotations map[string]string, 
 			custom = append(custom, userVolumeMountFacts(v)...)
 		}
 	}
-	return nonNil(overrides), nonNil(custom)
+	return overrides, custom
 }
 
 // proxyContainerImages returns the image of the istio-proxy container in each
@@ -182,15 +182,15 @@ func fieldFold(m map[string]any, name string) (any, bool) {
 	return nil, false
 }
 
-func userVolumeFacts(v string) []any {
+func userVolumeFacts(v string) []ProxyCustomizationFacts {
 	entries, ok := annotationEntries(v)
 	if !ok {
-		return []any{map[string]any{
-			"annotation": annUserVolume, "hostPath": false,
-			"text": fmt.Sprintf("annotation %s is set (to a value that is not a JSON object or array)", annUserVolume),
+		return []ProxyCustomizationFacts{{
+			Annotation: annUserVolume,
+			Text:       fmt.Sprintf("annotation %s is set (to a value that is not a JSON object or array)", annUserVolume),
 		}}
 	}
-	var out []any
+	var out []ProxyCustomizationFacts
 	for _, en := range entries {
 		kind := volumeKind(en.value)
 		text := fmt.Sprintf("annotation %s adds %svolume %s to the pod", annUserVolume, kind, quote(en.name))
@@ -200,7 +200,7 @@ func userVolumeFacts(v string) []any {
 			ps, _ := p.(string)
 			text = fmt.Sprintf("annotation %s adds %svolume %s with host path %s", annUserVolume, kind, quote(en.name), quote(ps))
 		}
-		out = append(out, map[string]any{"annotation": annUserVolume, "hostPath": isHostPath, "text": text})
+		out = append(out, ProxyCustomizationFacts{Annotation: annUserVolume, HostPath: isHostPath, Text: text})
 	}
 	return out
 }
@@ -221,15 +221,15 @@ func volumeKind(v map[string]any) string {
 	return keys[0] + " "
 }
 
-func userVolumeMountFacts(v string) []any {
+func userVolumeMountFacts(v string) []ProxyCustomizationFacts {
 	entries, ok := annotationEntries(v)
 	if !ok {
-		return []any{map[string]any{
-			"annotation": annUserVolumeMount, "hostPath": false,
-			"text": fmt.Sprintf("annotation %s is set (to a value that is not a JSON object or array)", annUserVolumeMount),
+		return []ProxyCustomizationFacts{{
+			Annotation: annUserVolumeMount,
+			Text:       fmt.Sprintf("annotation %s is set (to a value that is not a JSON object or array)", annUserVolumeMount),
 		}}
 	}
-	var out []any
+	var out []ProxyCustomizationFacts
 	for _, en := range entries {
 		text := fmt.Sprintf("annotation %s mounts volume %s into the proxy", annUserVolumeMount, quote(en.name))
 		if p, ok := fieldFold(en.value, "mountPath"); ok {
@@ -237,7 +237,7 @@ func userVolumeMountFacts(v string) []any {
 				text += " at " + quote(ps)
 			}
 		}
-		out = append(out, map[string]any{"annotation": annUserVolumeMount, "hostPath": false, "text": text})
+		out = append(out, ProxyCustomizationFacts{Annotation: annUserVolumeMount, Text: text})
 	}
 	return out
 }
@@ -259,14 +259,14 @@ var templatesWithProxy = map[string]bool{"sidecar": true, "gateway": true, "kube
 // (inject.istio.io/templates, "sidecar" when absent) include one that adds
 // it; grpc-simple and custom templates add none, and the injector writes the
 // status for them too. text says why; "" when it is consistent or absent.
-func sidecarStatusFacts(ann map[string]string, spec map[string]any, hasIstioProxy bool) map[string]any {
+func sidecarStatusFacts(ann map[string]string, spec map[string]any, hasIstioProxy bool) SidecarStatusFacts {
 	raw, ok := ann[annSidecarStatus]
-	out := map[string]any{"present": ok, "forged": false, "text": ""}
+	out := SidecarStatusFacts{Present: ok}
 	if !ok {
 		return out
 	}
-	forged := func(text string) map[string]any {
-		out["forged"], out["text"] = true, text
+	forged := func(text string) SidecarStatusFacts {
+		out.Forged, out.Text = true, text
 		return out
 	}
 	var status map[string]any
