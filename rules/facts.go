@@ -20,8 +20,9 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	nsName := ns.Name
 	switch {
 	case info.HasPod():
-		var wf WorkloadFacts
-		if err := e.computeWorkloadFacts(&wf, obj, info, req, ns, nsKnown); err != nil {
+		wf := getWorkloadFacts()
+		defer putWorkloadFacts(wf)
+		if err := e.computeWorkloadFacts(wf, obj, info, req, ns, nsKnown); err != nil {
 			return nil, err
 		}
 		wf.QuarantineTamper = quarantineTamper(obj, info, req)

@@ -287,8 +287,9 @@ var (
 // workloadFacts computes the facts of a pod or pod template as the policies
 // see them (without the quarantine facts objectFacts adds).
 func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Namespace, nsKnown bool) (map[string]any, error) {
-	var f WorkloadFacts
-	if err := e.computeWorkloadFacts(&f, obj, info, req, ns, nsKnown); err != nil {
+	f := getWorkloadFacts()
+	defer putWorkloadFacts(f)
+	if err := e.computeWorkloadFacts(f, obj, info, req, ns, nsKnown); err != nil {
 		return nil, err
 	}
 	return f.Map(), nil
@@ -441,7 +442,14 @@ func (e *engine) computeWorkloadFacts(wf *WorkloadFacts, obj Object, info KindIn
 	for _, cl := range containerLists {
 		nContainers += len(listAt(spec, cl.field))
 	}
-	wf.Containers = make([]ContainerFacts, 0, nContainers)
+	// A pooled wf (getWorkloadFacts) keeps its lists' arrays from earlier
+	// objects: only Map's maps need reach the heap, as before the facts were
+	// typed.
+	if cap(wf.Containers) < nContainers {
+		wf.Containers = make([]ContainerFacts, 0, nContainers)
+	}
+	wf.Containers = wf.Containers[:0]
+	wf.CapAdds = wf.CapAdds[:0]
 	hasProxy, proxyImageBad, hasIstioProxy := false, false, false
 	// proxyOnly: every container is Istio's own exempt istio-proxy (a gateway
 	// or waypoint pod), so the pod has no application traffic to capture.
@@ -530,7 +538,11 @@ func (e *engine) computeWorkloadFacts(wf *WorkloadFacts, obj Object, info KindIn
 							inj = e.injectedCaptureFor(annotations, uid, gid, effectiveMode, proxyMetadata)
 						}
 						ic := e.judgeInitContainer(name, args, env, inj, postInjection)
-						initArgs = append(initArgs, ic.entries...)
+						if initArgs == nil {
+							initArgs = ic.entries
+						} else {
+							initArgs = append(initArgs, ic.entries...)
+						}
 						initExemptUIDs = append(initExemptUIDs, ic.exemptUIDs...)
 						initExemptGIDs = append(initExemptGIDs, ic.exemptGIDs...)
 					}
@@ -590,17 +602,18 @@ func (e *engine) computeWorkloadFacts(wf *WorkloadFacts, obj Object, info KindIn
 				runAsGroup, hasGroup, groupFrom = podRunAsGroup, true, "pod"
 			}
 			var uidV, gidV NullNumber
+			var num [20]byte // digits, formatted without an allocation of their own
 			uidText, gidText := "", ""
 			if hasUser {
 				uidV = NullNumber{Value: float64(runAsUser), Valid: true}
-				uidText = ref + " runs as UID " + strconv.FormatInt(runAsUser, 10)
+				uidText = ref + " runs as UID " + string(strconv.AppendInt(num[:0], runAsUser, 10))
 				if userFrom == "pod" {
 					uidText += " (inherited from the pod securityContext)"
 				}
 			}
 			if hasGroup {
 				gidV = NullNumber{Value: float64(runAsGroup), Valid: true}
-				gidText = ref + " runs with GID " + strconv.FormatInt(runAsGroup, 10)
+				gidText = ref + " runs with GID " + string(strconv.AppendInt(num[:0], runAsGroup, 10))
 				if groupFrom == "pod" {
 					gidText += " (inherited from the pod securityContext)"
 				}
@@ -693,7 +706,11 @@ func (e *engine) computeWorkloadFacts(wf *WorkloadFacts, obj Object, info KindIn
 		}
 		env, _ := containerEnv(map[string]any{}, "", proxyMetadata)
 		ic := e.judgeInitContainer("istio-init", inj.injectorArgs(), env, inj, false)
-		initArgs = append(initArgs, ic.entries...)
+		if initArgs == nil {
+			initArgs = ic.entries
+		} else {
+			initArgs = append(initArgs, ic.entries...)
+		}
 		initExemptUIDs = append(initExemptUIDs, ic.exemptUIDs...)
 		initExemptGIDs = append(initExemptGIDs, ic.exemptGIDs...)
 	}
@@ -734,8 +751,9 @@ func (e *engine) computeWorkloadFacts(wf *WorkloadFacts, obj Object, info KindIn
 
 	wf.WorkloadObject = WorkloadObject{
 		Kind: info.Kind, IsPod: isPod, PostInjection: postInjection, MetadataPath: metaPath, SpecPath: specPath,
-		Labels: labels, Annotations: annotations,
-		kindBox: kindValue(obj, info.Kind), labelsOrig: meta["labels"], annotsOrig: meta["annotations"],
+		// The string maps stay on the stack: the facts hold the object's maps.
+		Labels: stringAnyView(meta["labels"], labels), Annotations: stringAnyView(meta["annotations"], annotations),
+		kindBox: kindValue(obj, info.Kind),
 	}
 	wf.WorkloadMesh = WorkloadMesh{
 		Mode: mode, NamespaceMode: nsMode,
@@ -791,7 +809,8 @@ func (e *engine) agentgatewayShape(c map[string]any, image string, added []strin
 func (e *engine) captureFacts(ann map[string]string, postInjection bool, interception, proxyCfgInterception string) CaptureFacts {
 	out := CaptureFacts{InterceptionMode: interception, ProxyConfigInterceptionMode: proxyCfgInterception}
 	if v, ok := ann[annInclInPorts]; ok && strings.TrimSpace(v) != "*" {
-		out.IncludeInboundPorts = &v
+		ports := v // allocated only when set
+		out.IncludeInboundPorts = &ports
 	}
 	var excl []string
 	allAllowed := true
@@ -808,7 +827,8 @@ func (e *engine) captureFacts(ann map[string]string, postInjection bool, interce
 	out.ExcludeInboundPortsAllowed = allAllowed
 	if v, ok := ann[annInclOutRanges]; ok && strings.TrimSpace(v) != "*" {
 		if !(postInjection && sameList(v, e.cfg.InjectorIncludeOutboundIPRanges)) {
-			out.IncludeOutboundIPRanges = &v
+			ranges := v // allocated only when set
+			out.IncludeOutboundIPRanges = &ranges
 		}
 	}
 	var defaults map[string]bool // the install's excludeIPRanges, read for the first range

@@ -1,6 +1,9 @@
 package rules
 
-import "strconv"
+import (
+	"strconv"
+	"sync"
+)
 
 // The $facts of a Pod or pod template, as typed Go structs split by concern.
 // The json tags are the names the policies read; Map builds the
@@ -26,6 +29,25 @@ type WorkloadFacts struct {
 	WorkloadQuarantine
 }
 
+// workloadFactsPool recycles WorkloadFacts with the arrays of their
+// container and capability lists: the typed facts cost no allocation beyond
+// the maps Map builds, which hold no reference into them.
+var workloadFactsPool = sync.Pool{New: func() any { return new(WorkloadFacts) }}
+
+// getWorkloadFacts returns empty facts from the pool.
+func getWorkloadFacts() *WorkloadFacts { return workloadFactsPool.Get().(*WorkloadFacts) }
+
+// putWorkloadFacts empties f, keeping its list arrays, and returns it to the
+// pool. f must not be used afterwards.
+func putWorkloadFacts(f *WorkloadFacts) {
+	containers, capAdds := f.Containers, f.CapAdds
+	clear(containers[:cap(containers)])
+	clear(capAdds[:cap(capAdds)])
+	*f = WorkloadFacts{}
+	f.Containers, f.CapAdds = containers[:0], capAdds[:0]
+	workloadFactsPool.Put(f)
+}
+
 // WorkloadObject: what is judged and where its pod template lies.
 type WorkloadObject struct {
 	// The object's kind.
@@ -38,13 +60,12 @@ type WorkloadObject struct {
 	MetadataPath string `json:"metadataPath"`
 	// `spec` for a Pod, `spec.template.spec` etc. for templates.
 	SpecPath string `json:"specPath"`
-	// The pod's (template's) labels.
-	Labels map[string]string `json:"labels"`
-	// The pod's (template's) annotations.
-	Annotations map[string]string `json:"annotations"`
+	// The pod's (template's) labels (their string values: the object's own map when all are strings).
+	Labels map[string]any `json:"labels" facts:"object of strings"`
+	// The pod's (template's) annotations (their string values, as for labels).
+	Annotations map[string]any `json:"annotations" facts:"object of strings"`
 
-	kindBox                any // the object's own kind, boxed
-	labelsOrig, annotsOrig any // the object's own label and annotation maps
+	kindBox any // the object's own kind, boxed
 }
 
 // WorkloadMesh: how the pod takes part in the mesh.
@@ -491,8 +512,8 @@ func (f *WorkloadFacts) Map() map[string]any {
 	m["postInjection"] = o.PostInjection
 	m["metadataPath"] = o.MetadataPath
 	m["specPath"] = o.SpecPath
-	m["labels"] = stringAnyView(o.labelsOrig, o.Labels)
-	m["annotations"] = stringAnyView(o.annotsOrig, o.Annotations)
+	m["labels"] = o.Labels
+	m["annotations"] = o.Annotations
 
 	w := &f.WorkloadMesh
 	m["mode"] = modeValue(w.Mode)
