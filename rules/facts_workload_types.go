@@ -76,20 +76,20 @@ type WorkloadMesh struct {
 	Mode string `json:"mode"`
 	// The namespace's mode (`unknown` when not known).
 	NamespaceMode string `json:"namespaceMode"`
-	// `sidecar.istio.io/inject` as the injector's `injectRequired` reads it (below).
+	// `sidecar.istio.io/inject` as the injector's `injectRequired` reads it.
 	Injection InjectionFacts `json:"injection"`
 	// Pod label `istio.io/dataplane-mode: none`.
 	AmbientOptOut bool `json:"ambientOptOut"`
-	// MESH0127: the ambient capture annotations as ztunnel/istio-cni parse them (below).
+	// MESH0127: the ambient capture annotations as ztunnel/istio-cni parse them.
 	AmbientCapture AmbientCaptureFacts `json:"ambientCapture"`
 	// MESH0103, MESH0113: the pod's `istio.io/rev` label when the namespace does not decide injection itself (`""`
 	// when the known namespace has an `istio-injection` or `istio.io/rev` label).
 	Revision string `json:"revision"`
 	// True/false when the context lists the injector revisions, null when it cannot or `revision` is empty.
 	RevisionKnown NullBool `json:"revisionKnown"`
-	// `inject.istio.io/templates` as the injector's `selectTemplates` reads it (below).
+	// `inject.istio.io/templates` as the injector's `selectTemplates` reads it.
 	InjectTemplates InjectTemplatesFacts `json:"injectTemplates"`
-	// MESH0129: `sidecar.istio.io/status` judged as the injector writes it (below).
+	// MESH0129: `sidecar.istio.io/status` judged as the injector writes it.
 	SidecarStatus SidecarStatusFacts `json:"sidecarStatus"`
 	// An `istio-proxy` container (or native sidecar) is present.
 	HasProxy bool `json:"hasProxy"`
@@ -187,9 +187,9 @@ type WorkloadHost struct {
 	// A static-pod mirror: annotation `kubernetes.io/config.mirror`, counted at admission only when a node
 	// (`system:node:*`) creates the pod, since any pod creator can write it.
 	Mirror bool `json:"mirror"`
-	// Every hostPath volume (below).
+	// Every hostPath volume.
 	HostPaths []HostPathFacts `json:"hostPaths"`
-	// Every non-zero hostPort (below).
+	// Every non-zero hostPort.
 	HostPorts []HostPortFacts `json:"hostPorts"`
 }
 
@@ -235,9 +235,9 @@ type WorkloadIdentity struct {
 	FSGroup NullNumber `json:"fsGroup"`
 	// The pod `securityContext` value.
 	SupplementalGroups []float64 `json:"supplementalGroups"`
-	// Every container, init container and ephemeral container (below).
+	// Every container, init container and ephemeral container.
 	Containers []ContainerFacts `json:"containers"`
-	// Every `capabilities.add` entry (below).
+	// Every `capabilities.add` entry.
 	CapAdds []CapAddFacts `json:"capAdds"`
 }
 
@@ -323,10 +323,10 @@ type WorkloadCapture struct {
 	// MESH0128: the pod itself asks for TPROXY interception (the `sidecar.istio.io/interceptionMode` annotation,
 	// `interceptionMode` in `proxy.istio.io/config`, or an Istio init container's `-m TPROXY`), not the mesh default.
 	TProxyDeclared bool `json:"tproxyDeclared"`
-	// Traffic-capture annotations and init-container arguments (below).
+	// Traffic-capture annotations and init-container arguments.
 	Capture CaptureFacts `json:"capture"`
 	// MESH0202: each container port that is one of Envoy's pod-internal ports (15000, 15001, 15002, 15004, 15006,
-	// 15053) (below).
+	// 15053).
 	EnvoyPortDecls []EnvoyPortDeclFacts `json:"envoyPortDecls"`
 }
 
@@ -368,7 +368,7 @@ type CaptureFacts struct {
 	ExcludeOutboundPorts []string `json:"excludeOutboundPorts"`
 	// The annotation, else `proxy.istio.io/config`, else the mesh default.
 	EffectiveInterceptionMode string `json:"effectiveInterceptionMode"`
-	// The capture an Istio init container really sets up (below).
+	// The capture an Istio init container really sets up.
 	InitArgs []InitArgFacts `json:"initArgs"`
 }
 
@@ -441,7 +441,7 @@ type ProxyCustomizationFacts struct {
 	Text string `json:"text"`
 }
 
-// WorkloadQuarantine: meshguard's quarantine of the workload.
+// WorkloadQuarantine: the quarantine `meshguard quarantine` puts on the workload.
 type WorkloadQuarantine struct {
 	// MESH0108: on an UPDATE of a workload that was quarantined (`meshguard.io/quarantined` on the old object), what
 	// the request does to the quarantine label (on the object or its pod template) and the
