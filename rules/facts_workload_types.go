@@ -10,13 +10,15 @@ import (
 // map[string]any the policies see (JMESPath reads maps), by hand and without
 // reflection, reusing the object's own boxed strings where the facts repeat
 // them. TestFactsUnchanged proves that map unchanged over every catalog
-// fixture, and TestWorkloadFactsJSONTags that each struct's JSON is its map.
+// fixture and the structs' JSON equal to it; TestWorkloadFactsDocumented
+// checks each Map against its struct's json tags.
 //
-// The facts table of catalog/README.md is generated from these definitions
+// The facts tables of catalog/README.md are generated from these definitions
 // (`make docs`, hack/factsdoc): a field's doc comment is its row, its json
 // tag the fact's name and its Go type the fact's type. A `facts` tag
 // overrides the type shown. Keep the comments plain English for readers of
-// policies, not of Go.
+// policies, not of Go. Unexported fields hold the object's own boxed values
+// for Map and are not facts.
 
 // WorkloadFacts are the facts of a Pod or pod template.
 type WorkloadFacts struct {
