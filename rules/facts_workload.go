@@ -405,7 +405,7 @@ func (e *engine) computeWorkloadFacts(wf *WorkloadFacts, obj Object, info KindIn
 		}
 	}
 	tproxy := interception == "TPROXY" || (interception == "" && (proxyCfgInterception == "TPROXY" || proxyCfgInterception == "" && e.cfg.InterceptionMode == "TPROXY"))
-	initTPROXY := initSaysTPROXY(spec)
+	initTPROXY := e.initSaysTPROXY(spec)
 	// What the pod itself declares (MESH0128), not the mesh default.
 	tproxyDeclared := interception == "TPROXY" || proxyCfgInterception == "TPROXY" || initTPROXY
 	if !tproxy && interception == "" && proxyCfgInterception == "" && initTPROXY {
@@ -1154,11 +1154,16 @@ const (
 
 // initSaysTPROXY reports whether the pod's Istio capture init container
 // (istio-init, or istio-validation with istio-cni) runs istio-iptables with
-// -m TPROXY, parsed as istio-iptables parses it.
-func initSaysTPROXY(spec map[string]any) bool {
+// -m TPROXY, parsed as istio-iptables parses it. Only Istio's own init
+// container counts (an allowed proxy image, no command): a lookalike cannot
+// make the proxy's NET_ADMIN part of the injected shape.
+func (e *engine) initSaysTPROXY(spec map[string]any) bool {
 	for _, c := range listAt(spec, "initContainers") {
 		cm := asMap(c)
 		if n := str(cm, "name"); n != "istio-init" && n != "istio-validation" {
+			continue
+		}
+		if len(listAt(cm, "command")) > 0 || !e.cfg.isProxyImage(str(cm, "image")) {
 			continue
 		}
 		args, err := stringArgs(cm, "")
