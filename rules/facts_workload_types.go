@@ -323,7 +323,8 @@ type CapAddFacts struct {
 // WorkloadCapture: how the pod's traffic is captured.
 type WorkloadCapture struct {
 	// MESH0128: the pod itself asks for TPROXY interception (the `sidecar.istio.io/interceptionMode` annotation,
-	// `interceptionMode` in `proxy.istio.io/config`, or `-m TPROXY` of Istio's own istio-init or istio-validation: an allowed proxy image, no `command`), not the mesh default.
+	// `interceptionMode` in `proxy.istio.io/config`, or `-m TPROXY` of Istio's own istio-init or istio-validation:
+	// an allowed proxy image, no `command`), not the mesh default.
 	TProxyDeclared bool `json:"tproxyDeclared"`
 	// Traffic-capture annotations and init-container arguments.
 	Capture CaptureFacts `json:"capture"`
