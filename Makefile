@@ -49,15 +49,17 @@ update-golden: ## Regenerate golden files (expected findings, README rule table)
 	$(MAKE) docs
 
 .PHONY: docs
-docs: build ## Regenerate the README rule table from the catalog, the chart README's value table from values.yaml and the catalog README's workload facts from the typed facts.
+docs: build ## Regenerate the README rule table from the catalog, the chart README's value table from values.yaml and the catalog README's workload and Namespace facts from the typed facts.
 	$(BIN)/meshguard rules list -o markdown > $(BIN)/rules-table.md
 	python3 hack/replace-section.py README.md RULES-TABLE $(BIN)/rules-table.md
 	$(BIN)/meshguard rules versions > $(BIN)/istio-versions.md
 	python3 hack/replace-section.py README.md ISTIO-VERSIONS $(BIN)/istio-versions.md
 	$(GO) run ./hack/chartdoc charts/meshguard > $(BIN)/chart-values.md
 	python3 hack/replace-section.py charts/meshguard/README.md VALUES $(BIN)/chart-values.md
-	$(GO) run ./hack/factsdoc rules > $(BIN)/workload-facts.md
+	$(GO) run ./hack/factsdoc rules WorkloadFacts > $(BIN)/workload-facts.md
 	python3 hack/replace-section.py rules/catalog/README.md WORKLOAD-FACTS $(BIN)/workload-facts.md
+	$(GO) run ./hack/factsdoc rules NamespaceFacts > $(BIN)/namespace-facts.md
+	python3 hack/replace-section.py rules/catalog/README.md NAMESPACE-FACTS $(BIN)/namespace-facts.md
 
 .PHONY: verify
 verify: lint build ## Check formatting, vet, and that generated docs are current.
@@ -67,8 +69,10 @@ verify: lint build ## Check formatting, vet, and that generated docs are current
 	python3 hack/replace-section.py --check README.md ISTIO-VERSIONS $(BIN)/istio-versions.md
 	$(GO) run ./hack/chartdoc charts/meshguard > $(BIN)/chart-values.md
 	python3 hack/replace-section.py --check charts/meshguard/README.md VALUES $(BIN)/chart-values.md
-	$(GO) run ./hack/factsdoc rules > $(BIN)/workload-facts.md
+	$(GO) run ./hack/factsdoc rules WorkloadFacts > $(BIN)/workload-facts.md
 	python3 hack/replace-section.py --check rules/catalog/README.md WORKLOAD-FACTS $(BIN)/workload-facts.md
+	$(GO) run ./hack/factsdoc rules NamespaceFacts > $(BIN)/namespace-facts.md
+	python3 hack/replace-section.py --check rules/catalog/README.md NAMESPACE-FACTS $(BIN)/namespace-facts.md
 
 ##@ Build
 

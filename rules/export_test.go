@@ -45,3 +45,21 @@ func (e *Engine) WorkloadFactsOf(req *Request) (*WorkloadFacts, bool, error) {
 	wf.QuarantineByMeshguard = st.quarantineByMeshguard(req)
 	return &wf, true, nil
 }
+
+// NamespaceFactsOf returns the typed facts of a Namespace as prepare
+// computes them (false for other kinds).
+func (e *Engine) NamespaceFactsOf(req *Request) (*NamespaceFacts, bool, error) {
+	if req.Object["kind"] != "Namespace" || req.Object["apiVersion"] != "v1" || len(e.byKind[schema.GroupKind{Kind: "Namespace"}]) == 0 {
+		return nil, false, nil
+	}
+	ctxt := req.Context
+	if ctxt == nil {
+		ctxt = emptyContext{}
+	}
+	st := &engine{cfg: e.cfg, ctx: ctxt, eng: e}
+	var f NamespaceFacts
+	if err := st.computeNamespaceFacts(&f, req.Object, req); err != nil {
+		return nil, true, err
+	}
+	return &f, true, nil
+}

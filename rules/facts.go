@@ -87,25 +87,31 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 }
 
 func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error) {
-	meta := mapAt(obj, "metadata")
-	if err := checkType(meta, "metadata", "labels", "object"); err != nil {
+	var f NamespaceFacts
+	if err := e.computeNamespaceFacts(&f, obj, req); err != nil {
 		return nil, err
 	}
-	cur := Namespace{Name: str(meta, "name"), Labels: stringMap(meta["labels"])}
-	facts := map[string]any{
-		"mode":       namespaceMode(cur, e.cfg),
-		"oldMode":    nil,
-		"labels":     stringAnyMap(cur.Labels),
-		"enrollment": enrollmentText(cur.Labels),
+	return f.Map(), nil
+}
+
+// computeNamespaceFacts fills f with the facts of a Namespace.
+func (e *engine) computeNamespaceFacts(f *NamespaceFacts, obj Object, req *Request) error {
+	meta := mapAt(obj, "metadata")
+	if err := checkType(meta, "metadata", "labels", "object"); err != nil {
+		return err
 	}
+	cur := Namespace{Name: str(meta, "name"), Labels: stringMap(meta["labels"])}
+	f.Mode = namespaceMode(cur, e.cfg)
+	f.Labels = stringAnyMap(cur.Labels)
+	f.Enrollment = enrollmentText(cur.Labels)
 	var oldLabels, oldAnn map[string]string
 	oldProfile, hadProfile := "", false
 	if req.OldObject != nil {
 		oldMeta := mapAt(req.OldObject, "metadata")
 		old := Namespace{Name: str(oldMeta, "name"), Labels: stringMap(oldMeta["labels"])}
-		facts["oldMode"] = namespaceMode(old, e.cfg)
+		f.OldMode = NullString{Value: namespaceMode(old, e.cfg), Valid: true}
 		oldProfile, hadProfile = old.Labels[labelNetpolProfile]
-		facts["oldEnrollment"] = enrollmentText(old.Labels)
+		f.OldEnrollment = OptString{Value: enrollmentText(old.Labels), Set: true}
 		oldLabels, oldAnn = old.Labels, stringMap(oldMeta["annotations"])
 	}
 	changes := guardKeyChanges("label", oldLabels, cur.Labels)
@@ -119,32 +125,40 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 	if req.User == nil || !e.cfg.platformWriter(req.User.Username) {
 		changes = append(changes, sccKeyChanges(oldAnn, curAnn)...)
 	}
-	facts["guardChanges"] = nonNil(changes)
-	facts["strandedPods"] = []any{}
-	if req.OldObject != nil && facts["oldMode"] != facts["mode"] {
+	f.GuardChanges, f.guardBoxed = anyStrings(changes), changes
+	if req.OldObject != nil && f.OldMode.Value != f.Mode {
 		stranded, err := e.strandedPods(cur, Namespace{Name: cur.Name, Labels: oldLabels, Annotations: oldAnn})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		facts["strandedPods"] = stranded
+		f.StrandedPods = stranded
 	}
-	facts["netpolOptOut"] = netpolOptOut(cur.Labels, oldProfile, hadProfile)
+	f.NetpolOptOut = netpolOptOut(cur.Labels, oldProfile, hadProfile)
 	// The namespace's effective mTLS and whether its authorization is
 	// default-deny, for compliance rules (the platform team's custom rules).
 	mt := e.eng.NamespaceMTLS(e.ctx, cur.Name)
-	facts["mtls"] = map[string]any{"mode": mt.Mode, "source": mt.Source, "level": mt.Level}
+	f.MTLS = NamespaceMTLSFacts{Mode: mt.Mode, Source: mt.Source, Level: mt.Level}
 	az := e.eng.NamespaceAuthz(e.ctx, cur.Name)
-	facts["authz"] = map[string]any{"defaultDeny": az.DefaultDeny, "source": az.Source, "level": az.Level}
-	facts["netpol"] = e.netpolFacts(cur, meta["deletionTimestamp"] != nil)
-	rev := cur.Labels[labelRev]
-	_, legacy := cur.Labels[labelInjection]
-	facts["revision"] = rev
+	f.Authz = NamespaceAuthzFacts{DefaultDeny: az.DefaultDeny, Source: az.Source, Level: az.Level}
+	f.Netpol = e.netpolFacts(cur, meta["deletionTimestamp"] != nil)
+	f.Revision = cur.Labels[labelRev]
 	// istio-injection beats istio.io/rev, so the revision matters only without it.
-	facts["revisionKnown"] = nil
-	if !legacy {
-		facts["revisionKnown"] = e.revisionKnown(rev)
+	if _, legacy := cur.Labels[labelInjection]; !legacy {
+		f.RevisionKnown = e.revisionKnownFact(f.Revision)
 	}
-	return facts, nil
+	return nil
+}
+
+// anyStrings returns the strings of a list of facts built as []any.
+func anyStrings(l []any) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(l))
+	for _, v := range l {
+		out = append(out, v.(string))
+	}
+	return out
 }
 
 // bindingFacts lists the Istio and meshguard labels and annotations a

@@ -14,25 +14,27 @@ import (
 	"github.com/meshguard/meshguard/internal/factsdoc"
 )
 
-// TestWorkloadFactsTable keeps the workload facts tables of
+// TestWorkloadFactsTable keeps the workload and Namespace facts tables of
 // catalog/README.md generated from the typed facts (make docs).
 func TestWorkloadFactsTable(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("catalog", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	begin, end := "<!-- BEGIN WORKLOAD-FACTS -->\n", "<!-- END WORKLOAD-FACTS -->"
-	i := strings.Index(string(readme), begin)
-	j := strings.Index(string(readme), end)
-	if i < 0 || j < i {
-		t.Fatal("catalog/README.md has no WORKLOAD-FACTS section")
-	}
-	want, err := factsdoc.Generate(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := string(readme[i+len(begin) : j]); got != want {
-		t.Errorf("the workload facts tables of catalog/README.md are stale: run `make docs`")
+	for section, root := range map[string]string{"WORKLOAD-FACTS": "WorkloadFacts", "NAMESPACE-FACTS": "NamespaceFacts"} {
+		begin, end := "<!-- BEGIN "+section+" -->\n", "<!-- END "+section+" -->"
+		i := strings.Index(string(readme), begin)
+		j := strings.Index(string(readme), end)
+		if i < 0 || j < i {
+			t.Fatalf("catalog/README.md has no %s section", section)
+		}
+		want, err := factsdoc.Generate(".", root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(readme[i+len(begin) : j]); got != want {
+			t.Errorf("the %s tables of catalog/README.md are stale: run `make docs`", root)
+		}
 	}
 }
 
@@ -46,6 +48,7 @@ func TestWorkloadFactsDocumented(t *testing.T) {
 		&WorkloadFacts{}, &InjectionFacts{}, &AmbientCaptureFacts{}, &InjectTemplatesFacts{}, &SidecarStatusFacts{},
 		&HostPathFacts{}, &HostPortFacts{}, &ContainerFacts{}, &CapAddFacts{}, &CaptureFacts{}, &EnvoyPortDeclFacts{},
 		&InitArgFacts{}, &ProxyImageOverrideFacts{}, &ProxyCustomizationFacts{},
+		&NamespaceFacts{}, &NamespaceNetpolFacts{},
 	} {
 		declared, optional := jsonFields(reflect.TypeOf(v).Elem())
 		got := v.Map()
@@ -119,7 +122,7 @@ func jsonFields(typ reflect.Type) (names, optional map[string]bool) {
 			continue
 		}
 		names[name] = true
-		if strings.Contains(opts, "omitempty") {
+		if strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero") {
 			optional[name] = true
 		}
 	}

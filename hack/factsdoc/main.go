@@ -1,9 +1,9 @@
-// Command factsdoc prints the workload facts tables of
-// rules/catalog/README.md, generated from the typed facts of package rules
-// (see internal/factsdoc). `make docs` writes them into the README between
-// its WORKLOAD-FACTS markers, `make verify` checks them.
+// Command factsdoc prints facts tables of rules/catalog/README.md,
+// generated from the typed facts of package rules (see internal/factsdoc).
+// `make docs` writes them into the README between its WORKLOAD-FACTS and
+// NAMESPACE-FACTS markers, `make verify` checks them.
 //
-// Usage: go run ./hack/factsdoc [DIR] (DIR defaults to rules).
+// Usage: go run ./hack/factsdoc DIR ROOT (e.g. rules WorkloadFacts).
 package main
 
 import (
@@ -14,11 +14,11 @@ import (
 )
 
 func main() {
-	dir := "rules"
-	if len(os.Args) > 1 {
-		dir = os.Args[1]
+	if len(os.Args) != 3 {
+		fmt.Fprintln(os.Stderr, "usage: factsdoc DIR ROOT (e.g. rules WorkloadFacts)")
+		os.Exit(2)
 	}
-	out, err := factsdoc.Generate(dir)
+	out, err := factsdoc.Generate(os.Args[1], os.Args[2])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "factsdoc:", err)
 		os.Exit(1)
