@@ -63,3 +63,34 @@ func (e *Engine) NamespaceFactsOf(req *Request) (*NamespaceFacts, bool, error) {
 	}
 	return &f, true, nil
 }
+
+// OtherTypedFactsOf returns the typed facts of a Service, Endpoints,
+// EndpointSlice or pods/binding as prepare computes them (false for other
+// kinds).
+func (e *Engine) OtherTypedFactsOf(req *Request) (any, bool, error) {
+	obj := req.Object
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	gk := schema.GroupKind{Group: apiGroup(apiVersion), Kind: kind}
+	if len(e.byKind[gk]) == 0 {
+		return nil, false, nil
+	}
+	ctxt := req.Context
+	if ctxt == nil {
+		ctxt = emptyContext{}
+	}
+	st := &engine{cfg: e.cfg, ctx: ctxt, eng: e}
+	ns := ObjectRefOf(obj, "default").Namespace
+	switch {
+	case gk == schema.GroupKind{Kind: "Service"}:
+		f, err := serviceFactsTyped(obj, func() []Object { return st.namespacePods(ns) })
+		return &f, true, err
+	case gk == schema.GroupKind{Kind: "Endpoints"}, gk == schema.GroupKind{Group: "discovery.k8s.io", Kind: "EndpointSlice"}:
+		f, err := endpointsFactsTyped(obj, kind, req)
+		return &f, true, err
+	case gk == schema.GroupKind{Kind: "Binding"}:
+		f, err := bindingFactsTyped(obj)
+		return &f, true, err
+	}
+	return nil, false, nil
+}

@@ -164,22 +164,30 @@ func anyStrings(l []any) []string {
 // bindingFacts lists the Istio and meshguard labels and annotations a
 // Binding would copy onto its pod (MESH0117).
 func bindingFacts(obj Object) (map[string]any, error) {
+	f, err := bindingFactsTyped(obj)
+	if err != nil {
+		return nil, err
+	}
+	return f.Map(), nil
+}
+
+func bindingFactsTyped(obj Object) (BindingFacts, error) {
+	var f BindingFacts
 	meta := mapAt(obj, "metadata")
-	for _, f := range []string{"labels", "annotations"} {
-		if err := checkType(meta, "metadata", f, "object"); err != nil {
-			return nil, err
+	for _, k := range []string{"labels", "annotations"} {
+		if err := checkType(meta, "metadata", k, "object"); err != nil {
+			return f, err
 		}
 	}
-	var out []any
 	for _, kind := range []string{"label", "annotation"} {
 		m := stringMap(meta[kind+"s"])
 		for _, k := range sortedStringKeys(m) {
 			if MeshKey(k) {
-				out = append(out, fmt.Sprintf("sets %s %s=%s", kind, k, quote(m[k])))
+				f.MeshMetadata = append(f.MeshMetadata, fmt.Sprintf("sets %s %s=%s", kind, k, quote(m[k])))
 			}
 		}
 	}
-	return map[string]any{"meshMetadata": nonNil(out)}, nil
+	return f, nil
 }
 
 // MeshKey reports whether a label or annotation key belongs to Istio
@@ -296,17 +304,26 @@ func serviceFacts(obj Object) (map[string]any, error) {
 // resolved against pods() (those of its namespace the context knows), called
 // at most once and only for a named targetPort.
 func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, error) {
+	f, err := serviceFactsTyped(obj, pods)
+	if err != nil {
+		return nil, err
+	}
+	return f.Map(), nil
+}
+
+func serviceFactsTyped(obj Object, pods func() []Object) (ServiceFacts, error) {
+	var f ServiceFacts
 	var podList []Object
 	listed := false
 	if err := checkType(obj, "", "spec", "object"); err != nil {
-		return nil, err
+		return f, err
 	}
 	spec := mapAt(obj, "spec")
 	if err := checkType(spec, "spec", "ports", "array"); err != nil {
-		return nil, err
+		return f, err
 	}
 	if err := checkType(spec, "spec", "externalIPs", "array"); err != nil {
-		return nil, err
+		return f, err
 	}
 	typ := str(spec, "type")
 	exposure := ""
@@ -322,11 +339,10 @@ func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, err
 	}
 	sel := stringMap(spec["selector"])
 	selectsIstiod := sel["app"] == "istiod" || sel["istio"] == "pilot"
-	var internal, controlPlane []any
 	for i, p := range listAt(spec, "ports") {
 		pm, ok := p.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("spec.ports[%d]: expected object, got %s", i, jsonType(p))
+			return f, fmt.Errorf("spec.ports[%d]: expected object, got %s", i, jsonType(p))
 		}
 		port, _ := intAt(pm, "port")
 		// The API server defaults an absent, 0 or "" targetPort to port.
@@ -354,25 +370,23 @@ func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, err
 				r.via = strconv.FormatInt(target, 10)
 			}
 			if what, bad := envoyInternalPorts[target]; bad {
-				internal = append(internal, map[string]any{
-					"port": float64(port), "target": float64(target),
-					"text": fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
+				f.EnvoyInternalPorts = append(f.EnvoyInternalPorts, ServicePortFacts{
+					Port: float64(port), Target: float64(target),
+					Text: fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
 				})
 			}
 			// 8080 is istiod's debug port only on istiod; elsewhere it is an
 			// ordinary application port.
 			if what, cp := controlPlanePorts[target]; cp && (target != 8080 || selectsIstiod) {
-				controlPlane = append(controlPlane, map[string]any{
-					"port": float64(port), "target": float64(target), "istiod": target == 15010 || target == 15014 || target == 8080,
-					"text": fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
+				f.ControlPlanePorts = append(f.ControlPlanePorts, ControlPlanePortFacts{
+					Port: float64(port), Target: float64(target), Istiod: target == 15010 || target == 15014 || target == 8080,
+					Text: fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
 				})
 			}
 		}
 	}
-	return map[string]any{
-		"external": exposure != "", "exposure": exposure, "envoyInternalPorts": nonNil(internal), "controllerWritten": false,
-		"selectsIstiod": selectsIstiod, "controlPlanePorts": nonNil(controlPlane),
-	}, nil
+	f.External, f.Exposure, f.SelectsIstiod = exposure != "", exposure, selectsIstiod
+	return f, nil
 }
 
 func networkPolicyFacts(obj Object) (map[string]any, error) {

@@ -14,14 +14,17 @@ import (
 	"github.com/meshguard/meshguard/internal/factsdoc"
 )
 
-// TestWorkloadFactsTable keeps the workload and Namespace facts tables of
-// catalog/README.md generated from the typed facts (make docs).
+// TestWorkloadFactsTable keeps the facts tables of catalog/README.md that
+// are generated from typed facts (make docs) current.
 func TestWorkloadFactsTable(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("catalog", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for section, root := range map[string]string{"WORKLOAD-FACTS": "WorkloadFacts", "NAMESPACE-FACTS": "NamespaceFacts"} {
+	for section, root := range map[string]string{
+		"WORKLOAD-FACTS": "WorkloadFacts", "NAMESPACE-FACTS": "NamespaceFacts", "BINDING-FACTS": "BindingFacts",
+		"SERVICE-FACTS": "ServiceFacts", "ENDPOINTS-FACTS": "EndpointsFacts",
+	} {
 		begin, end := "<!-- BEGIN "+section+" -->\n", "<!-- END "+section+" -->"
 		i := strings.Index(string(readme), begin)
 		j := strings.Index(string(readme), end)
@@ -48,7 +51,7 @@ func TestWorkloadFactsDocumented(t *testing.T) {
 		&WorkloadFacts{}, &InjectionFacts{}, &AmbientCaptureFacts{}, &InjectTemplatesFacts{}, &SidecarStatusFacts{},
 		&HostPathFacts{}, &HostPortFacts{}, &ContainerFacts{}, &CapAddFacts{}, &CaptureFacts{}, &EnvoyPortDeclFacts{},
 		&InitArgFacts{}, &ProxyImageOverrideFacts{}, &ProxyCustomizationFacts{},
-		&NamespaceFacts{}, &NamespaceNetpolFacts{},
+		&NamespaceFacts{}, &NamespaceNetpolFacts{}, &ServiceFacts{}, &EndpointsFacts{}, &BindingFacts{},
 	} {
 		declared, optional := jsonFields(reflect.TypeOf(v).Elem())
 		got := v.Map()

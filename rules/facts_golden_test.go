@@ -28,8 +28,9 @@ const factsGolden = "testdata/facts-golden.txt"
 
 // TestFactsUnchanged proves that the facts of every catalog fixture are
 // what they were when factsGolden was written, byte for byte and type for
-// type, and that the JSON of the typed facts (WorkloadFacts and
-// NamespaceFacts, by their json tags) is the map the policies see. With FACTS_DUMP=dir it also writes each document's facts JSON there,
+// type, and that the JSON of the typed facts (WorkloadFacts, NamespaceFacts,
+// ServiceFacts, EndpointsFacts, BindingFacts, by their json tags) is the map
+// the policies see. With FACTS_DUMP=dir it also writes each document's facts JSON there,
 // to diff two versions.
 func TestFactsUnchanged(t *testing.T) {
 	c, _ := newEngine(t)
@@ -104,6 +105,8 @@ func TestFactsUnchanged(t *testing.T) {
 					typedFacts = wf
 				} else if nf, ok, nerr := eng.NamespaceFactsOf(req); ok && nerr == nil {
 					typedFacts = nf
+				} else if of, ok, oerr := eng.OtherTypedFactsOf(req); ok && oerr == nil {
+					typedFacts = of
 				}
 				if typedFacts != nil && err == nil {
 					typed, jerr := json.Marshal(typedFacts)
