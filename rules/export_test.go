@@ -91,6 +91,9 @@ func (e *Engine) OtherTypedFactsOf(req *Request) (any, bool, error) {
 	case gk == schema.GroupKind{Kind: "Binding"}:
 		f, err := bindingFactsTyped(obj)
 		return &f, true, err
+	case kind == "Gateway" && (gk.Group == "networking.istio.io" || gk.Group == "gateway.networking.k8s.io"):
+		f, err := st.gatewayFactsTyped(obj, gk.Group, ns)
+		return &f, true, err
 	}
 	return nil, false, nil
 }
