@@ -65,7 +65,8 @@ docs: build ## Regenerate the README rule table from the catalog, the chart READ
 # FACTS_TABLES are the sections of rules/catalog/README.md generated from typed
 # facts (SECTION:RootType, see hack/factsdoc).
 FACTS_TABLES = WORKLOAD-FACTS:WorkloadFacts NAMESPACE-FACTS:NamespaceFacts BINDING-FACTS:BindingFacts \
-	SERVICE-FACTS:ServiceFacts ENDPOINTS-FACTS:EndpointsFacts GATEWAY-FACTS:GatewayFacts
+	SERVICE-FACTS:ServiceFacts ENDPOINTS-FACTS:EndpointsFacts GATEWAY-FACTS:GatewayFacts \
+	PEERAUTHENTICATION-FACTS:PeerAuthenticationFacts
 
 .PHONY: verify
 verify: lint build ## Check formatting, vet, and that generated docs are current.

@@ -91,6 +91,10 @@ func (e *Engine) OtherTypedFactsOf(req *Request) (any, bool, error) {
 	case gk == schema.GroupKind{Kind: "Binding"}:
 		f, err := bindingFactsTyped(obj)
 		return &f, true, err
+	case gk == schema.GroupKind{Group: "security.istio.io", Kind: "PeerAuthentication"}:
+		var f PeerAuthenticationFacts
+		err := st.computePeerAuthenticationFacts(&f, obj, ns)
+		return &f, true, err
 	case kind == "Gateway" && (gk.Group == "networking.istio.io" || gk.Group == "gateway.networking.k8s.io"):
 		f, err := st.gatewayFactsTyped(obj, gk.Group, ns)
 		return &f, true, err

@@ -24,6 +24,7 @@ func TestWorkloadFactsTable(t *testing.T) {
 	for section, root := range map[string]string{
 		"WORKLOAD-FACTS": "WorkloadFacts", "NAMESPACE-FACTS": "NamespaceFacts", "BINDING-FACTS": "BindingFacts",
 		"SERVICE-FACTS": "ServiceFacts", "ENDPOINTS-FACTS": "EndpointsFacts", "GATEWAY-FACTS": "GatewayFacts",
+		"PEERAUTHENTICATION-FACTS": "PeerAuthenticationFacts",
 	} {
 		begin, end := "<!-- BEGIN "+section+" -->\n", "<!-- END "+section+" -->"
 		i := strings.Index(string(readme), begin)
@@ -52,7 +53,7 @@ func TestWorkloadFactsDocumented(t *testing.T) {
 		&HostPathFacts{}, &HostPortFacts{}, &ContainerFacts{}, &CapAddFacts{}, &CaptureFacts{}, &EnvoyPortDeclFacts{},
 		&InitArgFacts{}, &ProxyImageOverrideFacts{}, &ProxyCustomizationFacts{},
 		&NamespaceFacts{}, &NamespaceNetpolFacts{}, &ServiceFacts{}, &EndpointsFacts{}, &BindingFacts{},
-		&GatewayFacts{},
+		&GatewayFacts{}, &PeerAuthenticationFacts{},
 	} {
 		declared, optional := jsonFields(reflect.TypeOf(v).Elem())
 		got := v.Map()
