@@ -14,9 +14,9 @@ import (
 	"github.com/meshguard/meshguard/internal/factsdoc"
 )
 
-// TestWorkloadFactsTable keeps the facts tables of catalog/README.md that
+// TestFactsTablesGenerated keeps the facts tables of catalog/README.md that
 // are generated from typed facts (make docs) current.
-func TestWorkloadFactsTable(t *testing.T) {
+func TestFactsTablesGenerated(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("catalog", "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -42,11 +42,11 @@ func TestWorkloadFactsTable(t *testing.T) {
 	}
 }
 
-// TestWorkloadFactsDocumented checks that every typed facts struct writes
+// TestTypedFactsDocumented checks that every typed facts struct writes
 // exactly the facts its json tags declare (which the README documents), and
 // that the facts the evaluator computes for a Pod and a Deployment are the
 // declared ones.
-func TestWorkloadFactsDocumented(t *testing.T) {
+func TestTypedFactsDocumented(t *testing.T) {
 	type mapper interface{ Map() map[string]any }
 	for _, v := range []mapper{
 		&WorkloadFacts{}, &InjectionFacts{}, &AmbientCaptureFacts{}, &InjectTemplatesFacts{}, &SidecarStatusFacts{},

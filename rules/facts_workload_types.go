@@ -10,7 +10,7 @@ import (
 // map[string]any the policies see (JMESPath reads maps), by hand and without
 // reflection, reusing the object's own boxed strings where the facts repeat
 // them. TestFactsUnchanged proves that map unchanged over every catalog
-// fixture and the structs' JSON equal to it; TestWorkloadFactsDocumented
+// fixture and the structs' JSON equal to it; TestTypedFactsDocumented
 // checks each Map against its struct's json tags.
 //
 // The facts tables of catalog/README.md are generated from these definitions
