@@ -49,13 +49,24 @@ update-golden: ## Regenerate golden files (expected findings, README rule table)
 	$(MAKE) docs
 
 .PHONY: docs
-docs: build ## Regenerate the README rule table from the catalog and the chart README's value table from values.yaml.
+docs: build ## Regenerate the README rule table from the catalog, the chart README's value table from values.yaml and the catalog README's facts tables from the typed facts.
 	$(BIN)/meshguard rules list -o markdown > $(BIN)/rules-table.md
 	python3 hack/replace-section.py README.md RULES-TABLE $(BIN)/rules-table.md
 	$(BIN)/meshguard rules versions > $(BIN)/istio-versions.md
 	python3 hack/replace-section.py README.md ISTIO-VERSIONS $(BIN)/istio-versions.md
 	$(GO) run ./hack/chartdoc charts/meshguard > $(BIN)/chart-values.md
 	python3 hack/replace-section.py charts/meshguard/README.md VALUES $(BIN)/chart-values.md
+	$(GO) build -o $(BIN)/factsdoc ./hack/factsdoc
+	for f in $(FACTS_TABLES); do \
+		$(BIN)/factsdoc rules $${f#*:} > $(BIN)/facts.md && \
+		python3 hack/replace-section.py rules/catalog/README.md $${f%%:*} $(BIN)/facts.md || exit 1; \
+	done
+
+# FACTS_TABLES are the sections of rules/catalog/README.md generated from typed
+# facts (SECTION:RootType, see hack/factsdoc).
+FACTS_TABLES = WORKLOAD-FACTS:WorkloadFacts NAMESPACE-FACTS:NamespaceFacts BINDING-FACTS:BindingFacts \
+	SERVICE-FACTS:ServiceFacts ENDPOINTS-FACTS:EndpointsFacts GATEWAY-FACTS:GatewayFacts \
+	PEERAUTHENTICATION-FACTS:PeerAuthenticationFacts
 
 .PHONY: verify
 verify: lint build ## Check formatting, vet, and that generated docs are current.
@@ -65,6 +76,11 @@ verify: lint build ## Check formatting, vet, and that generated docs are current
 	python3 hack/replace-section.py --check README.md ISTIO-VERSIONS $(BIN)/istio-versions.md
 	$(GO) run ./hack/chartdoc charts/meshguard > $(BIN)/chart-values.md
 	python3 hack/replace-section.py --check charts/meshguard/README.md VALUES $(BIN)/chart-values.md
+	$(GO) build -o $(BIN)/factsdoc ./hack/factsdoc
+	for f in $(FACTS_TABLES); do \
+		$(BIN)/factsdoc rules $${f#*:} > $(BIN)/facts.md && \
+		python3 hack/replace-section.py --check rules/catalog/README.md $${f%%:*} $(BIN)/facts.md || exit 1; \
+	done
 
 ##@ Build
 

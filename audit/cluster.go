@@ -105,6 +105,13 @@ type ClusterSummary struct {
 	// (ReplicaSets of Deployments and Rollouts, Jobs of CronJobs,
 	// ReplicationControllers of DeploymentConfigs), by kind.
 	ViaOwner map[string]int `json:"viaOwner,omitempty"`
+	// IstioVersions are the Istio releases detected per injector revision,
+	// e.g. "default=1.26, canary=1.27", from the injector's webhook
+	// configurations (their version label wins) and istiod's Deployments
+	// (app=istiod: version label, else image tag); "" when none was found.
+	// Each revision's pods are judged with its release's semantics unless
+	// --istio-version overrides them.
+	IstioVersions string `json:"istioVersions,omitempty"`
 }
 
 // templateOwners maps a kind to the controller kinds whose pod template it
@@ -193,6 +200,9 @@ type KindListing struct {
 	// ContextOnly is true for kinds listed only as context for the rules
 	// (webhook configurations), not audited themselves.
 	ContextOnly bool `json:"contextOnly,omitempty"`
+	// Selector is the label selector of a context listing (istiod's
+	// Deployments: app=istiod); "" lists every object.
+	Selector string `json:"selector,omitempty"`
 }
 
 // UnavailableKind is a kind of the catalog the cluster does not serve.
@@ -272,6 +282,11 @@ var netpolKind = schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPoli
 // contextOnlyKinds are listed as context and not audited: the webhook
 // configurations (which ports the API server must reach in plaintext, which
 // injector revisions exist). A kind the cluster does not serve is left out.
+// istiodSelector finds istiod's Deployments, listed as context for the Istio
+// release of each revision (rules.VersionsFromIstiod) when Deployments are
+// audited; they are audited again with the other Deployments.
+const istiodSelector = "app=istiod"
+
 var contextOnlyKinds = []rules.KindInfo{
 	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration", Versions: []string{"v1"}, Resource: "mutatingwebhookconfigurations"},
 	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration", Versions: []string{"v1"}, Resource: "validatingwebhookconfigurations"},
@@ -306,12 +321,24 @@ func RunCluster(ctx context.Context, ev ClusterEvaluator, cl *ClusterClients, op
 	snap := rules.NewSnapshot()
 	for _, k := range ctxOnly {
 		kl := KindListing{Group: k.info.Group, Version: k.version, Kind: k.info.Kind, Resource: k.info.Resource, ContextOnly: true}
-		if err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, &kl, func(obj rules.Object) { snap.Add(obj, "") }); err != nil {
+		if err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, "", &kl, func(obj rules.Object) { snap.Add(obj, "") }); err != nil {
 			rep.Errors = append(rep.Errors, listError(k, err))
 			continue
 		}
 		rep.Cluster.Listed = append(rep.Cluster.Listed, kl)
 	}
+	for _, k := range resolved {
+		if k.info.GroupKind() != (schema.GroupKind{Group: "apps", Kind: "Deployment"}) {
+			continue
+		}
+		kl := KindListing{Group: k.info.Group, Version: k.version, Kind: k.info.Kind, Resource: k.info.Resource, ContextOnly: true, Selector: istiodSelector}
+		if err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, istiodSelector, &kl, func(obj rules.Object) { snap.Add(obj, "") }); err != nil {
+			rep.Errors = append(rep.Errors, listError(k, err))
+			continue
+		}
+		rep.Cluster.Listed = append(rep.Cluster.Listed, kl)
+	}
+	rep.Cluster.IstioVersions = rules.IstioVersionsText(snap.InjectorVersions())
 	// Without the NetworkPolicies no namespace can be said to lack its
 	// managed set: MESH0217 stays quiet and the summary says unknown.
 	netpolsListed := false
@@ -325,7 +352,7 @@ func RunCluster(ctx context.Context, ev ClusterEvaluator, cl *ClusterClients, op
 		if !contextKinds[k.info.GroupKind()] {
 			continue
 		}
-		err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, &listing[i], func(obj rules.Object) {
+		err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, "", &listing[i], func(obj rules.Object) {
 			snap.Add(obj, "")
 			held[k.info.GroupKind()] = append(held[k.info.GroupKind()], obj)
 		})
@@ -352,7 +379,7 @@ func RunCluster(ctx context.Context, ev ClusterEvaluator, cl *ClusterClients, op
 			}
 		} else {
 			gk := k.info.GroupKind()
-			err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, &listing[i], func(obj rules.Object) {
+			err := listPaged(ctx, cl.Dynamic, k.gvr(), opts.PageSize, "", &listing[i], func(obj rules.Object) {
 				if ownedByTemplateController(gk, obj) {
 					if rep.Cluster.ViaOwner == nil {
 						rep.Cluster.ViaOwner = map[string]int{}
@@ -493,8 +520,8 @@ func listable(l *metav1.APIResourceList, k rules.KindInfo) bool {
 // listPaged lists every object of a resource in every namespace, pageSize at
 // a time, handing each to fn as JSON-compatible maps (float64 numbers, as the
 // rules expect) before the next page is requested.
-func listPaged(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, pageSize int64, kl *KindListing, fn func(rules.Object)) error {
-	opts := metav1.ListOptions{Limit: pageSize}
+func listPaged(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, pageSize int64, selector string, kl *KindListing, fn func(rules.Object)) error {
+	opts := metav1.ListOptions{Limit: pageSize, LabelSelector: selector}
 	for {
 		page, err := dyn.Resource(gvr).List(ctx, opts)
 		if err != nil {

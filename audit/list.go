@@ -32,7 +32,7 @@ func ListCluster(ctx context.Context, cl *ClusterClients, kinds []rules.KindInfo
 	out := &ClusterObjects{Unavailable: unavailable}
 	for _, k := range resolved {
 		kl := KindListing{Group: k.info.Group, Version: k.version, Kind: k.info.Kind, Resource: k.info.Resource}
-		if err := listPaged(ctx, cl.Dynamic, k.gvr(), pageSize, &kl, func(obj rules.Object) { out.Objects = append(out.Objects, obj) }); err != nil {
+		if err := listPaged(ctx, cl.Dynamic, k.gvr(), pageSize, "", &kl, func(obj rules.Object) { out.Objects = append(out.Objects, obj) }); err != nil {
 			out.Errors = append(out.Errors, listError(k, err))
 		}
 	}

@@ -100,6 +100,9 @@ func writeClusterSummary(w io.Writer, c *ClusterSummary) {
 		listed = append(listed, fmt.Sprintf("%s %s (%d)", schema.GroupVersion{Group: k.Group, Version: k.Version}, k.Kind, k.Objects))
 	}
 	fmt.Fprintf(w, "Listed: %s\n", strings.Join(listed, ", "))
+	if c.IstioVersions != "" {
+		fmt.Fprintf(w, "Istio releases detected (per injector revision): %s\n", c.IstioVersions)
+	}
 	if len(c.ViaOwner) > 0 {
 		var via []string
 		for _, k := range sortedKeys(c.ViaOwner) {

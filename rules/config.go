@@ -238,12 +238,15 @@ func (c *Config) Validate() error {
 // compiled is the configuration prepared once for evaluation.
 type compiledConfig struct {
 	*Config
-	proxyImage   *regexp.Regexp
-	system       map[string]bool
-	controlPlane map[string]bool
-	efAllowed    map[string]bool
-	gwAllowed    map[string]bool
-	portsAllowed map[string]bool
+	proxyImage *regexp.Regexp
+	// agentgatewayImage matches <registry>/agentgateway images in the proxy
+	// registries: the image istiod deploys for agentgateway Gateways (1.29+).
+	agentgatewayImage *regexp.Regexp
+	system            map[string]bool
+	controlPlane      map[string]bool
+	efAllowed         map[string]bool
+	gwAllowed         map[string]bool
+	portsAllowed      map[string]bool
 	// istioVersion is --istio-version (nil: per revision, else the newest).
 	istioVersion     *IstioVersion
 	revisionVersions map[string]IstioVersion
@@ -266,20 +269,22 @@ func (c *Config) compile() (*compiledConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--proxy-image-registry: %w", err)
 	}
+	agw := regexp.MustCompile(`^(` + strings.Join(regs, "|") + `)/agentgateway(:[^@/]+)?(@sha256:[a-f0-9]{64})?$`)
 	global, revs, err := c.compileVersions()
 	if err != nil {
 		return nil, err
 	}
 	return &compiledConfig{
-		istioVersion:     global,
-		revisionVersions: revs,
-		Config:           c,
-		proxyImage:       re,
-		system:           toSet(c.SystemNamespaces),
-		controlPlane:     toSet(c.ControlPlaneNamespaces),
-		efAllowed:        toSet(c.EnvoyFilterNamespaces),
-		gwAllowed:        toSet(c.GatewayNamespaces),
-		portsAllowed:     toSet(c.AllowedExcludedInboundPorts),
+		istioVersion:      global,
+		revisionVersions:  revs,
+		Config:            c,
+		proxyImage:        re,
+		agentgatewayImage: agw,
+		system:            toSet(c.SystemNamespaces),
+		controlPlane:      toSet(c.ControlPlaneNamespaces),
+		efAllowed:         toSet(c.EnvoyFilterNamespaces),
+		gwAllowed:         toSet(c.GatewayNamespaces),
+		portsAllowed:      toSet(c.AllowedExcludedInboundPorts),
 	}, nil
 }
 

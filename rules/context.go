@@ -41,7 +41,10 @@ type Snapshot struct {
 	pas        map[string][]Object
 	aps        map[string][]Object
 	webhooks   []Object
-	services   map[string]Object // namespace/name
+	// istiods are istiod Deployments (label app=istiod), read for the Istio
+	// release of their revision (VersionsFromIstiod).
+	istiods  []Object
+	services map[string]Object // namespace/name
 	// serviceEntries and destinationRules are every ServiceEntry and
 	// DestinationRule added.
 	serviceEntries   []Object
@@ -109,6 +112,10 @@ func (s *Snapshot) Add(obj Object, defaultNamespace string) {
 		s.aps[ns] = append(s.aps[ns], obj)
 	case group == "admissionregistration.k8s.io" && (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration"):
 		s.webhooks = append(s.webhooks, obj)
+	case group == "apps" && kind == "Deployment":
+		if stringMap(meta["labels"])["app"] == "istiod" {
+			s.istiods = append(s.istiods, obj)
+		}
 	case group == "networking.istio.io" && (kind == "ServiceEntry" || kind == "DestinationRule"):
 		if str(meta, "namespace") == "" {
 			// The alias rules name the ServiceEntry's namespace: a copy

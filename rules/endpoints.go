@@ -35,6 +35,15 @@ const (
 // endpointsFacts lists the ports of an Endpoints or EndpointSlice that are
 // pod-internal Envoy ports, and whether the object is the controllers' own.
 func endpointsFacts(obj Object, kind string, req *Request) (map[string]any, error) {
+	f, err := endpointsFactsTyped(obj, kind, req)
+	if err != nil {
+		return nil, err
+	}
+	return f.Map(), nil
+}
+
+func endpointsFactsTyped(obj Object, kind string, req *Request) (EndpointsFacts, error) {
+	var f EndpointsFacts
 	meta := mapAt(obj, "metadata")
 	controller := false
 	if req != nil && req.User != nil {
@@ -44,22 +53,21 @@ func endpointsFacts(obj Object, kind string, req *Request) (map[string]any, erro
 		_, trig := mapAt(meta, "annotations")[annEndpointsLastChangeTrigger]
 		controller = by == "endpointslice-controller.k8s.io" || by == "endpointslicemirroring-controller.k8s.io" || kind == "Endpoints" && trig
 	}
-	var internal []any
 	add := func(at string, pm map[string]any) {
 		n, ok := intAt(pm, "port")
 		if !ok {
 			return
 		}
 		if what, bad := envoyInternalPorts[n]; bad {
-			internal = append(internal, map[string]any{
-				"port": float64(n),
-				"text": fmt.Sprintf("%s sends port %d (%s) straight to the endpoints' pods", at, n, what),
+			f.EnvoyInternalPorts = append(f.EnvoyInternalPorts, EndpointPortFacts{
+				Port: float64(n),
+				Text: fmt.Sprintf("%s sends port %d (%s) straight to the endpoints' pods", at, n, what),
 			})
 		}
 	}
 	if kind == "Endpoints" {
 		if err := checkType(obj, "", "subsets", "array"); err != nil {
-			return nil, err
+			return f, err
 		}
 		for i, s := range listAt(obj, "subsets") {
 			for j, p := range listAt(asMap(s), "ports") {
@@ -68,16 +76,12 @@ func endpointsFacts(obj Object, kind string, req *Request) (map[string]any, erro
 		}
 	} else {
 		if err := checkType(obj, "", "ports", "array"); err != nil {
-			return nil, err
+			return f, err
 		}
 		for j, p := range listAt(obj, "ports") {
 			add(fmt.Sprintf("ports[%d]", j), asMap(p))
 		}
 	}
-	return map[string]any{
-		"controllerWritten":  controller,
-		"envoyInternalPorts": nonNil(internal),
-		"external":           false,
-		"exposure":           "",
-	}, nil
+	f.ControllerWritten = controller
+	return f, nil
 }

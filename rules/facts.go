@@ -20,13 +20,14 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	nsName := ns.Name
 	switch {
 	case info.HasPod():
-		facts, err := e.workloadFacts(obj, info, req, ns, nsKnown)
-		if err != nil {
+		wf := getWorkloadFacts()
+		defer putWorkloadFacts(wf)
+		if err := e.computeWorkloadFacts(wf, obj, info, req, ns, nsKnown); err != nil {
 			return nil, err
 		}
-		facts["quarantineTamper"] = quarantineTamper(obj, info, req)
-		e.quarantineActor(facts, req)
-		return facts, nil
+		wf.QuarantineTamper = quarantineTamper(obj, info, req)
+		wf.QuarantineByMeshguard = e.quarantineByMeshguard(req)
+		return wf.Map(), nil
 	case info.Group == "" && info.Kind == "Namespace":
 		return e.namespaceFacts(obj, req)
 	case info.Group == "" && info.Kind == "Service":
@@ -86,25 +87,31 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 }
 
 func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error) {
-	meta := mapAt(obj, "metadata")
-	if err := checkType(meta, "metadata", "labels", "object"); err != nil {
+	var f NamespaceFacts
+	if err := e.computeNamespaceFacts(&f, obj, req); err != nil {
 		return nil, err
 	}
-	cur := Namespace{Name: str(meta, "name"), Labels: stringMap(meta["labels"])}
-	facts := map[string]any{
-		"mode":       namespaceMode(cur, e.cfg),
-		"oldMode":    nil,
-		"labels":     stringAnyMap(cur.Labels),
-		"enrollment": enrollmentText(cur.Labels),
+	return f.Map(), nil
+}
+
+// computeNamespaceFacts fills f with the facts of a Namespace.
+func (e *engine) computeNamespaceFacts(f *NamespaceFacts, obj Object, req *Request) error {
+	meta := mapAt(obj, "metadata")
+	if err := checkType(meta, "metadata", "labels", "object"); err != nil {
+		return err
 	}
+	cur := Namespace{Name: str(meta, "name"), Labels: stringMap(meta["labels"])}
+	f.Mode = namespaceMode(cur, e.cfg)
+	f.Labels = stringAnyMap(cur.Labels)
+	f.Enrollment = enrollmentText(cur.Labels)
 	var oldLabels, oldAnn map[string]string
 	oldProfile, hadProfile := "", false
 	if req.OldObject != nil {
 		oldMeta := mapAt(req.OldObject, "metadata")
 		old := Namespace{Name: str(oldMeta, "name"), Labels: stringMap(oldMeta["labels"])}
-		facts["oldMode"] = namespaceMode(old, e.cfg)
+		f.OldMode = NullString{Value: namespaceMode(old, e.cfg), Valid: true}
 		oldProfile, hadProfile = old.Labels[labelNetpolProfile]
-		facts["oldEnrollment"] = enrollmentText(old.Labels)
+		f.OldEnrollment = OptString{Value: enrollmentText(old.Labels), Set: true}
 		oldLabels, oldAnn = old.Labels, stringMap(oldMeta["annotations"])
 	}
 	changes := guardKeyChanges("label", oldLabels, cur.Labels)
@@ -118,53 +125,69 @@ func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error
 	if req.User == nil || !e.cfg.platformWriter(req.User.Username) {
 		changes = append(changes, sccKeyChanges(oldAnn, curAnn)...)
 	}
-	facts["guardChanges"] = nonNil(changes)
-	facts["strandedPods"] = []any{}
-	if req.OldObject != nil && facts["oldMode"] != facts["mode"] {
+	f.GuardChanges, f.guardBoxed = anyStrings(changes), changes
+	if req.OldObject != nil && f.OldMode.Value != f.Mode {
 		stranded, err := e.strandedPods(cur, Namespace{Name: cur.Name, Labels: oldLabels, Annotations: oldAnn})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		facts["strandedPods"] = stranded
+		f.StrandedPods = stranded
 	}
-	facts["netpolOptOut"] = netpolOptOut(cur.Labels, oldProfile, hadProfile)
+	f.NetpolOptOut = netpolOptOut(cur.Labels, oldProfile, hadProfile)
 	// The namespace's effective mTLS and whether its authorization is
 	// default-deny, for compliance rules (the platform team's custom rules).
 	mt := e.eng.NamespaceMTLS(e.ctx, cur.Name)
-	facts["mtls"] = map[string]any{"mode": mt.Mode, "source": mt.Source, "level": mt.Level}
+	f.MTLS = NamespaceMTLSFacts{Mode: mt.Mode, Source: mt.Source, Level: mt.Level}
 	az := e.eng.NamespaceAuthz(e.ctx, cur.Name)
-	facts["authz"] = map[string]any{"defaultDeny": az.DefaultDeny, "source": az.Source, "level": az.Level}
-	facts["netpol"] = e.netpolFacts(cur, meta["deletionTimestamp"] != nil)
-	rev := cur.Labels[labelRev]
-	_, legacy := cur.Labels[labelInjection]
-	facts["revision"] = rev
+	f.Authz = NamespaceAuthzFacts{DefaultDeny: az.DefaultDeny, Source: az.Source, Level: az.Level}
+	f.Netpol = e.netpolFacts(cur, meta["deletionTimestamp"] != nil)
+	f.Revision = cur.Labels[labelRev]
 	// istio-injection beats istio.io/rev, so the revision matters only without it.
-	facts["revisionKnown"] = nil
-	if !legacy {
-		facts["revisionKnown"] = e.revisionKnown(rev)
+	if _, legacy := cur.Labels[labelInjection]; !legacy {
+		f.RevisionKnown = e.revisionKnownFact(f.Revision)
 	}
-	return facts, nil
+	return nil
+}
+
+// anyStrings returns the strings of a list of facts built as []any.
+func anyStrings(l []any) []string {
+	if len(l) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(l))
+	for _, v := range l {
+		out = append(out, v.(string))
+	}
+	return out
 }
 
 // bindingFacts lists the Istio and meshguard labels and annotations a
 // Binding would copy onto its pod (MESH0117).
 func bindingFacts(obj Object) (map[string]any, error) {
+	f, err := bindingFactsTyped(obj)
+	if err != nil {
+		return nil, err
+	}
+	return f.Map(), nil
+}
+
+func bindingFactsTyped(obj Object) (BindingFacts, error) {
+	var f BindingFacts
 	meta := mapAt(obj, "metadata")
-	for _, f := range []string{"labels", "annotations"} {
-		if err := checkType(meta, "metadata", f, "object"); err != nil {
-			return nil, err
+	for _, k := range []string{"labels", "annotations"} {
+		if err := checkType(meta, "metadata", k, "object"); err != nil {
+			return f, err
 		}
 	}
-	var out []any
 	for _, kind := range []string{"label", "annotation"} {
 		m := stringMap(meta[kind+"s"])
 		for _, k := range sortedStringKeys(m) {
 			if MeshKey(k) {
-				out = append(out, fmt.Sprintf("sets %s %s=%s", kind, k, quote(m[k])))
+				f.MeshMetadata = append(f.MeshMetadata, fmt.Sprintf("sets %s %s=%s", kind, k, quote(m[k])))
 			}
 		}
 	}
-	return map[string]any{"meshMetadata": nonNil(out)}, nil
+	return f, nil
 }
 
 // MeshKey reports whether a label or annotation key belongs to Istio
@@ -281,17 +304,26 @@ func serviceFacts(obj Object) (map[string]any, error) {
 // resolved against pods() (those of its namespace the context knows), called
 // at most once and only for a named targetPort.
 func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, error) {
+	f, err := serviceFactsTyped(obj, pods)
+	if err != nil {
+		return nil, err
+	}
+	return f.Map(), nil
+}
+
+func serviceFactsTyped(obj Object, pods func() []Object) (ServiceFacts, error) {
+	var f ServiceFacts
 	var podList []Object
 	listed := false
 	if err := checkType(obj, "", "spec", "object"); err != nil {
-		return nil, err
+		return f, err
 	}
 	spec := mapAt(obj, "spec")
 	if err := checkType(spec, "spec", "ports", "array"); err != nil {
-		return nil, err
+		return f, err
 	}
 	if err := checkType(spec, "spec", "externalIPs", "array"); err != nil {
-		return nil, err
+		return f, err
 	}
 	typ := str(spec, "type")
 	exposure := ""
@@ -307,11 +339,10 @@ func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, err
 	}
 	sel := stringMap(spec["selector"])
 	selectsIstiod := sel["app"] == "istiod" || sel["istio"] == "pilot"
-	var internal, controlPlane []any
 	for i, p := range listAt(spec, "ports") {
 		pm, ok := p.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("spec.ports[%d]: expected object, got %s", i, jsonType(p))
+			return f, fmt.Errorf("spec.ports[%d]: expected object, got %s", i, jsonType(p))
 		}
 		port, _ := intAt(pm, "port")
 		// The API server defaults an absent, 0 or "" targetPort to port.
@@ -339,25 +370,23 @@ func serviceFactsWithPods(obj Object, pods func() []Object) (map[string]any, err
 				r.via = strconv.FormatInt(target, 10)
 			}
 			if what, bad := envoyInternalPorts[target]; bad {
-				internal = append(internal, map[string]any{
-					"port": float64(port), "target": float64(target),
-					"text": fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
+				f.EnvoyInternalPorts = append(f.EnvoyInternalPorts, ServicePortFacts{
+					Port: float64(port), Target: float64(target),
+					Text: fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
 				})
 			}
 			// 8080 is istiod's debug port only on istiod; elsewhere it is an
 			// ordinary application port.
 			if what, cp := controlPlanePorts[target]; cp && (target != 8080 || selectsIstiod) {
-				controlPlane = append(controlPlane, map[string]any{
-					"port": float64(port), "target": float64(target), "istiod": target == 15010 || target == 15014 || target == 8080,
-					"text": fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
+				f.ControlPlanePorts = append(f.ControlPlanePorts, ControlPlanePortFacts{
+					Port: float64(port), Target: float64(target), Istiod: target == 15010 || target == 15014 || target == 8080,
+					Text: fmt.Sprintf("port %d targets %s (%s)", port, r.via, what),
 				})
 			}
 		}
 	}
-	return map[string]any{
-		"external": exposure != "", "exposure": exposure, "envoyInternalPorts": nonNil(internal), "controllerWritten": false,
-		"selectsIstiod": selectsIstiod, "controlPlanePorts": nonNil(controlPlane),
-	}, nil
+	f.External, f.Exposure, f.SelectsIstiod = exposure != "", exposure, selectsIstiod
+	return f, nil
 }
 
 func networkPolicyFacts(obj Object) (map[string]any, error) {

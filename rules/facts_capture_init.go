@@ -125,17 +125,25 @@ type exemptID struct {
 
 // initCapture is the judgement of one Istio init container.
 type initCapture struct {
-	entries    []any
+	entries    []InitArgFacts
 	exemptUIDs []exemptID
 	exemptGIDs []exemptID
 }
 
 func (ic *initCapture) add(kind, container, text string, extra ...any) {
-	m := map[string]any{"kind": kind, "container": container, "text": text, "allowed": false, "wide": false, "linkLocal": false}
+	a := InitArgFacts{Kind: kind, Container: container, Text: text}
 	for i := 0; i+1 < len(extra); i += 2 {
-		m[extra[i].(string)] = extra[i+1]
+		v, _ := extra[i+1].(bool)
+		switch extra[i].(string) {
+		case "allowed":
+			a.Allowed = v
+		case "wide":
+			a.Wide = v
+		case "linkLocal":
+			a.LinkLocal = v
+		}
 	}
-	ic.entries = append(ic.entries, m)
+	ic.entries = append(ic.entries, a)
 }
 
 // containerEnv reads a container's env as istio-iptables sees it: the
@@ -456,9 +464,9 @@ func quoteList(items []string) string {
 // injectTemplates reads inject.istio.io/templates as the injector's
 // selectTemplates does (comma-separated, trimmed) and sorts the names by
 // what they do to capture.
-func injectTemplates(ann map[string]string) map[string]any {
+func injectTemplates(ann map[string]string) InjectTemplatesFacts {
 	raw, ok := ann[annInjectTemplates]
-	out := map[string]any{"set": ok, "raw": raw, "sidecar": false}
+	out := InjectTemplatesFacts{Set: ok, Raw: raw}
 	var proxyOnly, proxyless, unknown []string
 	seen := map[string]bool{}
 	for _, n := range strings.Split(raw, ",") {
@@ -469,7 +477,7 @@ func injectTemplates(ann map[string]string) map[string]any {
 		seen[n] = true
 		switch n {
 		case "sidecar":
-			out["sidecar"] = true
+			out.Sidecar = true
 		case "gateway", "kube-gateway", "waypoint":
 			proxyOnly = append(proxyOnly, n)
 		case "grpc-agent", "grpc-simple":
@@ -479,8 +487,6 @@ func injectTemplates(ann map[string]string) map[string]any {
 		}
 	}
 	sort.Strings(unknown)
-	out["proxyOnly"] = nonNil(anySlice(proxyOnly))
-	out["proxyless"] = nonNil(anySlice(proxyless))
-	out["unknown"] = nonNil(anySlice(unknown))
+	out.ProxyOnly, out.Proxyless, out.Unknown = proxyOnly, proxyless, unknown
 	return out
 }

@@ -3,36 +3,70 @@ package rules
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/meshguard/meshguard/internal/factsdoc"
 )
 
-// TestWorkloadFactsDocumented keeps the workload facts table of
-// catalog/README.md and the facts computed in Go (facts_workload.go) from
-// drifting apart: every top-level fact of a Pod and of a Deployment must have
-// a row, and every row must name a fact that is computed.
-func TestWorkloadFactsDocumented(t *testing.T) {
+// TestFactsTablesGenerated keeps the facts tables of catalog/README.md that
+// are generated from typed facts (make docs) current.
+func TestFactsTablesGenerated(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("catalog", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := workloadFactsTable(t, string(readme))
-	documented := map[string]bool{}
-	for _, row := range strings.Split(table, "\n") {
-		cells := strings.SplitN(row, "|", 3)
-		if len(cells) < 3 {
-			continue
+	for section, root := range map[string]string{
+		"WORKLOAD-FACTS": "WorkloadFacts", "NAMESPACE-FACTS": "NamespaceFacts", "BINDING-FACTS": "BindingFacts",
+		"SERVICE-FACTS": "ServiceFacts", "ENDPOINTS-FACTS": "EndpointsFacts", "GATEWAY-FACTS": "GatewayFacts",
+		"PEERAUTHENTICATION-FACTS": "PeerAuthenticationFacts",
+	} {
+		begin, end := "<!-- BEGIN "+section+" -->\n", "<!-- END "+section+" -->"
+		i := strings.Index(string(readme), begin)
+		j := strings.Index(string(readme), end)
+		if i < 0 || j < i {
+			t.Fatalf("catalog/README.md has no %s section", section)
 		}
-		for _, m := range regexp.MustCompile("`([A-Za-z]+)(\\[\\])?`").FindAllStringSubmatch(cells[1], -1) {
-			documented[m[1]] = true
+		want, err := factsdoc.Generate(".", root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(readme[i+len(begin) : j]); got != want {
+			t.Errorf("the %s tables of catalog/README.md are stale: run `make docs`", root)
 		}
 	}
-	if len(documented) == 0 {
-		t.Fatal("no fact rows found in the workload facts table of catalog/README.md")
+}
+
+// TestTypedFactsDocumented checks that every typed facts struct writes
+// exactly the facts its json tags declare (which the README documents), and
+// that the facts the evaluator computes for a Pod and a Deployment are the
+// declared ones.
+func TestTypedFactsDocumented(t *testing.T) {
+	type mapper interface{ Map() map[string]any }
+	for _, v := range []mapper{
+		&WorkloadFacts{}, &InjectionFacts{}, &AmbientCaptureFacts{}, &InjectTemplatesFacts{}, &SidecarStatusFacts{},
+		&HostPathFacts{}, &HostPortFacts{}, &ContainerFacts{}, &CapAddFacts{}, &CaptureFacts{}, &EnvoyPortDeclFacts{},
+		&InitArgFacts{}, &ProxyImageOverrideFacts{}, &ProxyCustomizationFacts{},
+		&NamespaceFacts{}, &NamespaceNetpolFacts{}, &ServiceFacts{}, &EndpointsFacts{}, &BindingFacts{},
+		&GatewayFacts{}, &PeerAuthenticationFacts{},
+	} {
+		declared, optional := jsonFields(reflect.TypeOf(v).Elem())
+		got := v.Map()
+		for k := range got {
+			if !declared[k] {
+				t.Errorf("%T.Map writes %q, which the struct does not declare (a json tag and a doc comment)", v, k)
+			}
+		}
+		for k := range declared {
+			if _, ok := got[k]; !ok && !optional[k] {
+				t.Errorf("%T declares %q, which Map does not write", v, k)
+			}
+		}
 	}
 
 	cc, err := NewConfig().compile()
@@ -40,7 +74,7 @@ func TestWorkloadFactsDocumented(t *testing.T) {
 		t.Fatalf("config: %v", err)
 	}
 	e := &engine{cfg: cc, ctx: emptyContext{}}
-	computed := map[string]bool{}
+	declared, _ := jsonFields(reflect.TypeOf(WorkloadFacts{}))
 	for _, file := range []string{"pod.yaml", "deployment.yaml"} {
 		obj, _ := loadBench(t, file)
 		apiVersion, _ := obj["apiVersion"].(string)
@@ -53,29 +87,51 @@ func TestWorkloadFactsDocumented(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", file, err)
 		}
+		var computed []string
 		for k := range facts {
-			computed[k] = true
+			computed = append(computed, k)
+		}
+		sort.Strings(computed)
+		if len(computed) != len(declared) {
+			t.Errorf("%s: computed facts %v, declared %d", file, computed, len(declared))
+		}
+		for _, k := range computed {
+			if !declared[k] {
+				t.Errorf("%s: fact %q is computed but not declared in WorkloadFacts", file, k)
+			}
 		}
 	}
-	var undocumented, stale []string
-	for k := range computed {
-		if !documented[k] {
-			undocumented = append(undocumented, k)
+}
+
+// jsonFields returns the json names of a struct's exported fields, embedded
+// structs flattened, and which of them are omitted when empty.
+func jsonFields(typ reflect.Type) (names, optional map[string]bool) {
+	names, optional = map[string]bool{}, map[string]bool{}
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		if f.Anonymous {
+			n, o := jsonFields(f.Type)
+			for k := range n {
+				names[k] = true
+			}
+			for k := range o {
+				optional[k] = true
+			}
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		names[name] = true
+		if strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero") {
+			optional[name] = true
 		}
 	}
-	for k := range documented {
-		if !computed[k] {
-			stale = append(stale, k)
-		}
-	}
-	sort.Strings(undocumented)
-	sort.Strings(stale)
-	if len(undocumented) > 0 {
-		t.Errorf("workload facts computed but not in the table of catalog/README.md: %v", undocumented)
-	}
-	if len(stale) > 0 {
-		t.Errorf("workload facts in the table of catalog/README.md that are not computed: %v", stale)
-	}
+	return names, optional
 }
 
 // TestCatalogReadsDocumentedFacts checks that every $facts.<name> a catalog
@@ -116,19 +172,4 @@ func uniqueSorted(in []string) []string {
 		}
 	}
 	return out
-}
-
-// workloadFactsTable returns the rows of the "Pod and pod templates" table.
-func workloadFactsTable(t *testing.T, readme string) string {
-	t.Helper()
-	start := strings.Index(readme, "**Pod and pod templates**")
-	if start < 0 {
-		t.Fatal("catalog/README.md has no \"Pod and pod templates\" section")
-	}
-	rest := readme[start:]
-	end := strings.Index(rest, "`containers[]` entries")
-	if end < 0 {
-		t.Fatal("catalog/README.md: the workload facts table has no end marker")
-	}
-	return rest[:end]
 }

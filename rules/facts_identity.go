@@ -28,7 +28,7 @@ import (
 //
 // hasUser and runAsUser are the effective runAsUser (container, else pod);
 // the pod securityContext's types were checked by the caller.
-func identityFacts(cf map[string]any, ref, cpath string, sc, podSC map[string]any, hasUser bool, runAsUser int64) error {
+func identityFacts(cf *ContainerFacts, ref, cpath string, sc, podSC map[string]any, hasUser bool, runAsUser int64) error {
 	for _, f := range []struct {
 		m    map[string]any
 		path string
@@ -98,12 +98,12 @@ func identityFacts(cf map[string]any, ref, cpath string, sc, podSC map[string]an
 	if len(reasons) > 0 {
 		text = ref + " " + strings.Join(reasons, ", and ")
 	}
-	cf["uidUnset"] = !hasUser
-	cf["uidUnsetText"] = ""
+	cf.UIDUnset = !hasUser
+	cf.UIDUnsetText = ""
 	if !hasUser {
-		cf["uidUnsetText"] = ref + " sets no runAsUser (neither does the pod securityContext), so its image's USER decides"
+		cf.UIDUnsetText = ref + " sets no runAsUser (neither does the pod securityContext), so its image's USER decides"
 	}
-	cf["becomeProxyText"] = text
-	cf["becomeProxyExplicit"] = explicitRoot
+	cf.BecomeProxyText = text
+	cf.BecomeProxyExplicit = explicitRoot
 	return nil
 }

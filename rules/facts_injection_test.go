@@ -317,7 +317,8 @@ func TestCaptureFacts(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &engine{cfg: injectionConfig(t, tc.opts...)}
-			got := e.captureFacts(tc.annotations, tc.postInjection, tc.annotations[annInterceptionMode], "")
+			cf := e.captureFacts(tc.annotations, tc.postInjection, tc.annotations[annInterceptionMode], "")
+			got := cf.Map()
 			for k, want := range tc.want {
 				v, ok := got[k]
 				if want == nil {

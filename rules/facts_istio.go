@@ -99,12 +99,23 @@ func (e *engine) meshMtls(ctx Context, self Object, selfIsMesh bool) (string, bo
 }
 
 func (e *engine) peerAuthenticationFacts(obj Object, ns string) (map[string]any, error) {
-	spec := mapAt(obj, "spec")
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	f := paFactsPool.Get().(*PeerAuthenticationFacts)
+	defer putPeerAuthenticationFacts(f)
+	if err := e.computePeerAuthenticationFacts(f, obj, ns); err != nil {
 		return nil, err
 	}
+	return f.Map(), nil
+}
+
+// computePeerAuthenticationFacts fills f (empty, its weakPorts array maybe
+// reused from the pool).
+func (e *engine) computePeerAuthenticationFacts(f *PeerAuthenticationFacts, obj Object, ns string) error {
+	spec := mapAt(obj, "spec")
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
+	}
 	if err := checkType(spec, "spec", "portLevelMtls", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	selector := hasSelector(spec, "selector")
 	scope := "workload"
@@ -130,7 +141,6 @@ func (e *engine) peerAuthenticationFacts(obj Object, ns string) (map[string]any,
 	if scope == "workload" {
 		effective = resolveMtls(nsMode, obj)
 	}
-	var ports []any
 	plm := mapAt(spec, "portLevelMtls")
 	keys := make([]string, 0, len(plm))
 	for k := range plm {
@@ -140,35 +150,26 @@ func (e *engine) peerAuthenticationFacts(obj Object, ns string) (map[string]any,
 	for _, k := range keys {
 		pm, ok := plm[k].(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("spec.portLevelMtls[%s]: expected object, got %s", k, jsonType(plm[k]))
+			return fmt.Errorf("spec.portLevelMtls[%s]: expected object, got %s", k, jsonType(plm[k]))
 		}
 		m := str(pm, "mode")
 		if m == mtlsPermissive || m == mtlsDisable {
-			entry := map[string]any{
-				"port": k, "mode": m, "allowed": e.cfg.portsAllowed[k], "webhook": "",
-				"text": fmt.Sprintf("port %s is %s", k, m),
-			}
+			entry := WeakPortFacts{Port: k, Mode: m, Allowed: e.cfg.portsAllowed[k], Text: fmt.Sprintf("port %s is %s", k, m)}
 			// A PERMISSIVE exception on the port the API server calls as a webhook is
 			// what keeps that webhook working under STRICT; DISABLE is not needed for it.
 			if m == mtlsPermissive && scope == "workload" {
 				if b, ok := e.webhookPortFor(ns, selectorLabels(spec), k); ok {
-					entry["webhook"] = b.Webhook + " via Service " + b.Service
+					entry.Webhook = b.Webhook + " via Service " + b.Service
 				}
 			}
-			ports = append(ports, entry)
+			f.WeakPorts = append(f.WeakPorts, entry)
 		}
 	}
-	return map[string]any{
-		"scope":         scope,
-		"mode":          mode,
-		"effectiveMode": effective,
-		"namespaceMode": nsMode,
-		"meshMode":      meshMode,
-		"meshPolicy":    meshKnown,
-		"weakPorts":     nonNil(ports),
-		"selector":      labelsText(selectorLabels(spec)),
-		"conflicts":     e.peerAuthenticationConflicts(obj, ns, scope),
-	}, nil
+	conflicts := e.peerAuthenticationConflicts(obj, ns, scope)
+	f.Scope, f.Mode, f.EffectiveMode, f.NamespaceMode, f.MeshMode, f.MeshPolicy = scope, mode, effective, nsMode, meshMode, meshKnown
+	f.Selector = labelsText(selectorLabels(spec))
+	f.Conflicts, f.conflictsBoxed = anyStrings(conflicts), conflicts
+	return nil
 }
 
 // labelsText renders selector labels as "k=v,k2=v2", sorted by key.

@@ -40,15 +40,15 @@ const (
 //
 // The annotations act only when the injector runs, so on a Pod UPDATE they
 // add no finding (the proxy's image is judged from the container instead).
-func (e *engine) proxyFacts(spec map[string]any, annotations map[string]string, isPod, postInjection bool, req *Request) (imageOverrides, customizations []any) {
+func (e *engine) proxyFacts(spec map[string]any, annotations map[string]string, isPod, postInjection bool, req *Request) (imageOverrides []ProxyImageOverrideFacts, customizations []ProxyCustomizationFacts) {
 	podUpdate := isPod && req.Operation == "UPDATE"
 	// placeholdersLiteral: the injector will not replace "auto" or an absent image.
 	placeholdersLiteral := isPod && (postInjection || podUpdate)
-	var overrides []any
+	var overrides []ProxyImageOverrideFacts
 	if v, ok := annotations[annProxyImage]; ok && !podUpdate && strings.TrimSpace(v) != "" && !e.cfg.isProxyImage(strings.TrimSpace(v)) {
-		overrides = append(overrides, map[string]any{
-			"source": "annotation", "ref": "annotation " + annProxyImage, "image": v,
-			"text": fmt.Sprintf("annotation %s is %s, not an allowed Istio proxy image (the injector runs it as istio-proxy and as the init container)", annProxyImage, quote(v)),
+		overrides = append(overrides, ProxyImageOverrideFacts{
+			Source: "annotation", Ref: "annotation " + annProxyImage, Image: v,
+			Text: fmt.Sprintf("annotation %s is %s, not an allowed Istio proxy image (the injector runs it as istio-proxy and as the init container)", annProxyImage, quote(v)),
 		})
 	}
 	var oldImages map[string]string
@@ -84,16 +84,16 @@ func (e *engine) proxyFacts(spec map[string]any, annotations map[string]string, 
 			default:
 				text += ", not an allowed Istio proxy image (the injector keeps a declared image)"
 			}
-			overrides = append(overrides, map[string]any{"source": "container", "ref": ref, "image": image, "text": text})
+			overrides = append(overrides, ProxyImageOverrideFacts{Source: "container", Ref: ref, Image: image, Text: text})
 		}
 	}
 
-	var custom []any
+	var custom []ProxyCustomizationFacts
 	if !podUpdate {
 		if v, ok := annotations[annBootstrapOverride]; ok {
-			custom = append(custom, map[string]any{
-				"annotation": annBootstrapOverride, "hostPath": false,
-				"text": fmt.Sprintf("annotation %s replaces the proxy's Envoy bootstrap with ConfigMap %s", annBootstrapOverride, quote(v)),
+			custom = append(custom, ProxyCustomizationFacts{
+				Annotation: annBootstrapOverride,
+				Text:       fmt.Sprintf("annotation %s replaces the proxy's Envoy bootstrap with ConfigMap %s", annBootstrapOverride, quote(v)),
 			})
 		}
 		if v, ok := annotations[annUserVolume]; ok {
@@ -103,7 +103,7 @@ func (e *engine) proxyFacts(spec map[string]any, annotations map[string]string, 
 			custom = append(custom, userVolumeMountFacts(v)...)
 		}
 	}
-	return nonNil(overrides), nonNil(custom)
+	return overrides, custom
 }
 
 // proxyContainerImages returns the image of the istio-proxy container in each
@@ -182,15 +182,15 @@ func fieldFold(m map[string]any, name string) (any, bool) {
 	return nil, false
 }
 
-func userVolumeFacts(v string) []any {
+func userVolumeFacts(v string) []ProxyCustomizationFacts {
 	entries, ok := annotationEntries(v)
 	if !ok {
-		return []any{map[string]any{
-			"annotation": annUserVolume, "hostPath": false,
-			"text": fmt.Sprintf("annotation %s is set (to a value that is not a JSON object or array)", annUserVolume),
+		return []ProxyCustomizationFacts{{
+			Annotation: annUserVolume,
+			Text:       fmt.Sprintf("annotation %s is set (to a value that is not a JSON object or array)", annUserVolume),
 		}}
 	}
-	var out []any
+	var out []ProxyCustomizationFacts
 	for _, en := range entries {
 		kind := volumeKind(en.value)
 		text := fmt.Sprintf("annotation %s adds %svolume %s to the pod", annUserVolume, kind, quote(en.name))
@@ -200,7 +200,7 @@ func userVolumeFacts(v string) []any {
 			ps, _ := p.(string)
 			text = fmt.Sprintf("annotation %s adds %svolume %s with host path %s", annUserVolume, kind, quote(en.name), quote(ps))
 		}
-		out = append(out, map[string]any{"annotation": annUserVolume, "hostPath": isHostPath, "text": text})
+		out = append(out, ProxyCustomizationFacts{Annotation: annUserVolume, HostPath: isHostPath, Text: text})
 	}
 	return out
 }
@@ -221,15 +221,15 @@ func volumeKind(v map[string]any) string {
 	return keys[0] + " "
 }
 
-func userVolumeMountFacts(v string) []any {
+func userVolumeMountFacts(v string) []ProxyCustomizationFacts {
 	entries, ok := annotationEntries(v)
 	if !ok {
-		return []any{map[string]any{
-			"annotation": annUserVolumeMount, "hostPath": false,
-			"text": fmt.Sprintf("annotation %s is set (to a value that is not a JSON object or array)", annUserVolumeMount),
+		return []ProxyCustomizationFacts{{
+			Annotation: annUserVolumeMount,
+			Text:       fmt.Sprintf("annotation %s is set (to a value that is not a JSON object or array)", annUserVolumeMount),
 		}}
 	}
-	var out []any
+	var out []ProxyCustomizationFacts
 	for _, en := range entries {
 		text := fmt.Sprintf("annotation %s mounts volume %s into the proxy", annUserVolumeMount, quote(en.name))
 		if p, ok := fieldFold(en.value, "mountPath"); ok {
@@ -237,7 +237,99 @@ func userVolumeMountFacts(v string) []any {
 				text += " at " + quote(ps)
 			}
 		}
-		out = append(out, map[string]any{"annotation": annUserVolumeMount, "hostPath": false, "text": text})
+		out = append(out, ProxyCustomizationFacts{Annotation: annUserVolumeMount, Text: text})
+	}
+	return out
+}
+
+// annSidecarStatus is the injector's record of what it added to a pod.
+const annSidecarStatus = "sidecar.istio.io/status"
+
+// templatesWithProxy are the injection templates of Istio's charts that add
+// an istio-proxy container; grpc-simple and custom templates need not.
+var templatesWithProxy = map[string]bool{"sidecar": true, "gateway": true, "kube-gateway": true, "waypoint": true, "grpc-agent": true}
+
+// sidecarStatusFacts judges sidecar.istio.io/status against what the
+// injector writes (pkg/kube/inject webhook.go getInjectionStatus, the same
+// from 1.22 to 1.29): a JSON object of the names of the init containers,
+// containers, volumes and image pull secrets of the pod it produced, and the
+// revision. It is forged or stale (MESH0129) when it is not such an object,
+// when it names a container or init container the pod does not have,
+// or when the pod has no istio-proxy container while its injection templates
+// (inject.istio.io/templates, "sidecar" when absent) include one that adds
+// it; grpc-simple and custom templates add none, and the injector writes the
+// status for them too. text says why; "" when it is consistent or absent.
+func sidecarStatusFacts(ann map[string]string, spec map[string]any, hasIstioProxy bool) SidecarStatusFacts {
+	raw, ok := ann[annSidecarStatus]
+	out := SidecarStatusFacts{Present: ok}
+	if !ok {
+		return out
+	}
+	forged := func(text string) SidecarStatusFacts {
+		out.Forged, out.Text = true, text
+		return out
+	}
+	var status map[string]any
+	if err := json.Unmarshal([]byte(raw), &status); err != nil || status == nil {
+		return forged("annotation " + annSidecarStatus + " is not the injector's status (a JSON object listing the containers and volumes it added)")
+	}
+	have := map[string]map[string]bool{}
+	names := func(list []any, key string) map[string]bool {
+		m := map[string]bool{}
+		for _, x := range list {
+			if xm, ok := x.(map[string]any); ok {
+				m[str(xm, key)] = true
+			}
+		}
+		return m
+	}
+	have["initContainers"] = names(listAt(spec, "initContainers"), "name")
+	have["containers"] = names(listAt(spec, "containers"), "name")
+	words := map[string]string{"initContainers": "init container", "containers": "container"}
+	var missing []string
+	namesProxy := false
+	for _, field := range []string{"initContainers", "containers", "volumes", "imagePullSecrets"} {
+		v, present := status[field]
+		if !present || v == nil {
+			continue
+		}
+		list, isList := v.([]any)
+		if !isList {
+			return forged("annotation " + annSidecarStatus + " is not the injector's status (" + field + " is not a list of names)")
+		}
+		for _, x := range list {
+			n, isStr := x.(string)
+			if !isStr {
+				return forged("annotation " + annSidecarStatus + " is not the injector's status (" + field + " is not a list of names)")
+			}
+			if n == proxyContainerName && (field == "containers" || field == "initContainers") {
+				namesProxy = true
+			}
+			// Volumes and pull secrets are only type-checked: hand-trimmed
+			// kube-inject output often drops the injected volumes.
+			if have[field] != nil && !have[field][n] {
+				missing = append(missing, words[field]+" "+quote(n))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		list := strings.Join(missing, ", ")
+		if n := len(missing); n > 1 {
+			list = strings.Join(missing[:n-1], ", ") + " and " + missing[n-1]
+		}
+		return forged("annotation " + annSidecarStatus + " lists " + list + ", which the pod does not have")
+	}
+	if hasIstioProxy {
+		return out
+	}
+	templates := []string{"sidecar"}
+	if t := splitList(ann[annInjectTemplates]); len(t) > 0 {
+		templates = t
+	}
+	for _, t := range templates {
+		if templatesWithProxy[t] || namesProxy {
+			return forged("annotation " + annSidecarStatus + " marks the pod as injected, but it has no istio-proxy container")
+		}
 	}
 	return out
 }

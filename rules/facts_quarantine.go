@@ -14,14 +14,14 @@ const (
 // quarantine keys (MESH0108): the label on the object or its pod template,
 // and the meshguard.io/quarantine-* annotations. Empty unless the object was
 // quarantined before the request (the label on the old object).
-func quarantineTamper(obj Object, info KindInfo, req *Request) []any {
+func quarantineTamper(obj Object, info KindInfo, req *Request) []string {
 	old := req.OldObject
 	if req.Operation != "UPDATE" || old == nil {
-		return []any{}
+		return nil
 	}
 	oldMeta, meta := mapAt(old, "metadata"), mapAt(obj, "metadata")
 	if stringMap(oldMeta["labels"])[labelQuarantined] == "" {
-		return []any{}
+		return nil
 	}
 	var out []any
 	out = append(out, quarantineKeyChanges("label", "", stringMap(oldMeta["labels"]), stringMap(meta["labels"]))...)
@@ -30,10 +30,11 @@ func quarantineTamper(obj Object, info KindInfo, req *Request) []any {
 		ot, nt := mapAt(old, info.PodTemplate...), mapAt(obj, info.PodTemplate...)
 		out = append(out, quarantineKeyChanges("label", "pod template ", stringMap(mapAt(mapAt(ot, "metadata"), "labels")), stringMap(mapAt(mapAt(nt, "metadata"), "labels")))...)
 	}
-	if out == nil {
-		return []any{}
+	texts := make([]string, 0, len(out))
+	for _, c := range out {
+		texts = append(texts, c.(string))
 	}
-	return out
+	return texts
 }
 
 // quarantineKeyChanges lists changes of the quarantine label and annotations.
@@ -41,8 +42,8 @@ func quarantineKeyChanges(what, where string, old, cur map[string]string) []any 
 	return keyChanges(where+what, old, cur, func(k string) bool { return k == labelQuarantined || strings.HasPrefix(k, annQuarantinePrefix) })
 }
 
-// quarantineActor sets quarantineByMeshguard: the request comes from
-// meshguard's own identity (the controller's service account).
-func (e *engine) quarantineActor(facts map[string]any, req *Request) {
-	facts["quarantineByMeshguard"] = req.User != nil && req.User.Username != "" && req.User.Username == e.cfg.ControllerUsername
+// quarantineByMeshguard: the request comes from meshguard's own identity
+// (the controller's service account).
+func (e *engine) quarantineByMeshguard(req *Request) bool {
+	return req.User != nil && req.User.Username != "" && req.User.Username == e.cfg.ControllerUsername
 }

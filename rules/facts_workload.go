@@ -284,8 +284,19 @@ var (
 	}
 )
 
-// workloadFacts computes the facts of a pod or pod template.
+// workloadFacts computes the facts of a pod or pod template as the policies
+// see them (without the quarantine facts objectFacts adds).
 func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Namespace, nsKnown bool) (map[string]any, error) {
+	f := getWorkloadFacts()
+	defer putWorkloadFacts(f)
+	if err := e.computeWorkloadFacts(f, obj, info, req, ns, nsKnown); err != nil {
+		return nil, err
+	}
+	return f.Map(), nil
+}
+
+// computeWorkloadFacts fills f with the facts of a pod or pod template.
+func (e *engine) computeWorkloadFacts(wf *WorkloadFacts, obj Object, info KindInfo, req *Request, ns Namespace, nsKnown bool) error {
 	tmplPath := info.PodTemplate
 	var meta, spec map[string]any
 	metaPath, specPath := "metadata", "spec"
@@ -297,27 +308,27 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		cur := obj
 		for i, p := range tmplPath {
 			if err := checkType(cur, joinPath(tmplPath[:i]), p, "object"); err != nil {
-				return nil, err
+				return err
 			}
 			cur = mapAt(cur, p)
 		}
 		tmpl := cur
 		base := joinPath(tmplPath)
 		if err := checkType(tmpl, base, "metadata", "object"); err != nil {
-			return nil, err
+			return err
 		}
 		if err := checkType(tmpl, base, "spec", "object"); err != nil {
-			return nil, err
+			return err
 		}
 		meta = mapAt(tmpl, "metadata")
 		spec = mapAt(tmpl, "spec")
 		metaPath, specPath = base+".metadata", base+".spec"
 	}
 	if err := checkType(meta, metaPath, "labels", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkType(meta, metaPath, "annotations", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	labels := stringMap(meta["labels"])
 	annotations := stringMap(meta["annotations"])
@@ -330,31 +341,33 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		{"volumes", "array"},
 	} {
 		if err := checkType(spec, specPath, f.key, f.typ); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	podSC := mapAt(spec, "securityContext")
 	for _, f := range podSCFieldTypes {
 		if v, bad := wrongType(podSC, f.key, f.typ); bad {
-			return nil, typeError(specPath+".securityContext", f.key, f.typ, v)
+			return typeError(specPath+".securityContext", f.key, f.typ, v)
 		}
 	}
-	var fsGroup any
 	if v, ok := intAt(podSC, "fsGroup"); ok {
-		fsGroup = float64(v)
+		wf.FSGroup = NullNumber{Value: float64(v), Valid: true}
 	}
-	var supplementalGroups []any
-	for i, g := range listAt(podSC, "supplementalGroups") {
-		v, ok := intValue(g)
-		if !ok {
-			return nil, fmt.Errorf("%s.securityContext.supplementalGroups[%d]: expected integer, got %s", specPath, i, jsonType(g))
+	if groups := listAt(podSC, "supplementalGroups"); len(groups) > 0 {
+		wf.SupplementalGroups = make([]float64, 0, len(groups))
+		for i, g := range groups {
+			v, ok := intValue(g)
+			if !ok {
+				return fmt.Errorf("%s.securityContext.supplementalGroups[%d]: expected integer, got %s", specPath, i, jsonType(g))
+			}
+			wf.SupplementalGroups = append(wf.SupplementalGroups, float64(v))
 		}
-		supplementalGroups = append(supplementalGroups, float64(v))
 	}
 	hostPaths, err := hostPathFacts(spec, specPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	wf.HostPaths = hostPaths
 	hostNetwork := boolAt(spec, "hostNetwork")
 	istioV := e.istioVersionFor(injectingRevision(ns, labels))
 	mode := podMode(ns, nsKnown, labels, annotations, hostNetwork, e.cfg, istioV)
@@ -372,11 +385,11 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	if pc, ok := annotations[annProxyConfig]; ok && pc != "" {
 		var raw map[string]any
 		if err := yaml.Unmarshal([]byte(pc), &raw); err != nil {
-			return nil, fmt.Errorf("%s.annotations[%s]: not valid YAML: %w", metaPath, annProxyConfig, err)
+			return fmt.Errorf("%s.annotations[%s]: not valid YAML: %w", metaPath, annProxyConfig, err)
 		}
 		parsed, err := parseProxyConfig(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%s.annotations[%s]: %w", metaPath, annProxyConfig, err)
+			return fmt.Errorf("%s.annotations[%s]: %w", metaPath, annProxyConfig, err)
 		}
 		proxyCfgInterception = parsed.InterceptionMode
 		// The injector writes proxyMetadata as env of istio-init too.
@@ -392,7 +405,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 	}
 	tproxy := interception == "TPROXY" || (interception == "" && (proxyCfgInterception == "TPROXY" || proxyCfgInterception == "" && e.cfg.InterceptionMode == "TPROXY"))
-	initTPROXY := initSaysTPROXY(spec)
+	initTPROXY := e.initSaysTPROXY(spec)
 	// What the pod itself declares (MESH0128), not the mesh default.
 	tproxyDeclared := interception == "TPROXY" || proxyCfgInterception == "TPROXY" || initTPROXY
 	if !tproxy && interception == "" && proxyCfgInterception == "" && initTPROXY {
@@ -418,7 +431,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 	}
 	var inj *injectedCapture // what the injector writes into istio-init, built on first use
-	var initArgs []any
+	var initArgs []InitArgFacts
 	var initExemptUIDs, initExemptGIDs []exemptID
 	hasCaptureInit, appContainers := false, false
 
@@ -429,9 +442,15 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	for _, cl := range containerLists {
 		nContainers += len(listAt(spec, cl.field))
 	}
-	containers := make([]any, 0, nContainers)
-	var capAdds, hostPorts, envoyPortDecls []any
-	hasProxy, proxyImageBad := false, false
+	// A pooled wf (getWorkloadFacts) keeps its lists' arrays from earlier
+	// objects: only Map's maps need reach the heap, as before the facts were
+	// typed.
+	if cap(wf.Containers) < nContainers {
+		wf.Containers = make([]ContainerFacts, 0, nContainers)
+	}
+	wf.Containers = wf.Containers[:0]
+	wf.CapAdds = wf.CapAdds[:0]
+	hasProxy, proxyImageBad, hasIstioProxy := false, false, false
 	// proxyOnly: every container is Istio's own exempt istio-proxy (a gateway
 	// or waypoint pod), so the pod has no application traffic to capture.
 	proxyOnly := len(listAt(spec, "containers")) > 0
@@ -440,22 +459,22 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			c, ok := raw.(map[string]any)
 			cpath := specPath + "." + cl.field + "[" + strconv.Itoa(i) + "]"
 			if !ok {
-				return nil, fmt.Errorf("%s: expected object, got %s", cpath, jsonType(raw))
+				return fmt.Errorf("%s: expected object, got %s", cpath, jsonType(raw))
 			}
 			for _, f := range containerFieldTypes {
 				if v, bad := wrongType(c, f.key, f.typ); bad {
-					return nil, typeError(cpath, f.key, f.typ, v)
+					return typeError(cpath, f.key, f.typ, v)
 				}
 			}
 			sc := mapAt(c, "securityContext")
 			for _, f := range containerSCFieldTypes {
 				if v, bad := wrongType(sc, f.key, f.typ); bad {
-					return nil, typeError(cpath+".securityContext", f.key, f.typ, v)
+					return typeError(cpath+".securityContext", f.key, f.typ, v)
 				}
 			}
 			caps := mapAt(sc, "capabilities")
 			if v, bad := wrongType(caps, "add", "array"); bad {
-				return nil, typeError(cpath+".securityContext.capabilities", "add", "array", v)
+				return typeError(cpath+".securityContext.capabilities", "add", "array", v)
 			}
 			// name and image are strings or absent (checked above); the facts
 			// reuse the object's values rather than box copies.
@@ -469,7 +488,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			for j, a := range listAt(caps, "add") {
 				s, ok := a.(string)
 				if !ok {
-					return nil, fmt.Errorf("%s.securityContext.capabilities.add[%d]: expected string, got %s", cpath, j, jsonType(a))
+					return fmt.Errorf("%s.securityContext.capabilities.add[%d]: expected string, got %s", cpath, j, jsonType(a))
 				}
 				added = append(added, s)
 			}
@@ -489,7 +508,7 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				}
 				args, err := stringArgs(c, cpath)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				allowedCaps := map[string]bool{}
 				switch name {
@@ -513,13 +532,17 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 					if cl.field == "initContainers" && len(listAt(c, "command")) == 0 && (len(args) == 0 || args[0] == "istio-iptables") {
 						env, err := containerEnv(c, cpath, proxyMetadata)
 						if err != nil {
-							return nil, err
+							return err
 						}
 						if inj == nil {
 							inj = e.injectedCaptureFor(annotations, uid, gid, effectiveMode, proxyMetadata)
 						}
 						ic := e.judgeInitContainer(name, args, env, inj, postInjection)
-						initArgs = append(initArgs, ic.entries...)
+						if initArgs == nil {
+							initArgs = ic.entries
+						} else {
+							initArgs = append(initArgs, ic.entries...)
+						}
 						initExemptUIDs = append(initExemptUIDs, ic.exemptUIDs...)
 						initExemptGIDs = append(initExemptGIDs, ic.exemptGIDs...)
 					}
@@ -548,11 +571,18 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				}
 			}
 			exempt := istioName && len(problems) == 0
-			if cl.field != "ephemeralContainers" && name != "istio-proxy" && name != "istio-init" && name != "istio-validation" {
+			// istiod's agentgateway container (1.29+), exempt below when
+			// every other container of the pod is Istio's own.
+			agentgateway := cl.field == "containers" && name == "agentgateway" && istioV.Agentgateway() &&
+				e.agentgatewayShape(c, image, added, privileged)
+			if cl.field != "ephemeralContainers" && name != "istio-proxy" && name != "istio-init" && name != "istio-validation" && !agentgateway {
 				appContainers = true
 			}
-			if !exempt || name != "istio-proxy" {
+			if !agentgateway && (!exempt || name != "istio-proxy") {
 				proxyOnly = false
+			}
+			if istioName && name == proxyContainerName {
+				hasIstioProxy = true
 			}
 			if name == "istio-proxy" && (cl.field == "containers" || cl.field == "initContainers" && str(c, "restartPolicy") == "Always") {
 				hasProxy = true
@@ -571,18 +601,19 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 			if !hasGroup && podHasGroup {
 				runAsGroup, hasGroup, groupFrom = podRunAsGroup, true, "pod"
 			}
-			var uidV, gidV any
+			var uidV, gidV NullNumber
+			var num [20]byte // digits, formatted without an allocation of their own
 			uidText, gidText := "", ""
 			if hasUser {
-				uidV = float64(runAsUser)
-				uidText = ref + " runs as UID " + strconv.FormatInt(runAsUser, 10)
+				uidV = NullNumber{Value: float64(runAsUser), Valid: true}
+				uidText = ref + " runs as UID " + string(strconv.AppendInt(num[:0], runAsUser, 10))
 				if userFrom == "pod" {
 					uidText += " (inherited from the pod securityContext)"
 				}
 			}
 			if hasGroup {
-				gidV = float64(runAsGroup)
-				gidText = ref + " runs with GID " + strconv.FormatInt(runAsGroup, 10)
+				gidV = NullNumber{Value: float64(runAsGroup), Valid: true}
+				gidText = ref + " runs with GID " + string(strconv.AppendInt(num[:0], runAsGroup, 10))
 				if groupFrom == "pod" {
 					gidText += " (inherited from the pod securityContext)"
 				}
@@ -595,16 +626,16 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				}
 				infraText = fmt.Sprintf("%s is named like Istio's but %s", ref, list)
 			}
-			cf := map[string]any{
-				"name": nameV, "list": cl.list, "ref": refV, "path": cpath, "image": imageV,
-				"istioName": istioName, "imageAllowed": imageAllowed, "exempt": exempt, "infraText": infraText,
-				"runAsUser": uidV, "runAsGroup": gidV, "uidText": uidText, "gidText": gidText,
-				"privileged": privileged, "privText": ref + " is privileged",
+			wf.Containers = append(wf.Containers, ContainerFacts{
+				Name: name, List: cl.field, Ref: ref, Path: cpath, Image: image,
+				IstioName: istioName, ImageAllowed: imageAllowed, Exempt: exempt, InfraText: infraText,
+				RunAsUser: uidV, RunAsGroup: gidV, UIDText: uidText, GIDText: gidText,
+				Privileged: privileged, PrivText: ref + " is privileged",
+				nameBox: nameV, imageBox: imageV, listBox: cl.list, refBox: refV,
+			})
+			if err := identityFacts(&wf.Containers[len(wf.Containers)-1], ref, cpath, sc, podSC, hasUser, runAsUser); err != nil {
+				return err
 			}
-			if err := identityFacts(cf, ref, cpath, sc, podSC, hasUser, runAsUser); err != nil {
-				return nil, err
-			}
-			containers = append(containers, cf)
 			for j, a := range added {
 				n := normalizeCap(a)
 				rawV := listAt(caps, "add")[j] // a, as the object holds it
@@ -612,16 +643,16 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 				if n != a {
 					capV = n
 				}
-				capAdds = append(capAdds, map[string]any{
-					"container": nameV, "ref": refV, "raw": rawV, "cap": capV, "exempt": exempt,
-					"canonical": a == n,
-					"text":      ref + " adds capability " + quote(a),
+				wf.CapAdds = append(wf.CapAdds, CapAddFacts{
+					Container: name, Ref: ref, Raw: a, Cap: n, Exempt: exempt, Canonical: a == n,
+					Text:         ref + " adds capability " + quote(a),
+					containerBox: nameV, refBox: refV, rawBox: rawV, capBox: capV,
 				})
 			}
 			for j, p := range listAt(c, "ports") {
 				pm, ok := p.(map[string]any)
 				if !ok {
-					return nil, fmt.Errorf("%s.ports[%d]: expected object, got %s", cpath, j, jsonType(p))
+					return fmt.Errorf("%s.ports[%d]: expected object, got %s", cpath, j, jsonType(p))
 				}
 				cp, _ := intAt(pm, "containerPort")
 				// A container that declares one of Envoy's pod-internal ports
@@ -634,19 +665,35 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 					if n := str(pm, "name"); n != "" {
 						decl += " named " + quote(n)
 					}
-					envoyPortDecls = append(envoyPortDecls, map[string]any{
-						"ref": refV, "containerPort": float64(cp), "text": decl + " (" + what + ")",
+					wf.EnvoyPortDecls = append(wf.EnvoyPortDecls, EnvoyPortDeclFacts{
+						Ref: ref, ContainerPort: float64(cp), Text: decl + " (" + what + ")", refBox: refV,
 					})
 				}
 				hp, ok := intAt(pm, "hostPort")
 				if !ok || hp == 0 {
 					continue
 				}
-				hostPorts = append(hostPorts, map[string]any{
-					"ref": refV, "hostPort": float64(hp), "containerPort": float64(cp),
-					"istioPort": istioPorts[hp] || istioPorts[cp],
-					"text":      ref + " binds host port " + strconv.FormatInt(hp, 10) + " (container port " + strconv.FormatInt(cp, 10) + ")",
+				wf.HostPorts = append(wf.HostPorts, HostPortFacts{
+					Ref: ref, HostPort: float64(hp), ContainerPort: float64(cp),
+					IstioPort: istioPorts[hp] || istioPorts[cp],
+					Text:      ref + " binds host port " + strconv.FormatInt(hp, 10) + " (container port " + strconv.FormatInt(cp, 10) + ")",
+					refBox:    refV,
 				})
+			}
+		}
+	}
+
+	// An agentgateway Gateway deployed by istiod (the agentgateway injection
+	// template, 1.29+) is Istio's proxy like a gateway's istio-proxy: its
+	// agentgateway containers are exempt when they have the deployed shape
+	// and nothing else runs in the pod. Labels such as
+	// gateway.istio.io/managed are not evidence: any tenant can write them.
+	if proxyOnly {
+		for i := range wf.Containers {
+			cf := &wf.Containers[i]
+			if cf.List == "containers" && cf.Name == "agentgateway" {
+				// agentgatewayShape admits no added capability, so no capAdds entry.
+				cf.Exempt = true
 			}
 		}
 	}
@@ -659,37 +706,39 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 		}
 		env, _ := containerEnv(map[string]any{}, "", proxyMetadata)
 		ic := e.judgeInitContainer("istio-init", inj.injectorArgs(), env, inj, false)
-		initArgs = append(initArgs, ic.entries...)
+		if initArgs == nil {
+			initArgs = ic.entries
+		} else {
+			initArgs = append(initArgs, ic.entries...)
+		}
 		initExemptUIDs = append(initExemptUIDs, ic.exemptUIDs...)
 		initExemptGIDs = append(initExemptGIDs, ic.exemptGIDs...)
 	}
 
 	// Containers whose UID or GID an init container exempts from capture
 	// beyond the proxy's (MESH0140/MESH0141).
-	for _, raw := range containers {
-		cf := raw.(map[string]any)
-		uidText, gidText := "", ""
-		if u, ok := cf["runAsUser"].(float64); ok {
+	for i := range wf.Containers {
+		cf := &wf.Containers[i]
+		if cf.RunAsUser.Valid {
 			for _, x := range initExemptUIDs {
-				if float64(x.id) == u {
-					uidText = fmt.Sprintf("%s, which %s exempts from capture", cf["uidText"], x.source)
+				if float64(x.id) == cf.RunAsUser.Value {
+					cf.InitUIDText = fmt.Sprintf("%s, which %s exempts from capture", cf.UIDText, x.source)
 					break
 				}
 			}
 		}
-		if g, ok := cf["runAsGroup"].(float64); ok {
+		if cf.RunAsGroup.Valid {
 			for _, x := range initExemptGIDs {
-				if float64(x.id) == g {
-					gidText = fmt.Sprintf("%s, which %s exempts from capture", cf["gidText"], x.source)
+				if float64(x.id) == cf.RunAsGroup.Value {
+					cf.InitGIDText = fmt.Sprintf("%s, which %s exempts from capture", cf.GIDText, x.source)
 					break
 				}
 			}
 		}
-		cf["initUIDText"], cf["initGIDText"] = uidText, gidText
 	}
-	capture := e.captureFacts(annotations, postInjection, interception, proxyCfgInterception)
-	capture["effectiveInterceptionMode"] = effectiveMode
-	capture["initArgs"] = nonNil(initArgs)
+	wf.Capture = e.captureFacts(annotations, postInjection, interception, proxyCfgInterception)
+	wf.Capture.EffectiveInterceptionMode = effectiveMode
+	wf.Capture.InitArgs = initArgs
 
 	injValue, injSource, injRaw := injectionValue(labels, annotations, istioV)
 	optOutText := ""
@@ -700,65 +749,70 @@ func (e *engine) workloadFacts(obj Object, info KindInfo, req *Request, ns Names
 	imageOverrides, customizations := e.proxyFacts(spec, annotations, isPod, postInjection, req)
 	revision := podRevision(ns, nsKnown, labels)
 
-	return map[string]any{
-		"kind":          kindValue(obj, info.Kind),
-		"isPod":         isPod,
-		"postInjection": postInjection,
-		"metadataPath":  metaPath,
-		"specPath":      specPath,
-		"labels":        stringAnyView(meta["labels"], labels),
-		"annotations":   stringAnyView(meta["annotations"], annotations),
-		"mode":          modeValue(mode),
-		"namespaceMode": modeValue(nsMode),
-		"proxyUID":      float64(uid),
-		"proxyGID":      float64(gid),
-		"injection": map[string]any{
-			"value": injValue, "source": injSource, "raw": injRaw, "optOut": injValue == "false", "text": optOutText,
-			"ambiguous": injectionAmbiguous(injSource, injRaw, injValue, istioV),
+	wf.WorkloadObject = WorkloadObject{
+		Kind: info.Kind, IsPod: isPod, PostInjection: postInjection, MetadataPath: metaPath, SpecPath: specPath,
+		// The string maps stay on the stack: the facts hold the object's maps.
+		Labels: stringAnyView(meta["labels"], labels), Annotations: stringAnyView(meta["annotations"], annotations),
+		kindBox: kindValue(obj, info.Kind),
+	}
+	wf.WorkloadMesh = WorkloadMesh{
+		Mode: mode, NamespaceMode: nsMode,
+		Injection: InjectionFacts{
+			Value: injValue, Source: injSource, Raw: injRaw, OptOut: injValue == "false", Text: optOutText,
+			Ambiguous: injectionAmbiguous(injSource, injRaw, injValue, istioV),
 		},
-		"ambientOptOut":         labels[labelDataplaneMode] == "none",
-		"ambientCapture":        ambientCaptureFacts(annotations, istioV),
-		"tproxyDeclared":        tproxyDeclared,
-		"revision":              revision,
-		"revisionKnown":         e.revisionKnown(revision),
-		"hostNetwork":           hostNetwork,
-		"hostPID":               boolAt(spec, "hostPID"),
-		"hostIPC":               boolAt(spec, "hostIPC"),
-		"shareProcessNamespace": boolAt(spec, "shareProcessNamespace"),
-		"fsGroup":               fsGroup,
-		"supplementalGroups":    nonNil(supplementalGroups),
-		"hostPaths":             hostPaths,
-		"mirror":                mirrorPod(annotations, req),
-		"hasProxy":              hasProxy,
-		"proxyOnly":             proxyOnly,
-		"proxyImageBad":         proxyImageBad,
-		"containers":            nonNil(containers),
-		"capAdds":               nonNil(capAdds),
-		"hostPorts":             nonNil(hostPorts),
-		"envoyPortDecls":        nonNil(envoyPortDecls),
-		"hasCaptureInit":        hasCaptureInit,
-		"appContainers":         appContainers,
-		"injectTemplates":       injectTemplates(annotations),
-		"capture":               capture,
+		AmbientOptOut:   labels[labelDataplaneMode] == "none",
+		AmbientCapture:  ambientCaptureFacts(annotations, istioV),
+		Revision:        revision,
+		RevisionKnown:   e.revisionKnownFact(revision),
+		InjectTemplates: injectTemplates(annotations),
+		SidecarStatus:   sidecarStatusFacts(annotations, spec, hasIstioProxy),
+		HasProxy:        hasProxy,
+		ProxyImageBad:   proxyImageBad,
+		ProxyOnly:       proxyOnly,
+		HasCaptureInit:  hasCaptureInit,
+		AppContainers:   appContainers,
+	}
+	wf.HostNetwork = hostNetwork
+	wf.HostPID = boolAt(spec, "hostPID")
+	wf.HostIPC = boolAt(spec, "hostIPC")
+	wf.ShareProcessNamespace = boolAt(spec, "shareProcessNamespace")
+	wf.Mirror = mirrorPod(annotations, req)
+	wf.ProxyUID, wf.ProxyGID = float64(uid), float64(gid)
+	wf.TProxyDeclared = tproxyDeclared
+	wf.ProxyImageOverrides, wf.ProxyCustomizations = imageOverrides, customizations
+	return nil
+}
 
-		// MESH0115 and MESH0116 (facts_proxy.go).
-		"proxyImageOverrides": imageOverrides,
-		"proxyCustomizations": customizations,
-	}, nil
+// agentgatewayShape reports whether a container named agentgateway is
+// exactly what istiod's agentgateway template deploys (Istio 1.29
+// files/agentgateway.yaml): an agentgateway image from the proxy registries,
+// no command, the arguments "--config {}" (or none), no added capability and
+// not privileged.
+func (e *engine) agentgatewayShape(c map[string]any, image string, added []string, privileged bool) bool {
+	if !e.cfg.agentgatewayImage.MatchString(normalizeImageRepo(image)) || len(listAt(c, "command")) > 0 || len(added) > 0 || privileged {
+		return false
+	}
+	args := listAt(c, "args")
+	switch len(args) {
+	case 0:
+		return true
+	case 2:
+		return args[0] == "--config" && args[1] == "{}"
+	}
+	return false
 }
 
 // captureFacts reads the traffic-capture annotations. On an injected Pod the
 // injector writes the install defaults onto every pod, so only deviations from
 // them count.
-func (e *engine) captureFacts(ann map[string]string, postInjection bool, interception, proxyCfgInterception string) map[string]any {
-	out := map[string]any{
-		"interceptionMode":            interception,
-		"proxyConfigInterceptionMode": proxyCfgInterception,
-	}
+func (e *engine) captureFacts(ann map[string]string, postInjection bool, interception, proxyCfgInterception string) CaptureFacts {
+	out := CaptureFacts{InterceptionMode: interception, ProxyConfigInterceptionMode: proxyCfgInterception}
 	if v, ok := ann[annInclInPorts]; ok && strings.TrimSpace(v) != "*" {
-		out["includeInboundPorts"] = v
+		ports := v // allocated only when set
+		out.IncludeInboundPorts = &ports
 	}
-	var excl []any
+	var excl []string
 	allAllowed := true
 	for _, p := range splitList(ann[annExclInPorts]) {
 		if implicitExcludedInbound[p] {
@@ -769,15 +823,16 @@ func (e *engine) captureFacts(ann map[string]string, postInjection bool, interce
 			allAllowed = false
 		}
 	}
-	out["excludeInboundPorts"] = nonNil(excl)
-	out["excludeInboundPortsAllowed"] = allAllowed
+	out.ExcludeInboundPorts = excl
+	out.ExcludeInboundPortsAllowed = allAllowed
 	if v, ok := ann[annInclOutRanges]; ok && strings.TrimSpace(v) != "*" {
 		if !(postInjection && sameList(v, e.cfg.InjectorIncludeOutboundIPRanges)) {
-			out["includeOutboundIPRanges"] = v
+			ranges := v // allocated only when set
+			out.IncludeOutboundIPRanges = &ranges
 		}
 	}
 	var defaults map[string]bool // the install's excludeIPRanges, read for the first range
-	var ranges []any
+	var ranges []string
 	wide, linkLocal := false, true
 	for _, r := range splitList(ann[annExclOutRanges]) {
 		if postInjection && defaults == nil {
@@ -797,10 +852,10 @@ func (e *engine) captureFacts(ann map[string]string, postInjection bool, interce
 			linkLocal = false
 		}
 	}
-	out["excludeOutboundIPRanges"] = nonNil(ranges)
-	out["excludeOutboundIPRangesWide"] = wide
-	out["excludeOutboundIPRangesLinkLocal"] = linkLocal && len(ranges) > 0
-	out["excludeOutboundPorts"] = nonNil(anySlice(splitList(ann[annExclOutPorts])))
+	out.ExcludeOutboundIPRanges = ranges
+	out.ExcludeOutboundIPRangesWide = wide
+	out.ExcludeOutboundIPRangesLinkLocal = linkLocal && len(ranges) > 0
+	out.ExcludeOutboundPorts = splitList(ann[annExclOutPorts])
 	return out
 }
 
@@ -945,8 +1000,8 @@ var istioNodePaths = []string{"/var/run/ztunnel", "/var/run/istio-cni", "/etc/cn
 // under, or contains (a mount of "/" or "/var/run" exposes them too); "" when
 // none. Paths are cleaned, and /run is read as /var/run, its symlink target on
 // common distributions.
-func hostPathFacts(spec map[string]any, specPath string) ([]any, error) {
-	out := []any{}
+func hostPathFacts(spec map[string]any, specPath string) ([]HostPathFacts, error) {
+	var out []HostPathFacts
 	// vpath is the volume's path, built only for an error.
 	vpath := func(i int) string { return specPath + ".volumes[" + strconv.Itoa(i) + "]" }
 	for i, raw := range listAt(spec, "volumes") {
@@ -975,7 +1030,7 @@ func hostPathFacts(spec map[string]any, specPath string) ([]any, error) {
 				text += " (contains " + nodePath + ")"
 			}
 		}
-		out = append(out, map[string]any{"volume": name, "path": p, "nodePath": nodePath, "text": text})
+		out = append(out, HostPathFacts{Volume: name, Path: p, NodePath: nodePath, Text: text})
 	}
 	return out, nil
 }
@@ -1078,16 +1133,16 @@ func parseProxyConfig(raw map[string]any) (proxyConfigFields, error) {
 // "TRUE", "t", "T" and "1" are all true (MESH0127), and only in the releases
 // whose istio-cni reads them (bypass-inbound-capture since 1.24,
 // dns-capture since 1.25). raw is the value as written, for messages.
-func ambientCaptureFacts(annotations map[string]string, v IstioVersion) map[string]any {
+func ambientCaptureFacts(annotations map[string]string, v IstioVersion) AmbientCaptureFacts {
 	bypass, _, bypassOK := parseBoolAnnotation(annotations, annAmbientBypassInbound)
 	dns, dnsPresent, dnsOK := parseBoolAnnotation(annotations, annAmbientDNSCapture)
 	bypassOK = bypassOK && v.BypassInboundCaptureAnnotation()
 	dnsOK = dnsOK && v.DNSCaptureAnnotation()
-	return map[string]any{
-		"bypassInbound":    bypassOK && bypass,
-		"bypassInboundRaw": annotations[annAmbientBypassInbound],
-		"dnsCaptureOff":    dnsPresent && dnsOK && !dns,
-		"dnsCaptureRaw":    annotations[annAmbientDNSCapture],
+	return AmbientCaptureFacts{
+		BypassInbound:    bypassOK && bypass,
+		BypassInboundRaw: annotations[annAmbientBypassInbound],
+		DNSCaptureOff:    dnsPresent && dnsOK && !dns,
+		DNSCaptureRaw:    annotations[annAmbientDNSCapture],
 	}
 }
 
@@ -1099,11 +1154,16 @@ const (
 
 // initSaysTPROXY reports whether the pod's Istio capture init container
 // (istio-init, or istio-validation with istio-cni) runs istio-iptables with
-// -m TPROXY, parsed as istio-iptables parses it.
-func initSaysTPROXY(spec map[string]any) bool {
+// -m TPROXY, parsed as istio-iptables parses it. Only Istio's own init
+// container counts (an allowed proxy image, no command): a lookalike cannot
+// make the proxy's NET_ADMIN part of the injected shape.
+func (e *engine) initSaysTPROXY(spec map[string]any) bool {
 	for _, c := range listAt(spec, "initContainers") {
 		cm := asMap(c)
 		if n := str(cm, "name"); n != "istio-init" && n != "istio-validation" {
+			continue
+		}
+		if len(listAt(cm, "command")) > 0 || !e.cfg.isProxyImage(str(cm, "image")) {
 			continue
 		}
 		args, err := stringArgs(cm, "")

@@ -342,7 +342,8 @@ func TestInjectTemplates(t *testing.T) {
 		{"the gRPC templates are proxyless", "grpc-agent,grpc-simple", false, []any{}, []any{"grpc-agent", "grpc-simple"}, []any{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := injectTemplates(map[string]string{annInjectTemplates: tc.raw})
+			it := injectTemplates(map[string]string{annInjectTemplates: tc.raw})
+			got := it.Map()
 			if got["sidecar"] != tc.sidecar || !reflect.DeepEqual(got["proxyOnly"], tc.proxyOnly) ||
 				!reflect.DeepEqual(got["proxyless"], tc.proxyless) || !reflect.DeepEqual(got["unknown"], tc.unknown) {
 				t.Errorf("got %v", got)

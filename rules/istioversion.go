@@ -82,6 +82,13 @@ func (v IstioVersion) BypassInboundCaptureAnnotation() bool { return v.Minor >= 
 // ambient.istio.io/dns-capture since 1.25 (absent from cni/ at 1.24.0).
 func (v IstioVersion) DNSCaptureAnnotation() bool { return v.Minor >= 25 }
 
+// Agentgateway: istiod deploys Gateways of the istio-agentgateway class
+// with the agentgateway injection template (an agentgateway container of
+// image <hub>/agentgateway, running as the proxy UID) since 1.29
+// (manifests/charts/istio-control/istio-discovery/files/agentgateway.yaml,
+// absent at 1.28.0).
+func (v IstioVersion) Agentgateway() bool { return v.Minor >= 29 }
+
 // VersionDifference is one row of the README's "Istio version differences".
 type VersionDifference struct {
 	Behaviour string
@@ -123,6 +130,12 @@ func VersionDifferences() []VersionDifference {
 			Since:     "1.24 / 1.25",
 			Meshguard: "MESH0127 reports each annotation only for the releases that act on it",
 			Codes:     []string{"MESH0127"},
+		},
+		{
+			Behaviour: "istiod deploys agentgateway Gateways (class istio-agentgateway): a pod whose only container is agentgateway (image HUB/agentgateway, run as the proxy UID, labelled sidecar.istio.io/inject: \"false\")",
+			Since:     "1.29",
+			Meshguard: "such a container in the deployed shape (an agentgateway image from the proxy registries, no command, args --config {} or none, no added capability, not privileged), alone in its pod, is Istio's proxy: no MESH0110, MESH0111, MESH0140, MESH0141; labels are not trusted",
+			Codes:     []string{"MESH0110", "MESH0111", "MESH0140", "MESH0141"},
 		},
 	}
 }
@@ -181,9 +194,118 @@ func VersionsFromWebhooks(configs []Object) map[string]string {
 	return out
 }
 
+// VersionsFromIstiod maps the revision of each istiod Deployment (label
+// app=istiod; istio.io/rev, "default" when absent) to its Istio version: the
+// app.kubernetes.io/version or operator.istio.io/version label Istio's charts
+// write, else the tag of its discovery container's image
+// (docker.io/istio/pilot:1.26.3-distroless). A Deployment without a
+// readable version is left out; of two for one revision the first is kept.
+func VersionsFromIstiod(deployments []Object) map[string]string {
+	out := map[string]string{}
+	for _, d := range deployments {
+		if k := str(d, "kind"); k != "" && k != "Deployment" {
+			continue
+		}
+		l := stringMap(mapAt(d, "metadata")["labels"])
+		if l["app"] != "istiod" {
+			continue
+		}
+		rev := l["istio.io/rev"]
+		if rev == "" {
+			rev = "default"
+		}
+		if _, seen := out[rev]; seen {
+			continue
+		}
+		v := ""
+		for _, k := range []string{"app.kubernetes.io/version", "operator.istio.io/version"} {
+			if _, err := ParseIstioVersion(l[k]); err == nil {
+				v = l[k]
+				break
+			}
+		}
+		if v == "" {
+			v = istiodImageTag(d)
+		}
+		if v != "" {
+			out[rev] = v
+		}
+	}
+	return out
+}
+
+// istiodImageTag is the tag of the image of istiod's discovery container
+// when it reads as an Istio version ("1.26.3" of pilot:1.26.3-distroless),
+// else "".
+func istiodImageTag(deploy Object) string {
+	for _, raw := range listAt(mapAt(mapAt(mapAt(deploy, "spec"), "template"), "spec"), "containers") {
+		c, _ := raw.(map[string]any)
+		if str(c, "name") != "discovery" {
+			continue
+		}
+		image := str(c, "image")
+		if i := strings.IndexByte(image, '@'); i >= 0 {
+			image = image[:i]
+		}
+		slash := strings.LastIndexByte(image, '/')
+		colon := strings.LastIndexByte(image, ':')
+		if colon <= slash {
+			return ""
+		}
+		tag := image[colon+1:]
+		if _, err := ParseIstioVersion(tag); err == nil {
+			return tag
+		}
+	}
+	return ""
+}
+
+// MergeInjectorVersions merges the versions read from the injector's
+// webhook configurations with those read from istiod's Deployments. The
+// webhook configuration's label wins for a revision both name: it belongs to
+// the configuration that routes the revision's pods to an injector, and
+// istiod's image tag may be a custom build's; istiod only fills revisions no
+// webhook configuration labels (charts before 1.24, istioctl installs
+// without the label).
+func MergeInjectorVersions(webhooks, istiods map[string]string) map[string]string {
+	if len(istiods) == 0 {
+		return webhooks
+	}
+	out := make(map[string]string, len(webhooks)+len(istiods))
+	for k, v := range istiods {
+		out[k] = v
+	}
+	for k, v := range webhooks {
+		out[k] = v
+	}
+	return out
+}
+
+// IstioVersionsText renders detected versions as "default=1.26, canary=1.27"
+// (sorted by revision), "" when there are none.
+func IstioVersionsText(vs map[string]string) string {
+	keys := make([]string, 0, len(vs))
+	for k := range vs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		v, err := ParseIstioVersion(vs[k])
+		if err != nil {
+			continue
+		}
+		parts = append(parts, k+"="+v.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
 // InjectorVersions implements InjectorVersions from the snapshot's webhook
-// configurations.
-func (s *Snapshot) InjectorVersions() map[string]string { return VersionsFromWebhooks(s.webhooks) }
+// configurations and, for revisions they do not label, its istiod
+// Deployments.
+func (s *Snapshot) InjectorVersions() map[string]string {
+	return MergeInjectorVersions(VersionsFromWebhooks(s.webhooks), VersionsFromIstiod(s.istiods))
+}
 
 // istioVersionFor returns the semantics for a pod injected by revision rev:
 // --istio-version, else the revision's version the context knows (the

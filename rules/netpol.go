@@ -197,25 +197,18 @@ func namespaceNetpol(cfg *compiledConfig, ctx Context, ns Namespace) NetpolState
 }
 
 // netpolFacts is the Namespace fact `netpol` (MESH0217).
-func (e *engine) netpolFacts(ns Namespace, terminating bool) map[string]any {
+func (e *engine) netpolFacts(ns Namespace, terminating bool) NamespaceNetpolFacts {
 	st := namespaceNetpol(e.cfg, e.ctx, ns)
-	toAny := func(l []string) []any {
-		out := make([]any, 0, len(l))
-		for _, s := range l {
-			out = append(out, s)
-		}
-		return out
-	}
-	return map[string]any{
-		"profile":     st.Profile,
-		"why":         st.Why,
-		"known":       st.Status != NetpolUnknown,
-		"status":      st.Status,
-		"expected":    toAny(st.Expected),
-		"present":     toAny(st.Present),
-		"missing":     toAny(st.Missing),
-		"defaultDeny": slices.Contains(st.Present, NetpolDefaultDeny),
-		"terminating": terminating,
+	return NamespaceNetpolFacts{
+		Profile:     st.Profile,
+		Why:         st.Why,
+		Known:       st.Status != NetpolUnknown,
+		Status:      st.Status,
+		Expected:    st.Expected,
+		Present:     st.Present,
+		Missing:     st.Missing,
+		DefaultDeny: slices.Contains(st.Present, NetpolDefaultDeny),
+		Terminating: terminating,
 	}
 }
 

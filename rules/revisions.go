@@ -42,6 +42,15 @@ func (s *Snapshot) InjectorRevisions() ([]string, bool) { return RevisionsFromWe
 
 // revisionFacts says whether a revision names an installed injector: true,
 // false, or nil when the context cannot tell.
+// revisionKnownFact is revisionKnown as a typed fact.
+func (e *engine) revisionKnownFact(rev string) NullBool {
+	switch v := e.revisionKnown(rev).(type) {
+	case bool:
+		return NullBool{Value: v, Valid: true}
+	}
+	return NullBool{}
+}
+
 func (e *engine) revisionKnown(rev string) any {
 	ir, ok := e.ctx.(InjectorRevisions)
 	if !ok || rev == "" {

@@ -19,14 +19,14 @@ const maxStrandedListed = 10
 // sidecar namespace, MESH0112, or a pod running as the proxy UID, MESH0140) is
 // listed. Running pods are not re-admitted when their namespace changes, so
 // without this a mode flip leaves them outside the mesh unjudged.
-func (e *engine) strandedPods(cur, old Namespace) ([]any, error) {
+func (e *engine) strandedPods(cur, old Namespace) ([]string, error) {
 	np, ok := e.ctx.(NamespacePods)
 	if !ok || e.eng == nil {
-		return []any{}, nil
+		return nil, nil
 	}
 	pods, known := np.Pods(cur.Name)
 	if !known || len(pods) == 0 {
-		return []any{}, nil
+		return nil, nil
 	}
 	type stranded struct{ name, why string }
 	var out []stranded
@@ -73,7 +73,7 @@ func (e *engine) strandedPods(cur, old Namespace) ([]any, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	items := make([]any, 0, min(len(out), maxStrandedListed+1))
+	items := make([]string, 0, min(len(out), maxStrandedListed+1))
 	for i, s := range out {
 		if i == maxStrandedListed {
 			items = append(items, fmt.Sprintf("and %d more pods", len(out)-maxStrandedListed))

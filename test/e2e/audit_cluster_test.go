@@ -97,6 +97,45 @@ spec:
   containers:
   - name: app
     image: registry.example.com/app:1.0
+---
+# istiod 1.26 (its image tag; no injector webhook configuration labels the
+# revision): "False" is an injection opt-out there.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: istiod
+  namespace: istio-system
+  labels: {app: istiod, istio: pilot}
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {app: istiod}
+  template:
+    metadata:
+      labels: {app: istiod, istio: pilot}
+    spec:
+      containers:
+      - name: discovery
+        image: docker.io/istio/pilot:1.26.3
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: capital-false
+  namespace: %[1]s
+spec:
+  selector:
+    matchLabels: {app: capital-false}
+  template:
+    metadata:
+      labels: {app: capital-false, sidecar.istio.io/inject: "False"}
+    spec:
+      containers:
+      - name: app
+        image: registry.example.com/app:1.0
+        securityContext:
+          runAsUser: 1000
+          allowPrivilegeEscalation: false
 `, nsSidecar, nsAmbient, framework.LabelDataplaneMode)
 	for i := range extraServices {
 		fmt.Fprintf(&b, `---
@@ -219,6 +258,28 @@ func TestAuditClusterRun(t *testing.T) {
 		}
 	})
 
+	t.Run("the Istio release is read from istiod", func(t *testing.T) {
+		if rep.Cluster.IstioVersions != "default=1.26" {
+			t.Errorf("IstioVersions = %q, want default=1.26", rep.Cluster.IstioVersions)
+		}
+		fs := findingsFor(rep, "cluster://Deployment/"+nsSidecar+"/capital-false")
+		if f, ok := fs["MESH0110"]; !ok || !strings.Contains(f.Message, `label sidecar.istio.io/inject is "False"`) {
+			t.Errorf("Deployment capital-false: want MESH0110 (an opt-out under Istio 1.26), got %+v", fs)
+		}
+		if f, ok := fs["MESH0118"]; !ok || !strings.Contains(f.Message, "which Istio 1.26 reads as an opt-out") {
+			t.Errorf("Deployment capital-false: want MESH0118 naming Istio 1.26, got %+v", fs)
+		}
+		var istiod *audit.KindListing
+		for i, k := range rep.Cluster.Listed {
+			if k.Kind == "Deployment" && k.ContextOnly {
+				istiod = &rep.Cluster.Listed[i]
+			}
+		}
+		if istiod == nil || istiod.Selector != "app=istiod" || istiod.Objects != 1 {
+			t.Errorf("istiod's Deployments were not listed as context: %+v", rep.Cluster.Listed)
+		}
+	})
+
 	t.Run("every object is read across pages", func(t *testing.T) {
 		seen := map[string]bool{}
 		for _, r := range rep.Results {
@@ -301,14 +362,16 @@ func TestAuditClusterRun(t *testing.T) {
 			t.Errorf("%s mTLS %+v, want PERMISSIVE from the mesh-wide policy", nsSidecar, sc.MTLS)
 		}
 		// Namespace + Deployment + Pod + Services.
-		if want := 3 + extraServices; sc.Objects != want {
+		// Namespace + Deployments + Pod + Services.
+		if want := 4 + extraServices; sc.Objects != want {
 			t.Errorf("%s: %d objects, want %d", nsSidecar, sc.Objects, want)
 		}
 		// The compliance view: the Deployment's pods would be injected; the
 		// bare Pod runs without its proxy, so it is not meshed; no
 		// AuthorizationPolicy makes the namespace default-deny.
-		if sc.Workloads != 2 || sc.Meshed != 1 || sc.Authz.DefaultDeny || sc.Authz.Level != "default" {
-			t.Errorf("%s: workloads %d meshed %d authz %+v, want 2, 1 and open by default", nsSidecar, sc.Workloads, sc.Meshed, sc.Authz)
+		// capital-false opts out under the detected Istio 1.26.
+		if sc.Workloads != 3 || sc.Meshed != 1 || sc.Authz.DefaultDeny || sc.Authz.Level != "default" {
+			t.Errorf("%s: workloads %d meshed %d authz %+v, want 3, 1 and open by default", nsSidecar, sc.Workloads, sc.Meshed, sc.Authz)
 		}
 		if sc.BySeverity["Critical"] < 2 || sc.Findings < 2 {
 			t.Errorf("%s: want at least the NET_ADMIN and missing-proxy Criticals, got %d findings %v", nsSidecar, sc.Findings, sc.BySeverity)
@@ -360,6 +423,7 @@ func TestAuditClusterCLI(t *testing.T) {
 			"Namespaces:",
 			"Not served by the cluster (not audited):\n",
 			"authentication.istio.io/MeshPolicy: ",
+			"Istio releases detected (per injector revision): default=1.26\n",
 			"FAIL: ",
 		} {
 			if !strings.Contains(out, want) {
