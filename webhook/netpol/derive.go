@@ -419,7 +419,10 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 		if sidecar(dst.Namespace) {
 			peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(src.Namespace)}
 			if len(src.PodLabels) > 0 {
-				peer.PodSelector = &metav1.LabelSelector{MatchLabels: copyMap(src.PodLabels)}
+				// A quarantined caller is not a caller (its egress is cut by
+				// the quarantine; the destination does not admit it either).
+				sel := AllowTargetSelector(src.PodLabels)
+				peer.PodSelector = &sel
 			} else {
 				note(dst.Namespace, "%s has no pod labels to select it by: %s admits every pod of namespace %s on port %d", src.ID, PrefixAuthzTo+dst.Name, src.Namespace, e.Port)
 			}
@@ -429,7 +432,8 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 			}
 		}
 		if sidecar(src.Namespace) && len(dst.PodLabels) > 0 {
-			peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(dst.Namespace), PodSelector: &metav1.LabelSelector{MatchLabels: copyMap(dst.PodLabels)}}
+			sel := AllowTargetSelector(dst.PodLabels)
+			peer := networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(dst.Namespace), PodSelector: &sel}
 			acc(src.Namespace, PrefixAuthzFrom, src, true).add("wl:"+dst.ID, peer, e.Port, e.Why.Allowing)
 		}
 	}

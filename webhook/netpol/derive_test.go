@@ -149,7 +149,11 @@ func policyLines(nps []*networkingv1.NetworkPolicy) []string {
 			parts = append(parts, "ns "+sel)
 		}
 		if p.PodSelector != nil {
-			parts = append(parts, "pods "+yamlLine(p.PodSelector.MatchLabels))
+			sel := yamlLine(p.PodSelector.MatchLabels)
+			if len(p.PodSelector.MatchExpressions) != 1 || p.PodSelector.MatchExpressions[0].Key != LabelQuarantined {
+				sel += " (quarantined pods not excluded)"
+			}
+			parts = append(parts, "pods "+sel)
 		}
 		return strings.Join(parts, " ")
 	}

@@ -208,7 +208,7 @@ func (c *Config) renderGatewayAllows(objs []rules.Object, profiles map[string]Pr
 				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
 					Key: labelNamespaceName, Operator: metav1.LabelSelectorOpIn, Values: peer.namespaces,
 				}}},
-				PodSelector: &metav1.LabelSelector{MatchLabels: copyMap(peer.labels)},
+				PodSelector: func() *metav1.LabelSelector { s := AllowTargetSelector(peer.labels); return &s }(),
 			}}}
 			for _, k := range sortedNames(acc.ports[pk]) {
 				pt := acc.ports[pk][k]
