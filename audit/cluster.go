@@ -338,7 +338,11 @@ func RunCluster(ctx context.Context, ev ClusterEvaluator, cl *ClusterClients, op
 		}
 		rep.Cluster.Listed = append(rep.Cluster.Listed, kl)
 	}
-	rep.Cluster.IstioVersions = rules.IstioVersionsText(snap.InjectorVersions())
+	if e, ok := ev.(interface {
+		InjectorVersions(rules.Context) map[string]string
+	}); ok {
+		rep.Cluster.IstioVersions = rules.IstioVersionsText(e.InjectorVersions(snap))
+	}
 	// Without the NetworkPolicies no namespace can be said to lack its
 	// managed set: MESH0217 stays quiet and the summary says unknown.
 	netpolsListed := false

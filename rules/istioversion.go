@@ -301,10 +301,47 @@ func IstioVersionsText(vs map[string]string) string {
 }
 
 // InjectorVersions implements InjectorVersions from the snapshot's webhook
-// configurations and, for revisions they do not label, its istiod
-// Deployments.
+// configurations.
 func (s *Snapshot) InjectorVersions() map[string]string {
-	return MergeInjectorVersions(VersionsFromWebhooks(s.webhooks), VersionsFromIstiod(s.istiods))
+	return VersionsFromWebhooks(s.webhooks)
+}
+
+// IstiodDeployments implements IstiodDeployments.
+func (s *Snapshot) IstiodDeployments() []Object { return s.istiods }
+
+// IstiodDeployments is implemented by contexts that hold istiod's
+// Deployments (label app=istiod), the second source of the Istio release
+// per revision. The engine reads only those in the control-plane
+// namespaces and the root namespace: a Deployment labelled app=istiod in a
+// tenant's namespace never sets the semantics meshguard judges with.
+type IstiodDeployments interface {
+	IstiodDeployments() []Object
+}
+
+// InjectorVersions returns the Istio release of each revision the context
+// knows: the injector's webhook configurations' labels and, for revisions
+// they do not label, istiod's Deployments in the control-plane namespaces
+// and the root namespace.
+func (e *Engine) InjectorVersions(ctx Context) map[string]string {
+	return injectorVersions(e.cfg, ctx)
+}
+
+func injectorVersions(cfg *compiledConfig, ctx Context) map[string]string {
+	var webhooks, istiods map[string]string
+	if iv, ok := ctx.(InjectorVersions); ok {
+		webhooks = iv.InjectorVersions()
+	}
+	if id, ok := ctx.(IstiodDeployments); ok {
+		var trusted []Object
+		for _, d := range id.IstiodDeployments() {
+			ns := str(mapAt(d, "metadata"), "namespace")
+			if cfg.controlPlane[ns] || ns == cfg.RootNamespace {
+				trusted = append(trusted, d)
+			}
+		}
+		istiods = VersionsFromIstiod(trusted)
+	}
+	return MergeInjectorVersions(webhooks, istiods)
 }
 
 // istioVersionFor returns the semantics for a pod injected by revision rev:
@@ -315,8 +352,7 @@ func (e *engine) istioVersionFor(rev string) IstioVersion {
 	if e.cfg.istioVersion != nil {
 		return *e.cfg.istioVersion
 	}
-	if iv, ok := e.ctx.(InjectorVersions); ok {
-		vs := iv.InjectorVersions()
+	if vs := injectorVersions(e.cfg, e.ctx); len(vs) > 0 {
 		for _, r := range []string{rev, "default"} {
 			if r == "" {
 				continue

@@ -51,16 +51,21 @@ func TestSnapshotInjectorVersionsPrecedence(t *testing.T) {
 			"app": "sidecar-injector", "istio.io/rev": "default", "app.kubernetes.io/version": "1.28.2",
 		}},
 	}, "")
-	got := snap.InjectorVersions()
+	// A tenant's Deployment labelled app=istiod, outside the control-plane
+	// and root namespaces, never sets the release.
+	fake := istiodDeployment(map[string]any{"app": "istiod", "istio.io/rev": "tenant"}, "docker.io/istio/pilot:1.29.0")
+	fake["metadata"].(map[string]any)["namespace"] = "shop"
+	snap.Add(fake, "")
+	cc, err := NewConfig().compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := injectorVersions(cc, snap)
 	want := map[string]string{"default": "1.28.2", "canary": "1.25.0"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("InjectorVersions = %v, want %v", got, want)
 	}
 	// And the engine applies them per revision: "no" opts out under 1.25 only.
-	cc, err := NewConfig().compile()
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := &engine{cfg: cc, ctx: snap}
 	if v := e.istioVersionFor("canary"); v.Minor != 25 {
 		t.Errorf("canary judged as %v, want 1.25 from istiod", v)

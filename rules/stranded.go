@@ -104,6 +104,7 @@ func (o overlayContext) Namespace(name string) (Namespace, bool) {
 var (
 	_ InjectorRevisions      = overlayContext{}
 	_ InjectorVersions       = overlayContext{}
+	_ IstiodDeployments      = overlayContext{}
 	_ WebhookBackends        = overlayContext{}
 	_ ManagedNetworkPolicies = overlayContext{}
 )
@@ -118,6 +119,13 @@ func (o overlayContext) InjectorRevisions() ([]string, bool) {
 func (o overlayContext) InjectorVersions() map[string]string {
 	if iv, ok := o.Context.(InjectorVersions); ok {
 		return iv.InjectorVersions()
+	}
+	return nil
+}
+
+func (o overlayContext) IstiodDeployments() []Object {
+	if id, ok := o.Context.(IstiodDeployments); ok {
+		return id.IstiodDeployments()
 	}
 	return nil
 }

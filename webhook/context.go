@@ -43,6 +43,9 @@ type cacheContext struct {
 	errs *contextErrors
 	// synced flips to true once the caches of the built-in kinds have synced.
 	synced atomic.Bool
+	// istiods are istiod's Deployments, the second source of the Istio
+	// release per revision; nil reads none.
+	istiods *istiodDeployments
 }
 
 var (
@@ -52,6 +55,7 @@ var (
 	_ rules.DestinationRules  = (*cacheContext)(nil)
 	_ rules.WebhookBackends   = (*cacheContext)(nil)
 	_ rules.InjectorRevisions = (*cacheContext)(nil)
+	_ rules.IstiodDeployments = (*cacheContext)(nil)
 	_ requestScoped           = (*cacheContext)(nil)
 )
 
@@ -83,6 +87,10 @@ func (c *cacheContext) InjectorVersions() map[string]string {
 	configs, _ := c.injectorConfigs()
 	return rules.VersionsFromWebhooks(configs)
 }
+
+// IstiodDeployments implements rules.IstiodDeployments from istiod's
+// cached Deployments (none until their cache has synced).
+func (c *cacheContext) IstiodDeployments() []rules.Object { return c.istiods.objects() }
 
 // injectorConfigs returns the cached MutatingWebhookConfigurations as
 // objects holding only their labels (all the revision and version lookups read).

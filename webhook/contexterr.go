@@ -166,6 +166,7 @@ var (
 	_ rules.WebhookBackends   = (*requestView)(nil)
 	_ rules.InjectorRevisions = (*requestView)(nil)
 	_ rules.InjectorVersions  = (*requestView)(nil)
+	_ rules.IstiodDeployments = (*requestView)(nil)
 )
 
 func (c *cacheContext) forRequest() (rules.Context, func() error) {
@@ -236,6 +237,10 @@ func (v *requestView) InjectorVersions() map[string]string {
 	configs, err := v.injectorConfigs()
 	v.fail(err)
 	return rules.VersionsFromWebhooks(configs)
+}
+
+func (v *requestView) IstiodDeployments() []rules.Object {
+	return v.c.istiods.objects()
 }
 
 func (v *requestView) InjectorRevisions() ([]string, bool) {

@@ -109,6 +109,10 @@ type Options struct {
 	// are picked up (a failed discovery is retried sooner, with backoff).
 	// Default (and when 0) DefaultIstioDiscoveryInterval, 30s.
 	IstioDiscoveryInterval time.Duration
+	// IstiodDeployments reads istiod's Deployments (label app=istiod) for
+	// the Istio release of revisions the injector's webhook configurations
+	// do not label (--read-istiod-deployments). Default true.
+	IstiodDeployments bool
 	// Timeouts are the webhook server's connection timeouts. Default
 	// DefaultTimeouts().
 	Timeouts Timeouts
@@ -134,6 +138,7 @@ func NewOptions() *Options {
 		LeaderElectionID: "meshguard-controller",
 
 		IstioDiscoveryInterval: DefaultIstioDiscoveryInterval,
+		IstiodDeployments:      true,
 		Timeouts:               DefaultTimeouts(),
 	}
 }
@@ -324,6 +329,14 @@ func NewServer(cfg *rest.Config, o *Options, log logr.Logger) (*Server, error) {
 	// Whether the Istio security API is served is asked at start and every
 	// IstioDiscoveryInterval (istio.go); its informers follow.
 	cc := &cacheContext{reader: mgr.GetCache(), errs: cerrs}
+	if o.IstiodDeployments {
+		if cc.istiods, err = newIstiodDeployments(mgr, append(append([]string{}, o.Rules.ControlPlaneNamespaces...), o.Rules.RootNamespace)); err != nil {
+			return nil, fmt.Errorf("istiod Deployments: %w", err)
+		}
+		if err := mgr.Add(cc.istiods); err != nil {
+			return nil, err
+		}
+	}
 	probe, err := discoverIstio(cfg)
 	if err != nil {
 		return nil, err

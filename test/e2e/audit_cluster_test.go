@@ -166,6 +166,13 @@ func setupAuditCluster(t *testing.T) *framework.Env {
 	} else if !strings.Contains(res.Stdout, "deployment.apps/netadmin") {
 		t.Fatalf("kubectl apply did not report the Deployment:\n%s", res)
 	}
+	t.Cleanup(func() {
+		// The istiod 1.26 would make every later serve judge the default
+		// revision as Istio 1.26 (serve reads istiod's Deployments too).
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		kubectl(t, ctx, env, "", "delete", "deployment", "istiod", "-n", "istio-system", "--ignore-not-found")
+	})
 	return env
 }
 

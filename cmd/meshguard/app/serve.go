@@ -88,6 +88,7 @@ func (o *ServeOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&w.LeaderElection, "leader-elect", w.LeaderElection, "elect a leader among replicas for the controllers (the webhook serves on every replica)")
 	fs.StringVar(&w.LeaderElectionNamespace, "leader-election-namespace", w.LeaderElectionNamespace, "namespace of the leader election Lease (default: the namespace meshguard runs in)")
 	fs.StringVar(&w.LeaderElectionID, "leader-election-id", w.LeaderElectionID, "name of the leader election Lease")
+	fs.BoolVar(&w.IstiodDeployments, "read-istiod-deployments", w.IstiodDeployments, "read istiod's Deployments (label app=istiod: their version label, else the discovery image's tag) for the Istio release of the revisions the injector's webhook configurations do not label; needs list and watch on Deployments")
 	fs.DurationVar(&w.IstioDiscoveryInterval, "istio-discovery-interval", w.IstioDiscoveryInterval, "how often the API server's discovery is asked whether the Istio security API (PeerAuthentication, AuthorizationPolicy) is served, so its CRDs installed or removed after start are picked up; a failed discovery is retried sooner and never taken for \"not installed\"")
 	fs.StringVar(&w.Rules.ControllerUsername, "controller-username", w.Rules.ControllerUsername, "meshguard's own identity (its service account's username), the only user that may change or delete managed NetworkPolicies (MESH0215)")
 	o.Kube.AddFlags(fs)
