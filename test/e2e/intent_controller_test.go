@@ -71,6 +71,20 @@ func (s *npServer) cutMetricMatches(t *testing.T, ns string) {
 	}
 }
 
+// auditClusterJSON runs `meshguard audit --cluster -o json` and decodes it.
+func auditClusterJSON(t *testing.T, env *framework.Env) audit.Report {
+	t.Helper()
+	code, out, errOut := runCLI(t, "audit", "--cluster", "--kubeconfig", env.KubeconfigPath, "-o", "json")
+	if code != 0 && code != 1 {
+		t.Fatalf("audit --cluster: exit %d\n%s", code, errOut)
+	}
+	var rep audit.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("audit --cluster -o json: %v", err)
+	}
+	return rep
+}
+
 // managedNames are the names of a namespace's managed policies (not a
 // quarantine's), sorted.
 func (s *npServer) managedNames(t *testing.T, ns string) []string {
@@ -194,14 +208,7 @@ func TestIntentController(t *testing.T) {
 	})
 
 	t.Run("audit --cluster names the edges enforcing would cut", func(t *testing.T) {
-		code, out, errOut := runCLI(t, "audit", "--cluster", "--kubeconfig", env.KubeconfigPath, "-o", "json")
-		if code != 0 && code != 1 {
-			t.Fatalf("audit --cluster: exit %d\n%s", code, errOut)
-		}
-		var rep audit.Report
-		if err := json.Unmarshal([]byte(out), &rep); err != nil {
-			t.Fatalf("audit --cluster -o json: %v", err)
-		}
+		rep := auditClusterJSON(t, env)
 		if rep.Cluster == nil || rep.Cluster.CutEdgesError != "" {
 			t.Fatalf("no cut edges derived: %+v", rep.Cluster)
 		}
@@ -245,14 +252,7 @@ func TestIntentController(t *testing.T) {
 		}
 		// The same rules judge meshguard's own policies in the cluster:
 		// MESH0210-MESH0214 never fire on them.
-		code, out, errOut := runCLI(t, "audit", "--cluster", "--kubeconfig", env.KubeconfigPath, "-o", "json")
-		if code != 0 && code != 1 {
-			t.Fatalf("audit --cluster: exit %d\n%s", code, errOut)
-		}
-		var rep audit.Report
-		if err := json.Unmarshal([]byte(out), &rep); err != nil {
-			t.Fatalf("audit --cluster -o json: %v", err)
-		}
+		rep := auditClusterJSON(t, env)
 		judged := 0
 		for _, f := range rep.Findings {
 			if f.Object.Kind == "NetworkPolicy" && f.Object.Namespace == "bookinfo" && f.Code >= "MESH0210" && f.Code <= "MESH0214" {
