@@ -72,9 +72,9 @@ func (s *npServer) cutMetricMatches(t *testing.T, ns string) {
 }
 
 // auditClusterJSON runs `meshguard audit --cluster -o json` and decodes it.
-func auditClusterJSON(t *testing.T, env *framework.Env) audit.Report {
+func auditClusterJSON(t *testing.T, env *framework.Env, extra ...string) audit.Report {
 	t.Helper()
-	code, out, errOut := runCLI(t, "audit", "--cluster", "--kubeconfig", env.KubeconfigPath, "-o", "json")
+	code, out, errOut := runCLI(t, append([]string{"audit", "--cluster", "--kubeconfig", env.KubeconfigPath, "-o", "json"}, extra...)...)
 	if code != 0 && code != 1 {
 		t.Fatalf("audit --cluster: exit %d\n%s", code, errOut)
 	}
@@ -252,7 +252,12 @@ func TestIntentController(t *testing.T) {
 		}
 		// The same rules judge meshguard's own policies in the cluster:
 		// MESH0210-MESH0214 never fire on them.
-		rep := auditClusterJSON(t, env)
+		rep := auditClusterJSON(t, env, "--netpol-from-authz")
+		for _, n := range rep.Cluster.Namespaces {
+			if n.Name == "bookinfo" && len(withinBookinfo(n.CutEdges)) > 0 {
+				t.Errorf("audit --cluster --netpol-from-authz: bookinfo edges still cut: %v", withinBookinfo(n.CutEdges))
+			}
+		}
 		judged := 0
 		for _, f := range rep.Findings {
 			if f.Object.Kind == "NetworkPolicy" && f.Object.Namespace == "bookinfo" && f.Code >= "MESH0210" && f.Code <= "MESH0214" {

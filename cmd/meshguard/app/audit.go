@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -59,6 +60,11 @@ type AuditOptions struct {
 	// Rules is the mesh configuration shared with the webhook (root namespace,
 	// proxy image registries, default namespace mode, ...). Default rules.NewConfig().
 	Rules *rules.Config
+	// NetpolFromAuthz and NetpolFromAuthzNamespaces are serve's
+	// --netpol-from-authz and --netpol-from-authz-namespaces: with --cluster,
+	// the edges enforcing would cut are derived as that controller derives them.
+	NetpolFromAuthz           bool
+	NetpolFromAuthzNamespaces []string
 }
 
 // NewAuditOptions returns the defaults of `meshguard audit`.
@@ -91,6 +97,8 @@ func (o *AuditOptions) AddFlags(fs *pflag.FlagSet) {
 	// --cluster NetworkPolicy preview).
 	fs.StringSliceVar(&o.Rules.NetpolExcludeNamespaces, "netpol-exclude-namespaces", o.Rules.NetpolExcludeNamespaces, "namespaces that never get meshguard's default-deny NetworkPolicies (as given to meshguard serve)")
 	fs.StringSliceVar(&o.Rules.NetpolGatewayNamespaces, "netpol-gateway-namespaces", o.Rules.NetpolGatewayNamespaces, "namespaces that get the gateway NetworkPolicy profile by default (as given to meshguard serve)")
+	fs.BoolVar(&o.NetpolFromAuthz, "netpol-from-authz", o.NetpolFromAuthz, "with --cluster: derive the edges enforcing would cut as meshguard serve --netpol-from-authz does (allows from every namespace's ALLOW AuthorizationPolicies)")
+	fs.StringSliceVar(&o.NetpolFromAuthzNamespaces, "netpol-from-authz-namespaces", o.NetpolFromAuthzNamespaces, "with --cluster: like --netpol-from-authz, for these destination namespaces only (as given to meshguard serve)")
 }
 
 // Validate rejects options that cannot be used, naming the flag.
@@ -102,9 +110,15 @@ func (o *AuditOptions) Validate() error {
 		if o.Kubeconfig != "" {
 			return fmt.Errorf("--kubeconfig: only used with --cluster")
 		}
+		if o.NetpolFromAuthz || len(o.NetpolFromAuthzNamespaces) > 0 {
+			return fmt.Errorf("--netpol-from-authz: only used with --cluster")
+		}
 		if o.KubeContext != "" {
 			return fmt.Errorf("--context: only used with --cluster")
 		}
+	}
+	if o.NetpolFromAuthz && len(o.NetpolFromAuthzNamespaces) > 0 {
+		return fmt.Errorf("--netpol-from-authz and --netpol-from-authz-namespaces: choose every namespace or a list, not both")
 	}
 	if o.PageSize <= 0 {
 		return fmt.Errorf("--page-size: must be positive, got %d", o.PageSize)
@@ -267,7 +281,10 @@ func auditCluster(ctx context.Context, ev *rules.Engine, cat *rules.Catalog, cfg
 	if err != nil {
 		return nil, fmt.Errorf("--cluster %s: %w", cfg.Host, err)
 	}
-	if err := addCutEdges(ctx, ev, cl, o.PageSize, rep.Cluster); err != nil {
+	nc := netpol.NewConfig()
+	nc.ExcludeNamespaces, nc.GatewayNamespaces = o.Rules.NetpolExcludeNamespaces, o.Rules.NetpolGatewayNamespaces
+	nc.FromAuthz, nc.FromAuthzNamespaces = o.NetpolFromAuthz, o.NetpolFromAuthzNamespaces
+	if err := addCutEdges(ctx, ev, cl, o.PageSize, nc, rep.Cluster); err != nil {
 		rep.Cluster.CutEdgesError = err.Error()
 	}
 	return rep, nil
@@ -276,7 +293,10 @@ func auditCluster(ctx context.Context, ev *rules.Engine, cat *rules.Catalog, cfg
 // addCutEdges derives, as the default-deny controller does with its default
 // configuration, the edges the mesh allows that enforcing would cut, and
 // puts them on the namespaces of the summary.
-func addCutEdges(ctx context.Context, ev *rules.Engine, cl *audit.ClusterClients, pageSize int64, sum *audit.ClusterSummary) error {
+func addCutEdges(ctx context.Context, ev *rules.Engine, cl *audit.ClusterClients, pageSize int64, nc *netpol.Config, sum *audit.ClusterSummary) error {
+	if err := nc.Validate(); err != nil {
+		return err
+	}
 	listed, err := audit.ListCluster(ctx, cl, netpol.IntentKinds(), pageSize)
 	if err != nil {
 		return err
@@ -284,12 +304,15 @@ func addCutEdges(ctx context.Context, ev *rules.Engine, cl *audit.ClusterClients
 	if len(listed.Errors) > 0 {
 		return fmt.Errorf("cannot read every object: %v", listed.Errors[0])
 	}
-	in, err := netpol.NewConfig().Intent(listed.Objects, netpol.IntentOptions{Engine: ev, Live: true,
+	in, err := nc.Intent(listed.Objects, netpol.IntentOptions{Engine: ev, Live: true, FromAuthz: nc.FromAuthzEnabled(),
 		MeshMode: func(ns *corev1.Namespace) string {
 			return ev.NamespaceMeshMode(rules.Namespace{Name: ns.Name, Labels: ns.Labels, Annotations: ns.Annotations})
 		}})
 	if err != nil {
 		return err
+	}
+	if in.Skipped != "" {
+		return errors.New(in.Skipped)
 	}
 	for i := range sum.Namespaces {
 		sum.Namespaces[i].CutEdges = in.Cut[sum.Namespaces[i].Name]
