@@ -147,8 +147,12 @@ func (m *meshguard) register(t *testing.T, env *framework.Env) {
 	t.Cleanup(func() { m.deregister(t, env, co.Name) })
 
 	// A Deployment adding NET_ADMIN in a namespace that exists is denied
-	// once the validating configuration is in effect.
-	mustKubectl(t, ctx, env, namespaceYAML("e2e-probe", nil), "apply", "-f", "-")
+	// once the validating configuration is in effect. The probe namespace
+	// is created once (an earlier registration may have enrolled it: applying
+	// it again without labels would be an enrollment downgrade, MESH0102).
+	if res := kubectl(t, ctx, env, namespaceYAML("e2e-probe", nil), "create", "-f", "-"); res.ExitCode != 0 && !strings.Contains(res.Stderr, "AlreadyExists") && !strings.Contains(res.Stderr, "already exists") {
+		t.Fatalf("create namespace e2e-probe:\n%s", res)
+	}
 	probe := deploymentYAML("e2e-probe", "probe", deploymentOpts{Caps: []string{"NET_ADMIN"}})
 	var last framework.KubectlResult
 	if !poll(30*time.Second, 100*time.Millisecond, func() bool {
