@@ -74,6 +74,10 @@ var knownKinds = []KindInfo{
 	{Group: "networking.istio.io", Kind: "Gateway", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "gateways", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "VirtualService", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "virtualservices", Namespaced: true},
 	{Group: "gateway.networking.k8s.io", Kind: "Gateway", Versions: []string{"v1", "v1beta1"}, Resource: "gateways", Namespaced: true},
+	// Routes and the grants that let them reach other namespaces: read by the
+	// NetworkPolicy intent (gateway-to-service allows), named by no rule.
+	{Group: "gateway.networking.k8s.io", Kind: "HTTPRoute", Versions: []string{"v1", "v1beta1"}, Resource: "httproutes", Namespaced: true},
+	{Group: "gateway.networking.k8s.io", Kind: "ReferenceGrant", Versions: []string{"v1beta1", "v1", "v1alpha2"}, Resource: "referencegrants", Namespaced: true},
 	{Group: "networking.istio.io", Kind: "ServiceEntry", Versions: []string{"v1", "v1alpha3", "v1beta1"}, Resource: "serviceentries", Namespaced: true},
 	{Group: "authentication.istio.io", Kind: "Policy", Versions: []string{"v1alpha1"}, Resource: "policies", Namespaced: true},
 	{Group: "authentication.istio.io", Kind: "MeshPolicy", Versions: []string{"v1alpha1"}, Resource: "meshpolicies"},

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/meshguard/meshguard/rules"
@@ -265,10 +266,13 @@ type objectIndex struct {
 	gateways    map[string]rules.Object // Istio Gateways, ns/name
 	apiGateways map[string]rules.Object // Gateway API Gateways, ns/name
 	podLabels   map[string][]map[string]string
+	grants      map[string][]rules.Object // ReferenceGrants by namespace
+	nsLabels    map[string]map[string]string
 }
 
 func indexObjects(objs []rules.Object) *objectIndex {
-	idx := &objectIndex{services: map[string]rules.Object{}, gateways: map[string]rules.Object{}, apiGateways: map[string]rules.Object{}, podLabels: map[string][]map[string]string{}}
+	idx := &objectIndex{services: map[string]rules.Object{}, gateways: map[string]rules.Object{}, apiGateways: map[string]rules.Object{},
+		podLabels: map[string][]map[string]string{}, grants: map[string][]rules.Object{}, nsLabels: map[string]map[string]string{}}
 	for _, o := range objs {
 		meta := mapOf(o["metadata"])
 		key := str(meta, "namespace") + "/" + str(meta, "name")
@@ -279,6 +283,11 @@ func indexObjects(objs []rules.Object) *objectIndex {
 			idx.gateways[key] = o
 		case "gateway.networking.k8s.io/Gateway":
 			idx.apiGateways[key] = o
+		case "gateway.networking.k8s.io/ReferenceGrant":
+			ns := str(meta, "namespace")
+			idx.grants[ns] = append(idx.grants[ns], o)
+		case "/Namespace":
+			idx.nsLabels[str(meta, "name")] = stringMap(meta["labels"])
 		case "/Pod":
 			idx.podLabels[str(meta, "namespace")] = append(idx.podLabels[str(meta, "namespace")], stringMap(meta["labels"]))
 		case "apps/Deployment", "apps/StatefulSet", "apps/DaemonSet", "apps/ReplicaSet":
@@ -415,8 +424,13 @@ func httpRouteBackends(rt rules.Object, idx *objectIndex) ([]backend, []string) 
 			gns = ns
 		}
 		gname := str(m, "name")
-		if idx.apiGateways[gns+"/"+gname] == nil {
+		gw := idx.apiGateways[gns+"/"+gname]
+		if gw == nil {
 			notes = append(notes, fmt.Sprintf("%s is attached to Gateway %s/%s, which is not in the input: its routes open nothing", from, gns, gname))
+			continue
+		}
+		if !idx.gatewayAdmitsRoutesFrom(gw, gns, ns) {
+			notes = append(notes, fmt.Sprintf("%s is attached to Gateway %s/%s, whose listeners do not allow routes from namespace %s (allowedRoutes): Istio ignores it, it opens nothing", from, gns, gname, ns))
 			continue
 		}
 		peers = append(peers, gatewayPeer{namespaces: []string{gns}, labels: map[string]string{"gateway.networking.k8s.io/gateway-name": gname}})
@@ -437,6 +451,10 @@ func httpRouteBackends(rt rules.Object, idx *objectIndex) ([]backend, []string) 
 			bns := str(m, "namespace")
 			if bns == "" {
 				bns = ns
+			}
+			if bns != ns && !idx.grantsRouteTo(bns, ns, str(m, "name")) {
+				notes = append(notes, fmt.Sprintf("%s routes to Service %s/%s, but no ReferenceGrant in namespace %s lets HTTPRoutes of namespace %s refer to it: Istio does not route there, no policy rendered", from, bns, str(m, "name"), bns, ns))
+				continue
 			}
 			port, _ := intOf(m["port"])
 			for _, p := range peers {
@@ -490,4 +508,89 @@ func intOf(v any) (int, bool) {
 		return int(n), n == float64(int(n))
 	}
 	return 0, false
+}
+
+// gatewayAdmitsRoutesFrom reports whether some listener of a Gateway API
+// Gateway (in gwNS) admits HTTPRoutes of namespace ns: allowedRoutes
+// namespaces from Same (the default), All, or Selector (matchLabels and
+// matchExpressions on the namespace's labels), as the Gateway API defines it.
+func (idx *objectIndex) gatewayAdmitsRoutesFrom(gw rules.Object, gwNS, ns string) bool {
+	listeners := listOf(mapAt(gw, "spec")["listeners"])
+	if len(listeners) == 0 {
+		return ns == gwNS
+	}
+	for _, l := range listeners {
+		nsSpec := mapAt(mapOf(l), "allowedRoutes", "namespaces")
+		if kinds := listOf(mapAt(mapOf(l), "allowedRoutes")["kinds"]); len(kinds) > 0 && !slicesContainsKind(kinds, "HTTPRoute") {
+			continue
+		}
+		switch str(nsSpec, "from") {
+		case "", "Same":
+			if ns == gwNS {
+				return true
+			}
+		case "All":
+			return true
+		case "Selector":
+			var sel metav1.LabelSelector
+			raw := mapOf(nsSpec["selector"])
+			sel.MatchLabels = stringMap(raw["matchLabels"])
+			for _, e := range listOf(raw["matchExpressions"]) {
+				em := mapOf(e)
+				var vals []string
+				for _, v := range listOf(em["values"]) {
+					if s, ok := v.(string); ok {
+						vals = append(vals, s)
+					}
+				}
+				sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{Key: str(em, "key"), Operator: metav1.LabelSelectorOperator(str(em, "operator")), Values: vals})
+			}
+			s, err := metav1.LabelSelectorAsSelector(&sel)
+			if err == nil {
+				l := idx.nsLabels[ns]
+				if l == nil {
+					l = map[string]string{}
+				}
+				l[labelNamespaceName] = ns
+				if s.Matches(labels.Set(l)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func slicesContainsKind(kinds []any, kind string) bool {
+	for _, k := range kinds {
+		if str(mapOf(k), "kind") == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// grantsRouteTo reports whether a ReferenceGrant in namespace to lets
+// HTTPRoutes of namespace from refer to the Service name there.
+func (idx *objectIndex) grantsRouteTo(to, from, name string) bool {
+	for _, g := range idx.grants[to] {
+		spec := mapAt(g, "spec")
+		fromOK := false
+		for _, f := range listOf(spec["from"]) {
+			fm := mapOf(f)
+			if str(fm, "group") == "gateway.networking.k8s.io" && str(fm, "kind") == "HTTPRoute" && str(fm, "namespace") == from {
+				fromOK = true
+			}
+		}
+		if !fromOK {
+			continue
+		}
+		for _, t := range listOf(spec["to"]) {
+			tm := mapOf(t)
+			if str(tm, "group") == "" && str(tm, "kind") == "Service" && (str(tm, "name") == "" || str(tm, "name") == name) {
+				return true
+			}
+		}
+	}
+	return false
 }

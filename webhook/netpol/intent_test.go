@@ -73,7 +73,9 @@ spec:
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: public, namespace: edge}
-spec: {gatewayClassName: istio}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -161,4 +163,97 @@ func yamlLine(m map[string]string) string {
 		parts = append(parts, k+"="+m[k])
 	}
 	return strings.Join(parts, ",")
+}
+
+// TestIntentGatewayAPIAttachment: an HTTPRoute opens a gateway allow only
+// where Istio would route it: the Gateway's listeners admit routes from its
+// namespace (allowedRoutes: Same by default, Selector on the namespace's
+// labels), and a backend in another namespace needs a ReferenceGrant there.
+func TestIntentGatewayAPIAttachment(t *testing.T) {
+	base := `apiVersion: v1
+kind: Namespace
+metadata: {name: team-a, labels: {istio-injection: enabled, shared-gateway: "true"}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-b, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: infra}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: same, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: shared, namespace: infra}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {shared-gateway: "true"}}}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: team-a}
+spec: {selector: {app: api}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: team-b}
+spec: {selector: {app: db}, ports: [{port: 5432}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: via-same, namespace: team-a}
+spec:
+  parentRefs: [{name: same, namespace: infra}]
+  rules: [{backendRefs: [{name: api, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: via-shared, namespace: team-a}
+spec:
+  parentRefs: [{name: shared, namespace: infra}]
+  rules: [{backendRefs: [{name: api, port: 80}, {name: db, namespace: team-b, port: 5432}]}]`
+	grant := `
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: from-team-a, namespace: team-b}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team-a}]
+  to: [{group: "", kind: Service, name: db}]`
+	render := func(stream string) (map[string]string, []string) {
+		nps, notes := NewConfig().RenderGatewayAllows(parseObjects(t, stream))
+		got := map[string]string{}
+		for _, np := range nps {
+			var peers []string
+			for _, r := range np.Spec.Ingress {
+				peers = append(peers, yamlLine(r.From[0].PodSelector.MatchLabels))
+			}
+			got[np.Namespace+"/"+np.Name] = strings.Join(peers, "; ")
+		}
+		return got, notes
+	}
+	got, notes := render(base)
+	want := map[string]string{"team-a/mesh-allow-gateway-to-api": "gateway.networking.k8s.io/gateway-name=shared"}
+	if len(got) != len(want) || got["team-a/mesh-allow-gateway-to-api"] != want["team-a/mesh-allow-gateway-to-api"] {
+		t.Errorf("without a grant: %v, want %v", got, want)
+	}
+	for _, w := range []string{
+		"HTTPRoute/team-a/via-same is attached to Gateway infra/same, whose listeners do not allow routes from namespace team-a",
+		"HTTPRoute/team-a/via-shared routes to Service team-b/db, but no ReferenceGrant in namespace team-b lets HTTPRoutes of namespace team-a refer to it",
+	} {
+		if !strings.Contains(strings.Join(notes, "\n"), w) {
+			t.Errorf("no note %q in %q", w, notes)
+		}
+	}
+	got, _ = render(base + grant)
+	if got["team-b/mesh-allow-gateway-to-db"] != "gateway.networking.k8s.io/gateway-name=shared" {
+		t.Errorf("with the ReferenceGrant: %v, want team-b/mesh-allow-gateway-to-db from the shared gateway", got)
+	}
 }

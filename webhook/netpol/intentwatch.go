@@ -42,6 +42,7 @@ func IntentKinds() []rules.KindInfo {
 		{Group: "apps", Kind: "Deployment"}, {Group: "apps", Kind: "StatefulSet"}, {Group: "apps", Kind: "DaemonSet"},
 		{Group: "networking.istio.io", Kind: "Gateway"}, {Group: "networking.istio.io", Kind: "VirtualService"},
 		{Group: "gateway.networking.k8s.io", Kind: "Gateway"}, {Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"},
+		{Group: "gateway.networking.k8s.io", Kind: "ReferenceGrant"},
 	} {
 		if k, ok := rules.LookupKind(gk); ok && !seen[gk] {
 			out = append(out, k)
