@@ -198,8 +198,22 @@ func (w *intentWatcher) discover(ctx context.Context) error {
 			return fmt.Errorf("watch %s: %w", k.GVR().GroupResource(), err)
 		}
 		isPod := gk == schema.GroupKind{Kind: "Pod"}
+		isNetpol := gk == schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"}
+		// meshguard's own policies are left out of the derivation (it reads
+		// what the mesh allows without them): their writes change nothing.
+		own := func(obj any) bool {
+			if t, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			a, err := meta.Accessor(obj)
+			return err == nil && isNetpol && a.GetLabels()[LabelManaged] == "true" && a.GetLabels()[LabelQuarantine] == ""
+		}
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc: func(any) { w.kick() },
+			AddFunc: func(o any) {
+				if !own(o) {
+					w.kick()
+				}
+			},
 			UpdateFunc: func(o, n any) {
 				oa, err1 := meta.Accessor(o)
 				na, err2 := meta.Accessor(n)
@@ -213,9 +227,16 @@ func (w *intentWatcher) discover(ctx context.Context) error {
 						return
 					}
 				}
+				if own(o) && own(n) {
+					return
+				}
 				w.kick()
 			},
-			DeleteFunc: func(any) { w.kick() },
+			DeleteFunc: func(o any) {
+				if !own(o) {
+					w.kick()
+				}
+			},
 		}); err != nil {
 			return fmt.Errorf("watch %s: %w", k.GVR().GroupResource(), err)
 		}
