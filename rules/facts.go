@@ -48,27 +48,22 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 	case info.Group == "" && info.Kind == "ConfigMap":
 		return e.configMapFacts(obj)
 	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":
-		facts, err := networkPolicyFacts(obj)
-		if err != nil {
+		f := npFactsPool.Get().(*NetworkPolicyFacts)
+		defer putNetworkPolicyFacts(f)
+		if err := e.computeNetworkPolicyFacts(f, obj, req, ns); err != nil {
 			return nil, err
 		}
-		if on, _ := facts["ingressOn"].(bool); on && netpolHasNamedPorts(mapAt(obj, "spec")) {
-			if pods := e.namespacePods(nsName); len(pods) > 0 {
-				named := netpolNamedEnvoyPorts(mapAt(obj, "spec"), pods)
-				facts["ingressEnvoyInternalPorts"] = append(facts["ingressEnvoyInternalPorts"].([]any), named...)
-			}
-		}
-		e.managedPolicyFacts(facts, obj, req, ns)
-		return facts, nil
+		return f.Map(), nil
 	case info.Group == "security.istio.io" && info.Kind == "PeerAuthentication":
 		return e.peerAuthenticationFacts(obj, nsName)
 	case info.Group == "security.istio.io" && info.Kind == "AuthorizationPolicy":
-		facts, err := e.authorizationPolicyFacts(obj, nsName)
-		if err != nil {
+		f := apFactsPool.Get().(*AuthorizationPolicyFacts)
+		defer putAuthorizationPolicyFacts(f)
+		if err := e.computeAuthorizationPolicyFacts(f, obj, nsName); err != nil {
 			return nil, err
 		}
-		e.managedPolicyFacts(facts, obj, req, ns)
-		return facts, nil
+		e.managedPolicyFacts(&f.ManagedPolicy, obj, req, ns)
+		return f.Map(), nil
 	case info.Group == "security.istio.io" && info.Kind == "RequestAuthentication":
 		return e.requestAuthenticationFacts(obj, nsName)
 	case info.Group == "networking.istio.io" && info.Kind == "DestinationRule":
@@ -389,14 +384,41 @@ func serviceFactsTyped(obj Object, pods func() []Object) (ServiceFacts, error) {
 	return f, nil
 }
 
+// computeNetworkPolicyFacts fills f (empty, its list arrays maybe reused
+// from the pool): the policy's own facts, named ports resolved on the
+// namespace's pods, and the managed-policy facts.
+func (e *engine) computeNetworkPolicyFacts(f *NetworkPolicyFacts, obj Object, req *Request, ns Namespace) error {
+	if err := networkPolicyOwnFacts(f, obj); err != nil {
+		return err
+	}
+	if spec := mapAt(obj, "spec"); f.IngressOn && netpolHasNamedPorts(spec) {
+		if pods := e.namespacePods(ns.Name); len(pods) > 0 {
+			f.IngressEnvoyInternalPorts = netpolNamedEnvoyPorts(f.IngressEnvoyInternalPorts, spec, pods)
+		}
+	}
+	e.managedPolicyFacts(&f.ManagedPolicy, obj, req, ns)
+	return nil
+}
+
+// networkPolicyFacts returns the facts of a NetworkPolicy judged alone (no
+// pods, no request).
 func networkPolicyFacts(obj Object) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	var f NetworkPolicyFacts
+	if err := networkPolicyOwnFacts(&f, obj); err != nil {
 		return nil, err
+	}
+	return f.Map(), nil
+}
+
+// networkPolicyOwnFacts fills the facts f that the policy alone decides.
+func networkPolicyOwnFacts(f *NetworkPolicyFacts, obj Object) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
 	}
 	spec := mapAt(obj, "spec")
 	for _, f := range []string{"ingress", "egress", "policyTypes"} {
 		if err := checkType(spec, "spec", f, "array"); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	ingressOn, egressOn := true, len(listAt(spec, "egress")) > 0
@@ -416,37 +438,35 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 		for i, r := range listAt(spec, d[0]) {
 			rm, ok := r.(map[string]any)
 			if !ok && r != nil {
-				return nil, fmt.Errorf("spec.%s[%d]: expected object, got %s", d[0], i, jsonType(r))
+				return fmt.Errorf("spec.%s[%d]: expected object, got %s", d[0], i, jsonType(r))
 			}
 			for _, f := range []string{d[1], "ports"} {
 				if err := checkType(rm, fmt.Sprintf("spec.%s[%d]", d[0], i), f, "array"); err != nil {
-					return nil, err
+					return err
 				}
 			}
 		}
 	}
-	in, ingressAny, ingressAllNS, err := netpolPeerFacts(spec, "ingress", "from", ingressOn)
+	var err error
+	f.IngressAllowAll, f.IngressAnyIP, f.IngressAllNamespaces, err = netpolPeerFacts(spec, "ingress", "from", ingressOn,
+		f.IngressAllowAll, f.IngressAnyIP, f.IngressAllNamespaces)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out, egressAny, _, err := netpolPeerFacts(spec, "egress", "to", egressOn)
+	// Egress peers matching every namespace are not facts: a scratch list.
+	f.EgressAllowAll, f.EgressAnyIP, _, err = netpolPeerFacts(spec, "egress", "to", egressOn, f.EgressAllowAll, f.EgressAnyIP, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sel := mapAt(spec, "podSelector")
-	facts := map[string]any{
-		"ingressAllowAll": in,
-		"egressAllowAll":  out,
-		// NotIn and DoesNotExist requirements select every pod but a few,
-		// which is every pod for the severity.
-		"selectsAllPods": selectsEveryPod(sel),
-		"selectsGateway": gatewaySelector(stringMap(sel["matchLabels"])),
-	}
-	facts["ingressAnyIP"], facts["egressAnyIP"], facts["ingressAllNamespaces"] = ingressAny, egressAny, ingressAllNS
-	facts["ingressEnvoyInternalPorts"] = netpolEnvoyPorts(spec, ingressOn)
-	facts["ingressOn"] = ingressOn
-	facts["ingressGatewayOpen"] = gatewayOpenPorts(spec, ingressOn)
-	return facts, nil
+	// NotIn and DoesNotExist requirements select every pod but a few, which
+	// is every pod for the severity.
+	f.SelectsAllPods = selectsEveryPod(sel)
+	f.SelectsGateway = gatewaySelector(stringMap(sel["matchLabels"]))
+	f.IngressEnvoyInternalPorts = netpolEnvoyPorts(f.IngressEnvoyInternalPorts, spec, ingressOn)
+	f.IngressOn = ingressOn
+	f.IngressGatewayOpen = gatewayOpenPorts(f.IngressGatewayOpen, spec, ingressOn)
+	return nil
 }
 
 // gatewaySelector tells which Istio gateway a NetworkPolicy's podSelector
@@ -469,13 +489,12 @@ func gatewaySelector(labels map[string]string) string {
 // failure detection, is not in its list).
 var netpolEnvoyInternal = []int64{15000, 15001, 15004, 15006, 15053}
 
-// netpolEnvoyPorts lists the ingress ports entries whose port, or
+// netpolEnvoyPorts appends to out the ingress ports entries whose port, or
 // port..endPort range, covers a pod-internal Envoy port. Named ports and
 // entries without a port are not resolved.
-func netpolEnvoyPorts(spec map[string]any, on bool) []any {
-	var out []any
+func netpolEnvoyPorts(out []NetpolEnvoyPortFacts, spec map[string]any, on bool) []NetpolEnvoyPortFacts {
 	if !on {
-		return []any{}
+		return out
 	}
 	for i, r := range listAt(spec, "ingress") {
 		for j, p := range listAt(asMap(r), "ports") {
@@ -501,13 +520,13 @@ func netpolEnvoyPorts(spec map[string]any, on bool) []any {
 			if end != port {
 				what = fmt.Sprintf("ports %d-%d", port, end)
 			}
-			out = append(out, map[string]any{
-				"at":   fmt.Sprintf("spec.ingress[%d].ports[%d]", i, j),
-				"text": fmt.Sprintf("spec.ingress[%d].ports[%d] opens %s, covering %s", i, j, what, strings.Join(hit, ", ")),
+			out = append(out, NetpolEnvoyPortFacts{
+				At:   fmt.Sprintf("spec.ingress[%d].ports[%d]", i, j),
+				Text: fmt.Sprintf("spec.ingress[%d].ports[%d] opens %s, covering %s", i, j, what, strings.Join(hit, ", ")),
 			})
 		}
 	}
-	return nonNil(out)
+	return out
 }
 
 // namespaceBinding is the $namespace binding: what is known about the object's namespace.
@@ -574,13 +593,13 @@ func netpolOptOut(labels map[string]string, old string, hadOld bool) string {
 // identity, "namespace-deletion" for the namespace controller or garbage
 // collector deleting while the namespace really terminates, else "") and
 // actorNote (why a system actor is not trusted, for the message).
-func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Request, ns Namespace) {
+func (e *engine) managedPolicyFacts(f *ManagedPolicy, obj Object, req *Request, ns Namespace) {
 	op := req.Operation
 	before := req.OldObject
 	if op == "DELETE" {
 		before = obj
 	}
-	var tamper []any
+	tamper := f.Tamper
 	managed := false
 	if before != nil && op != "CREATE" && op != "" {
 		oldMeta := mapAt(before, "metadata")
@@ -592,8 +611,12 @@ func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Reque
 			if !jsonEqual(before["spec"], obj["spec"]) {
 				tamper = append(tamper, "changes its spec")
 			}
-			tamper = append(tamper, guardedKeyChanges("label", stringMap(oldMeta["labels"]), stringMap(meta["labels"]))...)
-			tamper = append(tamper, guardedKeyChanges("annotation", stringMap(oldMeta["annotations"]), stringMap(meta["annotations"]))...)
+			for _, c := range guardedKeyChanges("label", stringMap(oldMeta["labels"]), stringMap(meta["labels"])) {
+				tamper = append(tamper, c.(string))
+			}
+			for _, c := range guardedKeyChanges("annotation", stringMap(oldMeta["annotations"]), stringMap(meta["annotations"])) {
+				tamper = append(tamper, c.(string))
+			}
 			if !jsonEqual(oldMeta["ownerReferences"], meta["ownerReferences"]) {
 				tamper = append(tamper, "changes its owner references")
 			}
@@ -612,13 +635,11 @@ func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Reque
 			}
 		}
 	}
-	facts["managed"] = managed
+	f.Managed = managed
 	// A quarantine's policy (meshguard quarantine): meshguard admins may
 	// remove it (meshguard release), unlike the default-deny set.
-	facts["quarantinePolicy"] = before != nil && stringMap(mapAt(before, "metadata")["labels"])[labelQuarantinePolicy] != ""
-	facts["tamper"] = nonNil(tamper)
-	facts["actor"] = actor
-	facts["actorNote"] = note
+	f.QuarantinePolicy = before != nil && stringMap(mapAt(before, "metadata")["labels"])[labelQuarantinePolicy] != ""
+	f.Tamper, f.Actor, f.ActorNote = tamper, actor, note
 }
 
 // guardedKeyChanges lists the changes of meshguard's own labels or

@@ -500,46 +500,56 @@ func apAction(spec map[string]any) string {
 	return "ALLOW"
 }
 
+// authorizationPolicyFacts returns the facts of an AuthorizationPolicy
+// without the managed-policy facts, which depend on the request.
 func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	var f AuthorizationPolicyFacts
+	if err := e.computeAuthorizationPolicyFacts(&f, obj, ns); err != nil {
 		return nil, err
+	}
+	return f.Map(), nil
+}
+
+// computeAuthorizationPolicyFacts fills f (empty, its list arrays maybe
+// reused from the pool) but for its managed-policy facts.
+func (e *engine) computeAuthorizationPolicyFacts(f *AuthorizationPolicyFacts, obj Object, ns string) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
 	}
 	spec := mapAt(obj, "spec")
 	if err := checkType(spec, "spec", "rules", "array"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkType(spec, "spec", "selector", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkType(mapAt(spec, "selector"), "spec.selector", "matchLabels", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	ml := mapAt(spec, "selector", "matchLabels")
 	for _, k := range sortedKeys(ml) {
 		if err := checkType(ml, "spec.selector.matchLabels", k, "string"); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	var allowAll, negative, notes, anyPeer, denyPositive []any
+	allowAll, negative, notes, anyPeer, denyPositive := f.MatchAllRules, f.NegativeMatches, f.MatchAllNotes, f.AnyPeerRules, f.DenyPositive
 	action := apAction(spec)
 	for i, r := range listAt(spec, "rules") {
 		rm, ok := r.(map[string]any)
 		if !ok && r != nil {
-			return nil, fmt.Errorf("spec.rules[%d]: expected object, got %s", i, jsonType(r))
+			return fmt.Errorf("spec.rules[%d]: expected object, got %s", i, jsonType(r))
 		}
 		for _, f := range []string{"from", "to", "when"} {
 			if err := checkType(rm, fmt.Sprintf("spec.rules[%d]", i), f, "array"); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if err := checkAuthorizationRule(rm, fmt.Sprintf("spec.rules[%d]", i)); err != nil {
-			return nil, err
+			return err
 		}
 		if ruleMatchesAny(rm) {
 			allowAll = append(allowAll, fmt.Sprintf("spec.rules[%d]", i))
-			for _, n := range allowAllNotes(rm, fmt.Sprintf("spec.rules[%d]", i)) {
-				notes = append(notes, n)
-			}
+			notes = append(notes, allowAllNotes(rm, fmt.Sprintf("spec.rules[%d]", i))...)
 		}
 		negative = append(negative, negativeMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
 		switch action {
@@ -558,20 +568,10 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	} else {
 		why = ""
 	}
-	dryRun := apDryRun(obj)
-	return map[string]any{
-		"dryRun":          dryRun,
-		"dryRunRaw":       str(mapAt(obj, "metadata", "annotations"), annDryRun),
-		"action":          action,
-		"scope":           scope,
-		"scopeReason":     why,
-		"target":          target,
-		"matchAllRules":   nonNil(allowAll),
-		"matchAllNotes":   nonNil(notes),
-		"negativeMatches": nonNil(negative),
-		"anyPeerRules":    nonNil(anyPeer),
-		"denyPositive":    nonNil(denyPositive),
-	}, nil
+	f.DryRun, f.DryRunRaw = apDryRun(obj), str(mapAt(obj, "metadata", "annotations"), annDryRun)
+	f.Action, f.Scope, f.ScopeReason, f.Target = action, scope, why, target
+	f.MatchAllRules, f.MatchAllNotes, f.NegativeMatches, f.AnyPeerRules, f.DenyPositive = allowAll, notes, negative, anyPeer, denyPositive
+	return nil
 }
 
 // positiveWildcards match every value of their field, so a positive list made
@@ -586,8 +586,8 @@ var positiveWildcards = map[string]bool{"*": true, "/*": true, "0.0.0.0/0": true
 // positive list that matches everything (matchesEverything) does not narrow,
 // and an operation's not* list that excludes nothing (excludesNothing) is not
 // a negative match: it changes nothing, and MESH0020 judges the rule.
-func negativeMatches(rule map[string]any, at string) []any {
-	var out []any
+func negativeMatches(rule map[string]any, at string) []string {
+	var out []string
 	check := func(m map[string]any, where, condKey string) {
 		for _, k := range sortedKeys(m) {
 			if !strings.HasPrefix(k, "not") || len(k) < 4 {

@@ -213,8 +213,8 @@ func ruleAnyPeer(rule map[string]any, at string) string {
 // way (`//admin`, `/admin%2F`, another case or port in the Host) may escape a
 // positive DENY match. A list that matches everything ("*", "/*") escapes
 // nothing.
-func denyPositiveMatches(rule map[string]any, at string) []any {
-	var out []any
+func denyPositiveMatches(rule map[string]any, at string) []string {
+	var out []string
 	for j, t := range listAt(rule, "to") {
 		op := mapAt(asMap(t), "operation")
 		for _, f := range []string{"paths", "hosts"} {
