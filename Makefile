@@ -67,7 +67,8 @@ docs: build ## Regenerate the README rule table from the catalog, the chart READ
 FACTS_TABLES = WORKLOAD-FACTS:WorkloadFacts NAMESPACE-FACTS:NamespaceFacts BINDING-FACTS:BindingFacts \
 	SERVICE-FACTS:ServiceFacts ENDPOINTS-FACTS:EndpointsFacts GATEWAY-FACTS:GatewayFacts \
 	PEERAUTHENTICATION-FACTS:PeerAuthenticationFacts NETWORKPOLICY-FACTS:NetworkPolicyFacts \
-	AUTHORIZATIONPOLICY-FACTS:AuthorizationPolicyFacts
+	AUTHORIZATIONPOLICY-FACTS:AuthorizationPolicyFacts REQUESTAUTHENTICATION-FACTS:RequestAuthenticationFacts \
+	DESTINATIONRULE-FACTS:DestinationRuleFacts
 
 .PHONY: verify
 verify: lint build ## Check formatting, vet, and that generated docs are current.

@@ -106,6 +106,14 @@ func (e *Engine) OtherTypedFactsOf(req *Request) (any, bool, error) {
 			st.managedPolicyFacts(&f.ManagedPolicy, obj, req, nsOf(ctxt, ns))
 		}
 		return &f, true, err
+	case gk == schema.GroupKind{Group: "security.istio.io", Kind: "RequestAuthentication"}:
+		var f RequestAuthenticationFacts
+		err := st.computeRequestAuthenticationFacts(&f, obj, ns)
+		return &f, true, err
+	case gk == schema.GroupKind{Group: "networking.istio.io", Kind: "DestinationRule"}:
+		var f DestinationRuleFacts
+		err := st.computeDestinationRuleFacts(&f, obj, ns)
+		return &f, true, err
 	case kind == "Gateway" && (gk.Group == "networking.istio.io" || gk.Group == "gateway.networking.k8s.io"):
 		f, err := st.gatewayFactsTyped(obj, gk.Group, ns)
 		return &f, true, err

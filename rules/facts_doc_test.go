@@ -25,7 +25,8 @@ func TestFactsTablesGenerated(t *testing.T) {
 		"WORKLOAD-FACTS": "WorkloadFacts", "NAMESPACE-FACTS": "NamespaceFacts", "BINDING-FACTS": "BindingFacts",
 		"SERVICE-FACTS": "ServiceFacts", "ENDPOINTS-FACTS": "EndpointsFacts", "GATEWAY-FACTS": "GatewayFacts",
 		"PEERAUTHENTICATION-FACTS": "PeerAuthenticationFacts", "NETWORKPOLICY-FACTS": "NetworkPolicyFacts",
-		"AUTHORIZATIONPOLICY-FACTS": "AuthorizationPolicyFacts",
+		"AUTHORIZATIONPOLICY-FACTS": "AuthorizationPolicyFacts", "REQUESTAUTHENTICATION-FACTS": "RequestAuthenticationFacts",
+		"DESTINATIONRULE-FACTS": "DestinationRuleFacts",
 	} {
 		begin, end := "<!-- BEGIN "+section+" -->\n", "<!-- END "+section+" -->"
 		i := strings.Index(string(readme), begin)
@@ -55,6 +56,7 @@ func TestTypedFactsDocumented(t *testing.T) {
 		&InitArgFacts{}, &ProxyImageOverrideFacts{}, &ProxyCustomizationFacts{},
 		&NamespaceFacts{}, &NamespaceNetpolFacts{}, &ServiceFacts{}, &EndpointsFacts{}, &BindingFacts{},
 		&GatewayFacts{}, &PeerAuthenticationFacts{}, &NetworkPolicyFacts{}, &AuthorizationPolicyFacts{},
+		&RequestAuthenticationFacts{}, &DestinationRuleFacts{},
 	} {
 		declared, optional := jsonFields(reflect.TypeOf(v).Elem())
 		got := v.Map()

@@ -280,13 +280,24 @@ func wildcardMeshHost(suffix, cd string) (inMesh, meshWildcard bool, hostNS stri
 }
 
 func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	f := drFactsPool.Get().(*DestinationRuleFacts)
+	defer putDestinationRuleFacts(f)
+	if err := e.computeDestinationRuleFacts(f, obj, ns); err != nil {
 		return nil, err
+	}
+	return f.Map(), nil
+}
+
+// computeDestinationRuleFacts fills f (empty, its tls array maybe reused
+// from the pool).
+func (e *engine) computeDestinationRuleFacts(f *DestinationRuleFacts, obj Object, ns string) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
 	}
 	spec := mapAt(obj, "spec")
 	for _, f := range []struct{ k, t string }{{"host", "string"}, {"trafficPolicy", "object"}, {"subsets", "array"}, {"exportTo", "array"}} {
 		if err := checkType(spec, "spec", f.k, f.t); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	host := str(spec, "host")
@@ -310,7 +321,7 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			exportAll = false
 		}
 	}
-	var tls []any
+	tls := f.TLS
 	addPolicy := func(tp map[string]any, where string) error {
 		if tp == nil {
 			return nil
@@ -335,10 +346,10 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			} else {
 				text = at + " sets mode " + mode
 			}
-			tls = append(tls, map[string]any{
-				"at": at, "mode": mode, "effectiveMode": effective, "text": text,
-				"insecureSkipVerify": boolAt(t, "insecureSkipVerify"),
-				"noCA":               tlsNoCAText(t, effective, at, workloadSelector),
+			tls = append(tls, DestinationRuleTLSFacts{
+				At: at, Mode: mode, EffectiveMode: effective, Text: text,
+				InsecureSkipVerify: boolAt(t, "insecureSkipVerify"),
+				NoCA:               tlsNoCAText(t, effective, at, workloadSelector),
 			})
 		}
 		add(mapAt(tp, "tls"), where+".tls")
@@ -359,37 +370,31 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 		return nil
 	}
 	if err := addPolicy(mapAt(spec, "trafficPolicy"), "spec.trafficPolicy"); err != nil {
-		return nil, err
+		return err
 	}
 	for i, s := range listAt(spec, "subsets") {
 		sm, ok := s.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("spec.subsets[%d]: expected object, got %s", i, jsonType(s))
+			return fmt.Errorf("spec.subsets[%d]: expected object, got %s", i, jsonType(s))
 		}
 		where := fmt.Sprintf("spec.subsets[%d].trafficPolicy", i)
 		if n := str(sm, "name"); n != "" {
 			where = fmt.Sprintf("spec.subsets[%s].trafficPolicy", n)
 		}
 		if err := addPolicy(mapAt(sm, "trafficPolicy"), where); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	hostMode, outside := e.hostOutsideMesh(host, ns, hostNS)
 	if outside != "" {
 		inMesh = false
 	}
-	return map[string]any{
-		"host":              host,
-		"hostNamespace":     hostNS,
-		"hostNamespaceMode": hostMode,
-		"outsideMesh":       outside,
-		"inMesh":            inMesh,
-		"inMeshVia":         inMeshVia,
-		"meshWildcard":      wildcard,
-		"exportedToAll":     exportAll,
-		"inRoot":            ns == e.cfg.RootNamespace,
-		"tls":               nonNil(tls),
-	}, nil
+	*f = DestinationRuleFacts{
+		Host: host, HostNamespace: hostNS, HostNamespaceMode: hostMode, OutsideMesh: outside, InMesh: inMesh,
+		InMeshVia: inMeshVia, MeshWildcard: wildcard, ExportedToAll: exportAll, InRoot: ns == e.cfg.RootNamespace,
+		TLS: tls,
+	}
+	return nil
 }
 
 // sourceUnconstrained reports whether an AuthorizationPolicy source admits
@@ -766,13 +771,24 @@ func sortedSet(m map[string]bool) []string {
 // Policies in dry-run are not enforced and do not count. A root-namespace
 // policy with a selector applies to matching workloads in every namespace.
 func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	f := raFactsPool.Get().(*RequestAuthenticationFacts)
+	defer putRequestAuthenticationFacts(f)
+	if err := e.computeRequestAuthenticationFacts(f, obj, ns); err != nil {
 		return nil, err
 	}
+	return f.Map(), nil
+}
+
+// computeRequestAuthenticationFacts fills f (empty, its list arrays maybe
+// reused from the pool).
+func (e *engine) computeRequestAuthenticationFacts(f *RequestAuthenticationFacts, obj Object, ns string) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
+	}
 	spec := mapAt(obj, "spec")
-	plaintext, leaks, err := jwtRuleFacts(spec)
+	plaintext, leaks, err := jwtRuleFacts(spec, f.JwksPlaintext, f.TokenLeaks)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	root := e.cfg.RootNamespace
 	raLabels := selectorLabels(spec)
@@ -783,7 +799,7 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 		policies = append(policies, e.ctx.AuthorizationPolicies(root)...)
 	}
 	allowCovering, denyRequires := 0, false
-	tokenless := []any{}
+	tokenless := f.TokenlessAllowRules
 	for _, ap := range policies {
 		if apDryRun(ap) {
 			continue
@@ -829,14 +845,10 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 			}
 		}
 	}
-	return map[string]any{
-		"tokenRequired":         denyRequires || allowCovering > 0 && len(tokenless) == 0,
-		"allowPoliciesCovering": float64(allowCovering),
-		"tokenlessAllowRules":   tokenless,
-		"target":                policyTarget(spec, ns, root),
-		"jwksPlaintext":         plaintext,
-		"tokenLeaks":            leaks,
-	}, nil
+	f.TokenRequired = denyRequires || allowCovering > 0 && len(tokenless) == 0
+	f.AllowPoliciesCovering, f.TokenlessAllowRules, f.Target = float64(allowCovering), tokenless, policyTarget(spec, ns, root)
+	f.JwksPlaintext, f.TokenLeaks = plaintext, leaks
+	return nil
 }
 
 // annDryRun is istio.io/dry-run on authorization policies.

@@ -83,3 +83,129 @@ func (f *PeerAuthenticationFacts) Map() map[string]any {
 		"conflicts": conflicts,
 	}
 }
+
+// RequestAuthenticationFacts are the facts of a RequestAuthentication.
+type RequestAuthenticationFacts struct {
+	// MESH0030: ALLOW policies cover its workloads and no ALLOW rule that may apply to them admits a request without
+	// a request principal, or a DENY on `notRequestPrincipals: ["*"]` covers them; policies come from its namespace
+	// and the root namespace, where a selector matches in every namespace; `istio.io/dry-run` policies do not count;
+	// a `when` on `request.auth.principal`, `.audiences`, `.presenter` or `.claims[…]` requires a token.
+	TokenRequired bool `json:"tokenRequired"`
+	// How many enforced ALLOW policies cover every workload it selects.
+	AllowPoliciesCovering float64 `json:"allowPoliciesCovering"`
+	// The ALLOW rules that may apply to its workloads and admit a request without a token, e.g. `ALLOW policy
+	// "api/orders" spec.rules[1]`.
+	TokenlessAllowRules []string `json:"tokenlessAllowRules"`
+	// What it applies to, as for AuthorizationPolicy (without the universal-selector reading).
+	Target string `json:"target"`
+	// MESH0031: each jwtRule whose keys are fetched over HTTP: a `jwksUri`, or its CRD alias `jwks_uri`, with scheme
+	// `http` in any case, or neither `jwksUri` nor `jwks` with an `http://` issuer, from which istiod discovers the
+	// keys through `/.well-known/openid-configuration`.
+	JwksPlaintext []string `json:"jwksPlaintext"`
+	// MESH0032: each `forwardOriginalToken: true`, `outputPayloadToHeader` and non-empty `fromParams`, e.g.
+	// `spec.jwtRules[0] (issuer "testing@secure.istio.io") sets forwardOriginalToken, so the application receives the
+	// bearer token`.
+	TokenLeaks []string `json:"tokenLeaks"`
+}
+
+var raFactsPool = sync.Pool{New: func() any { return new(RequestAuthenticationFacts) }}
+
+// putRequestAuthenticationFacts empties f, keeping its list arrays, and
+// returns it to the pool.
+func putRequestAuthenticationFacts(f *RequestAuthenticationFacts) {
+	*f = RequestAuthenticationFacts{
+		TokenlessAllowRules: clearStrings(f.TokenlessAllowRules), JwksPlaintext: clearStrings(f.JwksPlaintext),
+		TokenLeaks: clearStrings(f.TokenLeaks),
+	}
+	raFactsPool.Put(f)
+}
+
+// Map returns the facts as the policies see them.
+func (f *RequestAuthenticationFacts) Map() map[string]any {
+	return map[string]any{
+		"tokenRequired": f.TokenRequired, "allowPoliciesCovering": f.AllowPoliciesCovering,
+		"tokenlessAllowRules": anySlice(f.TokenlessAllowRules), "target": f.Target,
+		"jwksPlaintext": anySlice(f.JwksPlaintext), "tokenLeaks": anySlice(f.TokenLeaks),
+	}
+}
+
+// DestinationRuleFacts are the facts of a DestinationRule.
+type DestinationRuleFacts struct {
+	// `spec.host` as written.
+	Host string `json:"host"`
+	// The one namespace an in-mesh host names: the DR's own for a short name, `<ns>` for `<svc>.<ns>.svc[.<domain>]`
+	// and for wildcards that cover services of `<ns>` only (`*.<ns>.svc.<domain>`, `*api.<ns>.svc.<domain>`); `""` for
+	// mesh wildcards, wildcards covering several namespaces (`*prod.svc.<domain>`) and other hosts; for a host in-mesh
+	// through a ServiceEntry (`inMeshVia`), the namespace of the workloads it sends to.
+	HostNamespace string `json:"hostNamespace"`
+	// That namespace's mode as for `$namespace.mode`, `unknown` when the context does not know it (a system namespace
+	// is always `none`); `""` without a `hostNamespace`.
+	HostNamespaceMode string `json:"hostNamespaceMode"`
+	// Why a host that is in-mesh by its spelling reaches no sidecar (`rules/hostmesh.go`): its namespace's mode is
+	// `none`, e.g. `namespace "legacy" is outside the mesh`, or it is a control-plane Service: `istiod` or
+	// `istiod-<revision>` in the root or a control-plane namespace, or `kubernetes.default`, e.g. `Service
+	// istiod.istio-system is Istio's control plane, which runs without a sidecar and terminates its own TLS`; `inMesh`
+	// is then false; `""` otherwise, an unknown namespace included.
+	OutsideMesh string `json:"outsideMesh"`
+	// RULES.md 2.2; an IP address is never in-mesh, and `name.namespace` is taken literally, as Istio does; a host
+	// starting with `*` is matched as Istio's `host.Name.Matches` does, the rest being a plain suffix with or without
+	// a dot, so it is in-mesh when some `<svc>.<ns>.svc.<clusterDomain>` or `<svc>.<ns>.svc` name ends with it:
+	// `*svc.cluster.local`, `*local`, `*prod.svc.cluster.local`; a host that is not in-mesh by its spelling is when a
+	// ServiceEntry of the context sends it to in-mesh workloads (`inMeshVia`).
+	InMesh bool `json:"inMesh"`
+	// For a host in-mesh through a ServiceEntry, ` (<why>)` naming it, for the message; else `""`.
+	InMeshVia string `json:"inMeshVia"`
+	// The wildcard covers every `<svc>.<ns>.svc.<clusterDomain>` name: `*`, `*l`, `*local`, `*.cluster.local`,
+	// `*svc.cluster.local`, ….
+	MeshWildcard bool `json:"meshWildcard"`
+	// `exportTo` is absent or every entry is `*`.
+	ExportedToAll bool `json:"exportedToAll"`
+	// The DestinationRule is in the root namespace.
+	InRoot bool `json:"inRoot"`
+	// Each of the four places TLS can be set that has a `tls` block.
+	TLS []DestinationRuleTLSFacts `json:"tls"`
+}
+
+// DestinationRuleTLSFacts: a TLS setting of a DestinationRule.
+type DestinationRuleTLSFacts struct {
+	// Where, e.g. `spec.subsets[v1].trafficPolicy.tls` or `spec.trafficPolicy.portLevelSettings[port 443].tls`.
+	At string `json:"at"`
+	// `mode` as written, `""` when the block has none.
+	Mode string `json:"mode"`
+	// The mode Istio uses: `mode`, or `DISABLE` (the enum's zero value, used instead of auto-mTLS) without one.
+	EffectiveMode string `json:"effectiveMode"`
+	// `<at> sets mode <mode>` or `<at> omits mode (DISABLE)`.
+	Text string `json:"text"`
+	// `insecureSkipVerify` is true.
+	InsecureSkipVerify bool `json:"insecureSkipVerify"`
+	// MESH0013: why a SIMPLE or MUTUAL block without `insecureSkipVerify` pins no CA as Istio builds it: no
+	// `caCertificates` (the proxy trusts its OS bundle) and no `credentialName`, or a `credentialName` naming a Secret
+	// on a DestinationRule without `workloadSelector` (gateways use the Secret, sidecars drop the block and send
+	// without TLS); a `configmap://` credentialName counts as a CA; `""` otherwise.
+	NoCA string `json:"noCA"`
+}
+
+var drFactsPool = sync.Pool{New: func() any { return new(DestinationRuleFacts) }}
+
+// putDestinationRuleFacts empties f, keeping its tls array, and returns it
+// to the pool.
+func putDestinationRuleFacts(f *DestinationRuleFacts) {
+	*f = DestinationRuleFacts{TLS: clearList(f.TLS)}
+	drFactsPool.Put(f)
+}
+
+// Map returns the facts as the policies see them.
+func (f *DestinationRuleFacts) Map() map[string]any {
+	tls := make([]any, len(f.TLS))
+	for i, t := range f.TLS {
+		tls[i] = map[string]any{
+			"at": t.At, "mode": t.Mode, "effectiveMode": t.EffectiveMode, "text": t.Text,
+			"insecureSkipVerify": t.InsecureSkipVerify, "noCA": t.NoCA,
+		}
+	}
+	return map[string]any{
+		"host": f.Host, "hostNamespace": f.HostNamespace, "hostNamespaceMode": f.HostNamespaceMode,
+		"outsideMesh": f.OutsideMesh, "inMesh": f.InMesh, "inMeshVia": f.InMeshVia, "meshWildcard": f.MeshWildcard,
+		"exportedToAll": f.ExportedToAll, "inRoot": f.InRoot, "tls": tls,
+	}
+}
