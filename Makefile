@@ -68,7 +68,8 @@ FACTS_TABLES = WORKLOAD-FACTS:WorkloadFacts NAMESPACE-FACTS:NamespaceFacts BINDI
 	SERVICE-FACTS:ServiceFacts ENDPOINTS-FACTS:EndpointsFacts GATEWAY-FACTS:GatewayFacts \
 	PEERAUTHENTICATION-FACTS:PeerAuthenticationFacts NETWORKPOLICY-FACTS:NetworkPolicyFacts \
 	AUTHORIZATIONPOLICY-FACTS:AuthorizationPolicyFacts REQUESTAUTHENTICATION-FACTS:RequestAuthenticationFacts \
-	DESTINATIONRULE-FACTS:DestinationRuleFacts
+	DESTINATIONRULE-FACTS:DestinationRuleFacts SERVICEENTRY-FACTS:ServiceEntryFacts ENVOYFILTER-FACTS:EnvoyFilterFacts \
+	EXTENSION-FACTS:ExtensionFacts CONFIGMAP-FACTS:ConfigMapFacts
 
 .PHONY: verify
 verify: lint build ## Check formatting, vet, and that generated docs are current.

@@ -114,6 +114,21 @@ func (e *Engine) OtherTypedFactsOf(req *Request) (any, bool, error) {
 		var f DestinationRuleFacts
 		err := st.computeDestinationRuleFacts(&f, obj, ns)
 		return &f, true, err
+	case gk == schema.GroupKind{Group: "networking.istio.io", Kind: "ServiceEntry"}:
+		var f ServiceEntryFacts
+		err := st.computeServiceEntryFacts(&f, obj, req, ns)
+		return &f, true, err
+	case gk == schema.GroupKind{Group: "networking.istio.io", Kind: "EnvoyFilter"}:
+		var f EnvoyFilterFacts
+		err := st.computeEnvoyFilterFacts(&f, obj, ns)
+		return &f, true, err
+	case gk.Group == "extensions.istio.io" && (kind == "WasmPlugin" || kind == "TrafficExtension"):
+		f, err := st.extensionFactsTyped(obj, kind, ns)
+		return &f, true, err
+	case gk == schema.GroupKind{Kind: "ConfigMap"}:
+		var f ConfigMapFacts
+		_, err := st.computeConfigMapFacts(&f, obj)
+		return &f, true, err
 	case kind == "Gateway" && (gk.Group == "networking.istio.io" || gk.Group == "gateway.networking.k8s.io"):
 		f, err := st.gatewayFactsTyped(obj, gk.Group, ns)
 		return &f, true, err

@@ -38,11 +38,12 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		info.Group == "discovery.k8s.io" && info.Kind == "EndpointSlice":
 		return endpointsFacts(obj, info.Kind, req)
 	case info.Group == "networking.istio.io" && info.Kind == "ServiceEntry":
-		facts, err := e.serviceEntryFacts(obj, nsName)
-		if err != nil {
+		f := seFactsPool.Get().(*ServiceEntryFacts)
+		defer putServiceEntryFacts(f)
+		if err := e.computeServiceEntryFacts(f, obj, req, nsName); err != nil {
 			return nil, err
 		}
-		return e.serviceEntryAliasFacts(facts, obj, req, nsName)
+		return f.Map(), nil
 	case info.Group == "" && info.Kind == "Binding":
 		return bindingFacts(obj)
 	case info.Group == "" && info.Kind == "ConfigMap":
@@ -79,6 +80,15 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		return nil, err
 	}
 	return map[string]any{}, nil
+}
+
+// computeServiceEntryFacts fills f (empty, its list arrays maybe reused
+// from the pool).
+func (e *engine) computeServiceEntryFacts(f *ServiceEntryFacts, obj Object, req *Request, ns string) error {
+	if err := e.serviceEntryFacts(f, obj, ns); err != nil {
+		return err
+	}
+	return e.serviceEntryAliasFacts(f, obj, req, ns)
 }
 
 func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error) {

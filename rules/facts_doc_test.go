@@ -26,7 +26,8 @@ func TestFactsTablesGenerated(t *testing.T) {
 		"SERVICE-FACTS": "ServiceFacts", "ENDPOINTS-FACTS": "EndpointsFacts", "GATEWAY-FACTS": "GatewayFacts",
 		"PEERAUTHENTICATION-FACTS": "PeerAuthenticationFacts", "NETWORKPOLICY-FACTS": "NetworkPolicyFacts",
 		"AUTHORIZATIONPOLICY-FACTS": "AuthorizationPolicyFacts", "REQUESTAUTHENTICATION-FACTS": "RequestAuthenticationFacts",
-		"DESTINATIONRULE-FACTS": "DestinationRuleFacts",
+		"DESTINATIONRULE-FACTS": "DestinationRuleFacts", "SERVICEENTRY-FACTS": "ServiceEntryFacts",
+		"ENVOYFILTER-FACTS": "EnvoyFilterFacts", "EXTENSION-FACTS": "ExtensionFacts", "CONFIGMAP-FACTS": "ConfigMapFacts",
 	} {
 		begin, end := "<!-- BEGIN "+section+" -->\n", "<!-- END "+section+" -->"
 		i := strings.Index(string(readme), begin)
@@ -56,7 +57,8 @@ func TestTypedFactsDocumented(t *testing.T) {
 		&InitArgFacts{}, &ProxyImageOverrideFacts{}, &ProxyCustomizationFacts{},
 		&NamespaceFacts{}, &NamespaceNetpolFacts{}, &ServiceFacts{}, &EndpointsFacts{}, &BindingFacts{},
 		&GatewayFacts{}, &PeerAuthenticationFacts{}, &NetworkPolicyFacts{}, &AuthorizationPolicyFacts{},
-		&RequestAuthenticationFacts{}, &DestinationRuleFacts{},
+		&RequestAuthenticationFacts{}, &DestinationRuleFacts{}, &ServiceEntryFacts{}, &EnvoyFilterFacts{},
+		&ExtensionFacts{}, &ConfigMapFacts{}, &MeshConfigFacts{}, &InjectorFacts{},
 	} {
 		declared, optional := jsonFields(reflect.TypeOf(v).Elem())
 		got := v.Map()

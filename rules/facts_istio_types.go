@@ -209,3 +209,141 @@ func (f *DestinationRuleFacts) Map() map[string]any {
 		"exportedToAll": f.ExportedToAll, "inRoot": f.InRoot, "tls": tls,
 	}
 }
+
+// ServiceEntryFacts are the facts of a ServiceEntry.
+type ServiceEntryFacts struct {
+	// `spec.resolution` as written.
+	Resolution string `json:"resolution"`
+	// `spec.hosts`, each as text.
+	Hosts []string `json:"hosts"`
+	// MESH0066: for `DNS` and `DNS_ROUND_ROBIN` entries, each `spec.endpoints[].address` that is the DNS name of an
+	// in-mesh Service, `<service>.<namespace>.svc` with or without the cluster domain and a trailing dot.
+	InMeshDNSAliases []ServiceEntryAliasFacts `json:"inMeshDNSAliases"`
+	// MESH0010, at admission only (offline the DestinationRule carries the finding): when the ServiceEntry sends its
+	// hosts to in-mesh workloads (as for the DestinationRule's `inMeshVia`), each TLS setting of a DestinationRule of
+	// the context whose host is not in-mesh by its spelling and names or covers one of the ServiceEntry's hosts, that
+	// disables TLS (DISABLE, or a block without a mode).
+	AliasedTLSDisable []AliasedTLSFacts `json:"aliasedTLSDisable"`
+	// MESH0011, the same for settings that originate SIMPLE or MUTUAL TLS, unless the in-mesh Service's namespace is
+	// known to be outside the mesh.
+	AliasedTLSOrigination []AliasedTLSFacts `json:"aliasedTLSOrigination"`
+}
+
+// ServiceEntryAliasFacts: a ServiceEntry endpoint that is an in-mesh Service's DNS name.
+type ServiceEntryAliasFacts struct {
+	// The address, lower-case, without a trailing dot.
+	Address string `json:"address"`
+	// E.g. `spec.endpoints[0].address "reviews.bookinfo.svc.cluster.local" is the in-mesh Service of namespace
+	// "bookinfo"`.
+	Text string `json:"text"`
+}
+
+// AliasedTLSFacts: a DestinationRule's TLS setting towards a host a ServiceEntry sends to in-mesh workloads.
+type AliasedTLSFacts struct {
+	// E.g. `DestinationRule shop/reviews-alias: spec.trafficPolicy.tls sets mode DISABLE towards
+	// "reviews-alias.example.com", which this ServiceEntry sends to in-mesh "reviews.shop.svc.cluster.local"`.
+	Text string `json:"text"`
+}
+
+var seFactsPool = sync.Pool{New: func() any { return new(ServiceEntryFacts) }}
+
+// putServiceEntryFacts empties f, keeping its list arrays, and returns it
+// to the pool.
+func putServiceEntryFacts(f *ServiceEntryFacts) {
+	*f = ServiceEntryFacts{
+		Hosts: clearStrings(f.Hosts), InMeshDNSAliases: clearList(f.InMeshDNSAliases),
+		AliasedTLSDisable: clearList(f.AliasedTLSDisable), AliasedTLSOrigination: clearList(f.AliasedTLSOrigination),
+	}
+	seFactsPool.Put(f)
+}
+
+// Map returns the facts as the policies see them.
+func (f *ServiceEntryFacts) Map() map[string]any {
+	aliases := make([]any, len(f.InMeshDNSAliases))
+	for i, a := range f.InMeshDNSAliases {
+		aliases[i] = map[string]any{"address": a.Address, "text": a.Text}
+	}
+	return map[string]any{
+		"resolution": f.Resolution, "hosts": anySlice(f.Hosts), "inMeshDNSAliases": aliases,
+		"aliasedTLSDisable": aliasedTLSList(f.AliasedTLSDisable), "aliasedTLSOrigination": aliasedTLSList(f.AliasedTLSOrigination),
+	}
+}
+
+func aliasedTLSList(l []AliasedTLSFacts) []any {
+	out := make([]any, len(l))
+	for i, a := range l {
+		out[i] = map[string]any{"text": a.Text}
+	}
+	return out
+}
+
+// EnvoyFilterFacts are the facts of an EnvoyFilter. Filter names match exactly, as Istio matches them.
+type EnvoyFilterFacts struct {
+	// MESH0040: the EnvoyFilter is in the root namespace or an admin-allowed one (`--envoyfilter-namespaces`).
+	AllowedNamespace bool `json:"allowedNamespace"`
+	// MESH0041: patches that remove, replace or weaken Istio's security filters, transport sockets or per-route filter
+	// settings, or insert Lua or Wasm ahead of authorization.
+	Weakens []EnvoyPatchFacts `json:"weakens"`
+	// MESH0042: patches that add listeners, filter chains or clusters, patch the bootstrap, or carry inline Lua or
+	// Wasm code.
+	HighRisk []EnvoyPatchFacts `json:"highRisk"`
+}
+
+// EnvoyPatchFacts: what one configPatch does.
+type EnvoyPatchFacts struct {
+	// The `configPatches` index.
+	Patch float64 `json:"patch"`
+	// E.g. `configPatches[0] (HTTP_FILTER REMOVE at SIDECAR_INBOUND) removes the HTTP filter
+	// "envoy.filters.http.rbac", which enforces AuthorizationPolicy`.
+	Text string `json:"text"`
+}
+
+var efFactsPool = sync.Pool{New: func() any { return new(EnvoyFilterFacts) }}
+
+// putEnvoyFilterFacts empties f, keeping its list arrays, and returns it to
+// the pool.
+func putEnvoyFilterFacts(f *EnvoyFilterFacts) {
+	*f = EnvoyFilterFacts{Weakens: clearList(f.Weakens), HighRisk: clearList(f.HighRisk)}
+	efFactsPool.Put(f)
+}
+
+// Map returns the facts as the policies see them.
+func (f *EnvoyFilterFacts) Map() map[string]any {
+	return map[string]any{
+		"allowedNamespace": f.AllowedNamespace, "weakens": envoyPatchList(f.Weakens), "highRisk": envoyPatchList(f.HighRisk),
+	}
+}
+
+func envoyPatchList(l []EnvoyPatchFacts) []any {
+	out := make([]any, len(l))
+	for i, p := range l {
+		out[i] = map[string]any{"patch": p.Patch, "text": p.Text}
+	}
+	return out
+}
+
+// ExtensionFacts are the facts of a WasmPlugin or TrafficExtension (MESH0044).
+type ExtensionFacts struct {
+	// As for EnvoyFilter: the root namespace or an admin-allowed one.
+	AllowedNamespace bool `json:"allowedNamespace"`
+	// `spec.phase` as written, `""` when absent (the control plane then puts the filter last, before the router).
+	Phase string `json:"phase"`
+	// Phase `AUTHN` or `AUTHZ`: the filter runs before Istio's authentication or authorization filters.
+	BeforeAuthz bool `json:"beforeAuthz"`
+	// What runs: `Wasm module "<url>"`, `network Wasm module "<url>"` for `type: NETWORK`, or `Lua code`.
+	Filter string `json:"filter"`
+	// What it applies to: `every workload in namespace "shop"`, `every workload in the mesh` in the root namespace,
+	// `workloads app=web`, `targetRefs Gateway/public`.
+	Target string `json:"target"`
+	// The sentence for messages, e.g. `WasmPlugin runs Wasm module "oci://…" at phase AUTHN (before Istio's
+	// authentication filters) for workloads app=web`.
+	Text string `json:"text"`
+}
+
+// Map returns the facts as the policies see them.
+func (f *ExtensionFacts) Map() map[string]any {
+	return map[string]any{
+		"allowedNamespace": f.AllowedNamespace, "phase": f.Phase, "beforeAuthz": f.BeforeAuthz, "filter": f.Filter,
+		"target": f.Target, "text": f.Text,
+	}
+}
