@@ -443,7 +443,16 @@ func networkPolicyOwnFacts(f *NetworkPolicyFacts, obj Object) error {
 			}
 		}
 	}
-	// Type checks first: every rule an object, its peers and ports arrays.
+	if err := checkType(spec, "spec", "podSelector", "object"); err != nil {
+		return err
+	}
+	// Type checks first, in both directions whether in effect or not: every
+	// rule an object, its peers and ports arrays, and each peer's and port
+	// entry's fields as the API types them (a port is an IntOrString, endPort
+	// an int32, ipBlock.cidr a string), so a malformed manifest is an error
+	// naming the field, as the API server's decoding would be, instead of a
+	// port read as absent (every port) or a peer read as no ipBlock. The path
+	// is built only for an error: the checks cost no allocation.
 	for _, d := range [][2]string{{"ingress", "from"}, {"egress", "to"}} {
 		for i, r := range listAt(spec, d[0]) {
 			rm, ok := r.(map[string]any)
@@ -451,8 +460,36 @@ func networkPolicyOwnFacts(f *NetworkPolicyFacts, obj Object) error {
 				return fmt.Errorf("spec.%s[%d]: expected object, got %s", d[0], i, jsonType(r))
 			}
 			for _, f := range []string{d[1], "ports"} {
-				if err := checkType(rm, fmt.Sprintf("spec.%s[%d]", d[0], i), f, "array"); err != nil {
-					return err
+				if v, bad := wrongType(rm, f, "array"); bad {
+					return typeError(fmt.Sprintf("spec.%s[%d]", d[0], i), f, "array", v)
+				}
+			}
+			for j, p := range listAt(rm, d[1]) {
+				pm, ok := p.(map[string]any)
+				if !ok && p != nil {
+					return fmt.Errorf("spec.%s[%d].%s[%d]: expected object, got %s", d[0], i, d[1], j, jsonType(p))
+				}
+				for _, f := range [...]string{"ipBlock", "namespaceSelector", "podSelector"} {
+					if v, bad := wrongType(pm, f, "object"); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].%s[%d]", d[0], i, d[1], j), f, "object", v)
+					}
+				}
+				block := mapAt(pm, "ipBlock")
+				for _, f := range [...]struct{ k, t string }{{"cidr", "string"}, {"except", "array"}} {
+					if v, bad := wrongType(block, f.k, f.t); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].%s[%d].ipBlock", d[0], i, d[1], j), f.k, f.t, v)
+					}
+				}
+			}
+			for j, p := range listAt(rm, "ports") {
+				pm, ok := p.(map[string]any)
+				if !ok && p != nil {
+					return fmt.Errorf("spec.%s[%d].ports[%d]: expected object, got %s", d[0], i, j, jsonType(p))
+				}
+				for _, f := range [...]struct{ k, t string }{{"port", "integer or string"}, {"endPort", "integer"}, {"protocol", "string"}} {
+					if v, bad := wrongType(pm, f.k, f.t); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].ports[%d]", d[0], i, j), f.k, f.t, v)
+					}
 				}
 			}
 		}

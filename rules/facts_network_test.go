@@ -256,6 +256,38 @@ func TestNetworkPolicyFactsRejectsWrongTypes(t *testing.T) {
 	}
 }
 
+// A field of the wrong type is an error naming it, as the API server's
+// typed decoding names it, not a value read as absent.
+func TestNetworkPolicyWrongTypeNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"ingress: [{ports: [{port: true}]}]", "spec.ingress[0].ports[0].port: expected integer or string, got boolean"},
+		{"ingress: [{ports: [{port: 80.5}]}]", "spec.ingress[0].ports[0].port: expected integer or string, got number"},
+		{"ingress: [{ports: [{port: [80]}]}]", "spec.ingress[0].ports[0].port: expected integer or string, got array"},
+		{"egress: [{ports: [{port: 53}, {port: 32000, endPort: \"32768\"}]}]", "spec.egress[0].ports[1].endPort: expected integer, got string"},
+		{"ingress: [{ports: [{port: 80, protocol: 6}]}]", "spec.ingress[0].ports[0].protocol: expected string, got number"},
+		{"ingress: [{ports: [80]}]", "spec.ingress[0].ports[0]: expected object, got number"},
+		{"ingress: [{from: [{ipBlock: 0.0.0.0/0}]}]", "spec.ingress[0].from[0].ipBlock: expected object, got string"},
+		{"ingress: [{from: [{ipBlock: {cidr: [10.0.0.0/8]}}]}]", "spec.ingress[0].from[0].ipBlock.cidr: expected string, got array"},
+		{"podSelector: [app]", "spec.podSelector: expected object, got array"},
+		// Checked whether or not the direction is in effect.
+		{"policyTypes: [Ingress]\n  egress: [{to: [{namespaceSelector: all}]}]", "spec.egress[0].to[0].namespaceSelector: expected object, got string"},
+	} {
+		_, err := networkPolicyFacts(netObject(t, "kind: NetworkPolicy\nspec:\n  "+tc.spec))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("spec %q: error %v, want %q", tc.spec, err, tc.want)
+		}
+	}
+	// Named ports, port ranges, an explicit null and well-formed peers stay valid.
+	for _, spec := range []string{
+		"ingress: [{ports: [{port: http, protocol: TCP}, {port: 8000, endPort: 9000}, {port: null}]}]",
+		"ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}, {namespaceSelector: {}, podSelector: {}}]}]",
+	} {
+		if _, err := networkPolicyFacts(netObject(t, "kind: NetworkPolicy\nspec:\n  "+spec)); err != nil {
+			t.Errorf("spec %q: %v", spec, err)
+		}
+	}
+}
+
 func toAnyList(s []string) []any {
 	out := []any{}
 	for _, v := range s {
