@@ -327,8 +327,10 @@ func serviceFactsTyped(obj Object, pods func() []Object) (ServiceFacts, error) {
 	if err := checkType(spec, "spec", "ports", "array"); err != nil {
 		return f, err
 	}
-	if err := checkType(spec, "spec", "externalIPs", "array"); err != nil {
-		return f, err
+	for _, c := range [...]struct{ k, t string }{{"externalIPs", "array"}, {"type", "string"}, {"selector", "object"}} {
+		if err := checkType(spec, "spec", c.k, c.t); err != nil {
+			return f, err
+		}
 	}
 	typ := str(spec, "type")
 	exposure := ""
@@ -348,6 +350,15 @@ func serviceFactsTyped(obj Object, pods func() []Object) (ServiceFacts, error) {
 		pm, ok := p.(map[string]any)
 		if !ok {
 			return f, fmt.Errorf("spec.ports[%d]: expected object, got %s", i, jsonType(p))
+		}
+		// The fields as the API types them (port an int32, targetPort an
+		// IntOrString), so a malformed manifest is an error naming the field
+		// instead of a port read as 0 or a targetPort as absent; the path is
+		// built only for an error.
+		for _, c := range [...]struct{ k, t string }{{"port", "integer"}, {"targetPort", "integer or string"}, {"protocol", "string"}} {
+			if v, bad := wrongType(pm, c.k, c.t); bad {
+				return f, typeError(fmt.Sprintf("spec.ports[%d]", i), c.k, c.t, v)
+			}
 		}
 		port, _ := intAt(pm, "port")
 		// The API server defaults an absent, 0 or "" targetPort to port.

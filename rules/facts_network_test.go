@@ -129,6 +129,29 @@ func TestServiceFactsRejectsWrongTypes(t *testing.T) {
 	}
 }
 
+// A Service field of the wrong type is an error naming it, as the API
+// server's typed decoding names it, not a port read as 0 or a targetPort as
+// absent.
+func TestServiceWrongTypeNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"ports: [{port: \"15000\"}]", "spec.ports[0].port: expected integer, got string"},
+		{"ports: [{port: 80, targetPort: 9080}, {port: 81, targetPort: true}]", "spec.ports[1].targetPort: expected integer or string, got boolean"},
+		{"ports: [{port: 80, targetPort: 15000.5}]", "spec.ports[0].targetPort: expected integer or string, got number"},
+		{"ports: [{port: 80, protocol: [TCP]}]", "spec.ports[0].protocol: expected string, got array"},
+		{"type: [NodePort]", "spec.type: expected string, got array"},
+		{"selector: app=web", "spec.selector: expected object, got string"},
+	} {
+		_, err := serviceFacts(netObject(t, "kind: Service\nspec:\n  "+tc.spec))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("spec %q: error %v, want %q", tc.spec, err, tc.want)
+		}
+	}
+	f, err := serviceFacts(netObject(t, "kind: Service\nspec:\n  ports: [{port: 80, targetPort: http, protocol: TCP}, {port: 15000, targetPort: null}]"))
+	if err != nil || len(f["envoyInternalPorts"].([]any)) != 1 {
+		t.Errorf("a named targetPort and a null one are valid: facts %v, error %v", f, err)
+	}
+}
+
 func TestNetworkPolicyFacts(t *testing.T) {
 	tests := []struct {
 		name           string
