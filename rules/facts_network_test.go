@@ -318,3 +318,29 @@ func toAnyList(s []string) []any {
 	}
 	return out
 }
+
+// An Endpoints or EndpointSlice port of the wrong type is an error naming
+// it, not a port read as absent; well-formed ports are judged as before.
+func TestEndpointsWrongTypeNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ kind, doc, want string }{
+		{"EndpointSlice", `ports: [{port: "15000"}]`, `ports[0].port: expected integer, got string`},
+		{"EndpointSlice", `ports: [{port: 80}, 15000]`, `ports[1]: expected object, got number`},
+		{"Endpoints", `subsets: [{ports: [{port: 80}, {port: 15000, protocol: 6}]}]`, `subsets[0].ports[1].protocol: expected string, got number`},
+		{"Endpoints", `subsets: [{ports: {port: 15000}}]`, `subsets[0].ports: expected array, got object`},
+		{"Endpoints", `subsets: [web]`, `subsets[0]: expected object, got string`},
+	} {
+		_, err := endpointsFacts(netObject(t, "kind: "+tc.kind+"\n"+tc.doc), tc.kind, nil)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s %q: error %v, want %q", tc.kind, tc.doc, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ kind, doc, want string }{
+		{"EndpointSlice", `ports: [{port: 80}, {port: 15000, protocol: TCP}, {port: null}]`, `ports[1] sends port 15000 (Envoy admin) straight to the endpoints' pods`},
+		{"Endpoints", `subsets: [{ports: [{port: 80}]}, {ports: [{port: 15006}]}]`, `subsets[1].ports[0] sends port 15006 (inbound capture) straight to the endpoints' pods`},
+	} {
+		f, err := endpointsFactsTyped(netObject(t, "kind: "+tc.kind+"\n"+tc.doc), tc.kind, nil)
+		if err != nil || len(f.EnvoyInternalPorts) != 1 || f.EnvoyInternalPorts[0].Text != tc.want {
+			t.Errorf("%s %q: facts %+v, error %v; want one port %q", tc.kind, tc.doc, f, err, tc.want)
+		}
+	}
+}
