@@ -437,8 +437,8 @@ func networkPolicyOwnFacts(f *NetworkPolicyFacts, obj Object) error {
 		return err
 	}
 	spec := mapAt(obj, "spec")
-	for _, f := range []string{"ingress", "egress", "policyTypes"} {
-		if err := checkType(spec, "spec", f, "array"); err != nil {
+	for _, k := range []string{"ingress", "egress", "policyTypes"} {
+		if err := checkType(spec, "spec", k, "array"); err != nil {
 			return err
 		}
 	}
@@ -470,9 +470,9 @@ func networkPolicyOwnFacts(f *NetworkPolicyFacts, obj Object) error {
 			if !ok && r != nil {
 				return fmt.Errorf("spec.%s[%d]: expected object, got %s", d[0], i, jsonType(r))
 			}
-			for _, f := range []string{d[1], "ports"} {
-				if v, bad := wrongType(rm, f, "array"); bad {
-					return typeError(fmt.Sprintf("spec.%s[%d]", d[0], i), f, "array", v)
+			for _, c := range []string{d[1], "ports"} {
+				if v, bad := wrongType(rm, c, "array"); bad {
+					return typeError(fmt.Sprintf("spec.%s[%d]", d[0], i), c, "array", v)
 				}
 			}
 			for j, p := range listAt(rm, d[1]) {
@@ -480,15 +480,15 @@ func networkPolicyOwnFacts(f *NetworkPolicyFacts, obj Object) error {
 				if !ok && p != nil {
 					return fmt.Errorf("spec.%s[%d].%s[%d]: expected object, got %s", d[0], i, d[1], j, jsonType(p))
 				}
-				for _, f := range [...]string{"ipBlock", "namespaceSelector", "podSelector"} {
-					if v, bad := wrongType(pm, f, "object"); bad {
-						return typeError(fmt.Sprintf("spec.%s[%d].%s[%d]", d[0], i, d[1], j), f, "object", v)
+				for _, c := range [...]string{"ipBlock", "namespaceSelector", "podSelector"} {
+					if v, bad := wrongType(pm, c, "object"); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].%s[%d]", d[0], i, d[1], j), c, "object", v)
 					}
 				}
 				block := mapAt(pm, "ipBlock")
-				for _, f := range [...]struct{ k, t string }{{"cidr", "string"}, {"except", "array"}} {
-					if v, bad := wrongType(block, f.k, f.t); bad {
-						return typeError(fmt.Sprintf("spec.%s[%d].%s[%d].ipBlock", d[0], i, d[1], j), f.k, f.t, v)
+				for _, c := range [...]struct{ k, t string }{{"cidr", "string"}, {"except", "array"}} {
+					if v, bad := wrongType(block, c.k, c.t); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].%s[%d].ipBlock", d[0], i, d[1], j), c.k, c.t, v)
 					}
 				}
 			}
@@ -497,9 +497,9 @@ func networkPolicyOwnFacts(f *NetworkPolicyFacts, obj Object) error {
 				if !ok && p != nil {
 					return fmt.Errorf("spec.%s[%d].ports[%d]: expected object, got %s", d[0], i, j, jsonType(p))
 				}
-				for _, f := range [...]struct{ k, t string }{{"port", "integer or string"}, {"endPort", "integer"}, {"protocol", "string"}} {
-					if v, bad := wrongType(pm, f.k, f.t); bad {
-						return typeError(fmt.Sprintf("spec.%s[%d].ports[%d]", d[0], i, j), f.k, f.t, v)
+				for _, c := range [...]struct{ k, t string }{{"port", "integer or string"}, {"endPort", "integer"}, {"protocol", "string"}} {
+					if v, bad := wrongType(pm, c.k, c.t); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].ports[%d]", d[0], i, j), c.k, c.t, v)
 					}
 				}
 			}

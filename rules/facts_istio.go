@@ -295,8 +295,8 @@ func (e *engine) computeDestinationRuleFacts(f *DestinationRuleFacts, obj Object
 		return err
 	}
 	spec := mapAt(obj, "spec")
-	for _, f := range []struct{ k, t string }{{"host", "string"}, {"trafficPolicy", "object"}, {"subsets", "array"}, {"exportTo", "array"}} {
-		if err := checkType(spec, "spec", f.k, f.t); err != nil {
+	for _, c := range []struct{ k, t string }{{"host", "string"}, {"trafficPolicy", "object"}, {"subsets", "array"}, {"exportTo", "array"}} {
+		if err := checkType(spec, "spec", c.k, c.t); err != nil {
 			return err
 		}
 	}
@@ -329,8 +329,8 @@ func (e *engine) computeDestinationRuleFacts(f *DestinationRuleFacts, obj Object
 		if err := checkType(tp, where, "tls", "object"); err != nil {
 			return err
 		}
-		for _, f := range []string{"caCertificates", "credentialName"} {
-			if err := checkType(mapAt(tp, "tls"), where+".tls", f, "string"); err != nil {
+		for _, c := range []string{"caCertificates", "credentialName"} {
+			if err := checkType(mapAt(tp, "tls"), where+".tls", c, "string"); err != nil {
 				return err
 			}
 		}
@@ -544,8 +544,8 @@ func (e *engine) computeAuthorizationPolicyFacts(f *AuthorizationPolicyFacts, ob
 		if !ok && r != nil {
 			return fmt.Errorf("spec.rules[%d]: expected object, got %s", i, jsonType(r))
 		}
-		for _, f := range []string{"from", "to", "when"} {
-			if err := checkType(rm, fmt.Sprintf("spec.rules[%d]", i), f, "array"); err != nil {
+		for _, c := range []string{"from", "to", "when"} {
+			if err := checkType(rm, fmt.Sprintf("spec.rules[%d]", i), c, "array"); err != nil {
 				return err
 			}
 		}

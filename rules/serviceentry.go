@@ -161,8 +161,8 @@ func (e *engine) serviceEntryAliasFacts(f *ServiceEntryFacts, obj Object, req *R
 		return err
 	}
 	spec := mapAt(obj, "spec")
-	for _, f := range []struct{ k, t string }{{"hosts", "array"}, {"endpoints", "array"}, {"exportTo", "array"}, {"workloadSelector", "object"}} {
-		if err := checkType(spec, "spec", f.k, f.t); err != nil {
+	for _, c := range []struct{ k, t string }{{"hosts", "array"}, {"endpoints", "array"}, {"exportTo", "array"}, {"workloadSelector", "object"}} {
+		if err := checkType(spec, "spec", c.k, c.t); err != nil {
 			return err
 		}
 	}
