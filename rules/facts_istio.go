@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -544,26 +545,28 @@ func (e *engine) computeAuthorizationPolicyFacts(f *AuthorizationPolicyFacts, ob
 		if !ok && r != nil {
 			return fmt.Errorf("spec.rules[%d]: expected object, got %s", i, jsonType(r))
 		}
+		// The rule's path, formatted once: every check and list below names it.
+		at := "spec.rules[" + strconv.Itoa(i) + "]"
 		for _, c := range []string{"from", "to", "when"} {
-			if err := checkType(rm, fmt.Sprintf("spec.rules[%d]", i), c, "array"); err != nil {
+			if err := checkType(rm, at, c, "array"); err != nil {
 				return err
 			}
 		}
-		if err := checkAuthorizationRule(rm, fmt.Sprintf("spec.rules[%d]", i)); err != nil {
+		if err := checkAuthorizationRule(rm, at); err != nil {
 			return err
 		}
 		if ruleMatchesAny(rm) {
-			allowAll = append(allowAll, fmt.Sprintf("spec.rules[%d]", i))
-			notes = append(notes, allowAllNotes(rm, fmt.Sprintf("spec.rules[%d]", i))...)
+			allowAll = append(allowAll, at)
+			notes = append(notes, allowAllNotes(rm, at)...)
 		}
-		negative = append(negative, negativeMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
+		negative = append(negative, negativeMatches(rm, at)...)
 		switch action {
 		case "ALLOW":
-			if t := ruleAnyPeer(rm, fmt.Sprintf("spec.rules[%d]", i)); t != "" {
+			if t := ruleAnyPeer(rm, at); t != "" {
 				anyPeer = append(anyPeer, t)
 			}
 		case "DENY":
-			denyPositive = append(denyPositive, denyPositiveMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
+			denyPositive = append(denyPositive, denyPositiveMatches(rm, at)...)
 		}
 	}
 	scope := apScope(spec, ns, e.cfg.RootNamespace)
