@@ -66,7 +66,10 @@ docs: build ## Regenerate the README rule table from the catalog, the chart READ
 # facts (SECTION:RootType, see hack/factsdoc).
 FACTS_TABLES = WORKLOAD-FACTS:WorkloadFacts NAMESPACE-FACTS:NamespaceFacts BINDING-FACTS:BindingFacts \
 	SERVICE-FACTS:ServiceFacts ENDPOINTS-FACTS:EndpointsFacts GATEWAY-FACTS:GatewayFacts \
-	PEERAUTHENTICATION-FACTS:PeerAuthenticationFacts
+	PEERAUTHENTICATION-FACTS:PeerAuthenticationFacts NETWORKPOLICY-FACTS:NetworkPolicyFacts \
+	AUTHORIZATIONPOLICY-FACTS:AuthorizationPolicyFacts REQUESTAUTHENTICATION-FACTS:RequestAuthenticationFacts \
+	DESTINATIONRULE-FACTS:DestinationRuleFacts SERVICEENTRY-FACTS:ServiceEntryFacts ENVOYFILTER-FACTS:EnvoyFilterFacts \
+	EXTENSION-FACTS:ExtensionFacts CONFIGMAP-FACTS:ConfigMapFacts
 
 .PHONY: verify
 verify: lint build ## Check formatting, vet, and that generated docs are current.

@@ -33,6 +33,19 @@ var benchCases = []benchCase{
 	{"PeerAuthentication", "peerauthentication.yaml", false},
 }
 
+// factsBenchCases are one object of each other kind with computed facts,
+// evaluated by BenchmarkEvaluate only, to measure what their facts cost.
+var factsBenchCases = []benchCase{
+	{"AuthorizationPolicy", "authorizationpolicy.yaml", false},
+	{"NetworkPolicy", "networkpolicy.yaml", false},
+	{"RequestAuthentication", "requestauthentication.yaml", false},
+	{"DestinationRule", "destinationrule.yaml", false},
+	{"ServiceEntry", "serviceentry.yaml", false},
+	{"EnvoyFilter", "envoyfilter.yaml", false},
+	{"WasmPlugin", "wasmplugin.yaml", false},
+	{"ConfigMapMesh", "configmap-mesh.yaml", false},
+}
+
 func loadBench(b testing.TB, file string) (Object, []byte) {
 	b.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "bench", file))
@@ -83,7 +96,7 @@ func (l latencies) report(b *testing.B) {
 // BenchmarkEvaluate is the compiled, kind-indexed path that the webhook and CLI use.
 func BenchmarkEvaluate(b *testing.B) {
 	e, snap := benchEngine(b)
-	for _, bc := range benchCases {
+	for _, bc := range append(append([]benchCase(nil), benchCases...), factsBenchCases...) {
 		obj, _ := loadBench(b, bc.file)
 		req := &Request{Object: obj, Context: snap, PostInjection: bc.post}
 		b.Run(bc.name, func(b *testing.B) {

@@ -53,25 +53,54 @@ func endpointsFactsTyped(obj Object, kind string, req *Request) (EndpointsFacts,
 		_, trig := mapAt(meta, "annotations")[annEndpointsLastChangeTrigger]
 		controller = by == "endpointslice-controller.k8s.io" || by == "endpointslicemirroring-controller.k8s.io" || kind == "Endpoints" && trig
 	}
-	add := func(at string, pm map[string]any) {
+	// add judges one ports entry (subsets[i].ports[j] of Endpoints, ports[j]
+	// of an EndpointSlice: i < 0), typed as the API types it (port an
+	// int32), so a malformed manifest is an error naming the field; the path
+	// is built only for an error or a finding.
+	add := func(i, j int, p any) error {
+		at := func() string {
+			if i < 0 {
+				return fmt.Sprintf("ports[%d]", j)
+			}
+			return fmt.Sprintf("subsets[%d].ports[%d]", i, j)
+		}
+		pm, ok := p.(map[string]any)
+		if !ok && p != nil {
+			return fmt.Errorf("%s: expected object, got %s", at(), jsonType(p))
+		}
+		for _, c := range [...]struct{ k, t string }{{"port", "integer"}, {"protocol", "string"}} {
+			if v, bad := wrongType(pm, c.k, c.t); bad {
+				return typeError(at(), c.k, c.t, v)
+			}
+		}
 		n, ok := intAt(pm, "port")
 		if !ok {
-			return
+			return nil
 		}
 		if what, bad := envoyInternalPorts[n]; bad {
 			f.EnvoyInternalPorts = append(f.EnvoyInternalPorts, EndpointPortFacts{
 				Port: float64(n),
-				Text: fmt.Sprintf("%s sends port %d (%s) straight to the endpoints' pods", at, n, what),
+				Text: fmt.Sprintf("%s sends port %d (%s) straight to the endpoints' pods", at(), n, what),
 			})
 		}
+		return nil
 	}
 	if kind == "Endpoints" {
 		if err := checkType(obj, "", "subsets", "array"); err != nil {
 			return f, err
 		}
 		for i, s := range listAt(obj, "subsets") {
-			for j, p := range listAt(asMap(s), "ports") {
-				add(fmt.Sprintf("subsets[%d].ports[%d]", i, j), asMap(p))
+			sm, ok := s.(map[string]any)
+			if !ok && s != nil {
+				return f, fmt.Errorf("subsets[%d]: expected object, got %s", i, jsonType(s))
+			}
+			if v, bad := wrongType(sm, "ports", "array"); bad {
+				return f, typeError(fmt.Sprintf("subsets[%d]", i), "ports", "array", v)
+			}
+			for j, p := range listAt(sm, "ports") {
+				if err := add(i, j, p); err != nil {
+					return f, err
+				}
 			}
 		}
 	} else {
@@ -79,7 +108,9 @@ func endpointsFactsTyped(obj Object, kind string, req *Request) (EndpointsFacts,
 			return f, err
 		}
 		for j, p := range listAt(obj, "ports") {
-			add(fmt.Sprintf("ports[%d]", j), asMap(p))
+			if err := add(-1, j, p); err != nil {
+				return f, err
+			}
 		}
 	}
 	f.ControllerWritten = controller

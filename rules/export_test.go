@@ -95,9 +95,52 @@ func (e *Engine) OtherTypedFactsOf(req *Request) (any, bool, error) {
 		var f PeerAuthenticationFacts
 		err := st.computePeerAuthenticationFacts(&f, obj, ns)
 		return &f, true, err
+	case gk == schema.GroupKind{Group: "networking.k8s.io", Kind: "NetworkPolicy"}:
+		var f NetworkPolicyFacts
+		err := st.computeNetworkPolicyFacts(&f, obj, req, nsOf(ctxt, ns))
+		return &f, true, err
+	case gk == schema.GroupKind{Group: "security.istio.io", Kind: "AuthorizationPolicy"}:
+		var f AuthorizationPolicyFacts
+		err := st.computeAuthorizationPolicyFacts(&f, obj, ns)
+		if err == nil {
+			st.managedPolicyFacts(&f.ManagedPolicy, obj, req, nsOf(ctxt, ns))
+		}
+		return &f, true, err
+	case gk == schema.GroupKind{Group: "security.istio.io", Kind: "RequestAuthentication"}:
+		var f RequestAuthenticationFacts
+		err := st.computeRequestAuthenticationFacts(&f, obj, ns)
+		return &f, true, err
+	case gk == schema.GroupKind{Group: "networking.istio.io", Kind: "DestinationRule"}:
+		var f DestinationRuleFacts
+		err := st.computeDestinationRuleFacts(&f, obj, ns)
+		return &f, true, err
+	case gk == schema.GroupKind{Group: "networking.istio.io", Kind: "ServiceEntry"}:
+		var f ServiceEntryFacts
+		err := st.computeServiceEntryFacts(&f, obj, req, ns)
+		return &f, true, err
+	case gk == schema.GroupKind{Group: "networking.istio.io", Kind: "EnvoyFilter"}:
+		var f EnvoyFilterFacts
+		err := st.computeEnvoyFilterFacts(&f, obj, ns)
+		return &f, true, err
+	case gk.Group == "extensions.istio.io" && (kind == "WasmPlugin" || kind == "TrafficExtension"):
+		f, err := st.extensionFactsTyped(obj, kind, ns)
+		return &f, true, err
+	case gk == schema.GroupKind{Kind: "ConfigMap"}:
+		var f ConfigMapFacts
+		_, err := st.computeConfigMapFacts(&f, obj)
+		return &f, true, err
 	case kind == "Gateway" && (gk.Group == "networking.istio.io" || gk.Group == "gateway.networking.k8s.io"):
 		f, err := st.gatewayFactsTyped(obj, gk.Group, ns)
 		return &f, true, err
 	}
 	return nil, false, nil
+}
+
+// nsOf is the Namespace prepare judges an object of namespace name with.
+func nsOf(ctxt Context, name string) Namespace {
+	ns, ok := ctxt.Namespace(name)
+	if !ok {
+		ns = Namespace{Name: name}
+	}
+	return ns
 }

@@ -38,37 +38,33 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		info.Group == "discovery.k8s.io" && info.Kind == "EndpointSlice":
 		return endpointsFacts(obj, info.Kind, req)
 	case info.Group == "networking.istio.io" && info.Kind == "ServiceEntry":
-		facts, err := e.serviceEntryFacts(obj, nsName)
-		if err != nil {
+		f := seFactsPool.Get().(*ServiceEntryFacts)
+		defer putServiceEntryFacts(f)
+		if err := e.computeServiceEntryFacts(f, obj, req, nsName); err != nil {
 			return nil, err
 		}
-		return e.serviceEntryAliasFacts(facts, obj, req, nsName)
+		return f.Map(), nil
 	case info.Group == "" && info.Kind == "Binding":
 		return bindingFacts(obj)
 	case info.Group == "" && info.Kind == "ConfigMap":
 		return e.configMapFacts(obj)
 	case info.Group == "networking.k8s.io" && info.Kind == "NetworkPolicy":
-		facts, err := networkPolicyFacts(obj)
-		if err != nil {
+		f := npFactsPool.Get().(*NetworkPolicyFacts)
+		defer putNetworkPolicyFacts(f)
+		if err := e.computeNetworkPolicyFacts(f, obj, req, ns); err != nil {
 			return nil, err
 		}
-		if on, _ := facts["ingressOn"].(bool); on && netpolHasNamedPorts(mapAt(obj, "spec")) {
-			if pods := e.namespacePods(nsName); len(pods) > 0 {
-				named := netpolNamedEnvoyPorts(mapAt(obj, "spec"), pods)
-				facts["ingressEnvoyInternalPorts"] = append(facts["ingressEnvoyInternalPorts"].([]any), named...)
-			}
-		}
-		e.managedPolicyFacts(facts, obj, req, ns)
-		return facts, nil
+		return f.Map(), nil
 	case info.Group == "security.istio.io" && info.Kind == "PeerAuthentication":
 		return e.peerAuthenticationFacts(obj, nsName)
 	case info.Group == "security.istio.io" && info.Kind == "AuthorizationPolicy":
-		facts, err := e.authorizationPolicyFacts(obj, nsName)
-		if err != nil {
+		f := apFactsPool.Get().(*AuthorizationPolicyFacts)
+		defer putAuthorizationPolicyFacts(f)
+		if err := e.computeAuthorizationPolicyFacts(f, obj, nsName); err != nil {
 			return nil, err
 		}
-		e.managedPolicyFacts(facts, obj, req, ns)
-		return facts, nil
+		e.managedPolicyFacts(&f.ManagedPolicy, obj, req, ns)
+		return f.Map(), nil
 	case info.Group == "security.istio.io" && info.Kind == "RequestAuthentication":
 		return e.requestAuthenticationFacts(obj, nsName)
 	case info.Group == "networking.istio.io" && info.Kind == "DestinationRule":
@@ -84,6 +80,15 @@ func (e *engine) objectFacts(obj Object, info KindInfo, req *Request, ns Namespa
 		return nil, err
 	}
 	return map[string]any{}, nil
+}
+
+// computeServiceEntryFacts fills f (empty, its list arrays maybe reused
+// from the pool).
+func (e *engine) computeServiceEntryFacts(f *ServiceEntryFacts, obj Object, req *Request, ns string) error {
+	if err := e.serviceEntryFacts(f, obj, ns); err != nil {
+		return err
+	}
+	return e.serviceEntryAliasFacts(f, obj, req, ns)
 }
 
 func (e *engine) namespaceFacts(obj Object, req *Request) (map[string]any, error) {
@@ -322,8 +327,10 @@ func serviceFactsTyped(obj Object, pods func() []Object) (ServiceFacts, error) {
 	if err := checkType(spec, "spec", "ports", "array"); err != nil {
 		return f, err
 	}
-	if err := checkType(spec, "spec", "externalIPs", "array"); err != nil {
-		return f, err
+	for _, c := range [...]struct{ k, t string }{{"externalIPs", "array"}, {"type", "string"}, {"selector", "object"}} {
+		if err := checkType(spec, "spec", c.k, c.t); err != nil {
+			return f, err
+		}
 	}
 	typ := str(spec, "type")
 	exposure := ""
@@ -343,6 +350,15 @@ func serviceFactsTyped(obj Object, pods func() []Object) (ServiceFacts, error) {
 		pm, ok := p.(map[string]any)
 		if !ok {
 			return f, fmt.Errorf("spec.ports[%d]: expected object, got %s", i, jsonType(p))
+		}
+		// The fields as the API types them (port an int32, targetPort an
+		// IntOrString), so a malformed manifest is an error naming the field
+		// instead of a port read as 0 or a targetPort as absent; the path is
+		// built only for an error.
+		for _, c := range [...]struct{ k, t string }{{"port", "integer"}, {"targetPort", "integer or string"}, {"protocol", "string"}} {
+			if v, bad := wrongType(pm, c.k, c.t); bad {
+				return f, typeError(fmt.Sprintf("spec.ports[%d]", i), c.k, c.t, v)
+			}
 		}
 		port, _ := intAt(pm, "port")
 		// The API server defaults an absent, 0 or "" targetPort to port.
@@ -389,14 +405,41 @@ func serviceFactsTyped(obj Object, pods func() []Object) (ServiceFacts, error) {
 	return f, nil
 }
 
+// computeNetworkPolicyFacts fills f (empty, its list arrays maybe reused
+// from the pool): the policy's own facts, named ports resolved on the
+// namespace's pods, and the managed-policy facts.
+func (e *engine) computeNetworkPolicyFacts(f *NetworkPolicyFacts, obj Object, req *Request, ns Namespace) error {
+	if err := networkPolicyOwnFacts(f, obj); err != nil {
+		return err
+	}
+	if spec := mapAt(obj, "spec"); f.IngressOn && netpolHasNamedPorts(spec) {
+		if pods := e.namespacePods(ns.Name); len(pods) > 0 {
+			f.IngressEnvoyInternalPorts = netpolNamedEnvoyPorts(f.IngressEnvoyInternalPorts, spec, pods)
+		}
+	}
+	e.managedPolicyFacts(&f.ManagedPolicy, obj, req, ns)
+	return nil
+}
+
+// networkPolicyFacts returns the facts of a NetworkPolicy judged alone (no
+// pods, no request).
 func networkPolicyFacts(obj Object) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	var f NetworkPolicyFacts
+	if err := networkPolicyOwnFacts(&f, obj); err != nil {
 		return nil, err
 	}
+	return f.Map(), nil
+}
+
+// networkPolicyOwnFacts fills the facts f that the policy alone decides.
+func networkPolicyOwnFacts(f *NetworkPolicyFacts, obj Object) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
+	}
 	spec := mapAt(obj, "spec")
-	for _, f := range []string{"ingress", "egress", "policyTypes"} {
-		if err := checkType(spec, "spec", f, "array"); err != nil {
-			return nil, err
+	for _, k := range []string{"ingress", "egress", "policyTypes"} {
+		if err := checkType(spec, "spec", k, "array"); err != nil {
+			return err
 		}
 	}
 	ingressOn, egressOn := true, len(listAt(spec, "egress")) > 0
@@ -411,42 +454,77 @@ func networkPolicyFacts(obj Object) (map[string]any, error) {
 			}
 		}
 	}
-	// Type checks first: every rule an object, its peers and ports arrays.
+	if err := checkType(spec, "spec", "podSelector", "object"); err != nil {
+		return err
+	}
+	// Type checks first, in both directions whether in effect or not: every
+	// rule an object, its peers and ports arrays, and each peer's and port
+	// entry's fields as the API types them (a port is an IntOrString, endPort
+	// an int32, ipBlock.cidr a string), so a malformed manifest is an error
+	// naming the field, as the API server's decoding would be, instead of a
+	// port read as absent (every port) or a peer read as no ipBlock. The path
+	// is built only for an error: the checks cost no allocation.
 	for _, d := range [][2]string{{"ingress", "from"}, {"egress", "to"}} {
 		for i, r := range listAt(spec, d[0]) {
 			rm, ok := r.(map[string]any)
 			if !ok && r != nil {
-				return nil, fmt.Errorf("spec.%s[%d]: expected object, got %s", d[0], i, jsonType(r))
+				return fmt.Errorf("spec.%s[%d]: expected object, got %s", d[0], i, jsonType(r))
 			}
-			for _, f := range []string{d[1], "ports"} {
-				if err := checkType(rm, fmt.Sprintf("spec.%s[%d]", d[0], i), f, "array"); err != nil {
-					return nil, err
+			for _, c := range []string{d[1], "ports"} {
+				if v, bad := wrongType(rm, c, "array"); bad {
+					return typeError(fmt.Sprintf("spec.%s[%d]", d[0], i), c, "array", v)
+				}
+			}
+			for j, p := range listAt(rm, d[1]) {
+				pm, ok := p.(map[string]any)
+				if !ok && p != nil {
+					return fmt.Errorf("spec.%s[%d].%s[%d]: expected object, got %s", d[0], i, d[1], j, jsonType(p))
+				}
+				for _, c := range [...]string{"ipBlock", "namespaceSelector", "podSelector"} {
+					if v, bad := wrongType(pm, c, "object"); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].%s[%d]", d[0], i, d[1], j), c, "object", v)
+					}
+				}
+				block := mapAt(pm, "ipBlock")
+				for _, c := range [...]struct{ k, t string }{{"cidr", "string"}, {"except", "array"}} {
+					if v, bad := wrongType(block, c.k, c.t); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].%s[%d].ipBlock", d[0], i, d[1], j), c.k, c.t, v)
+					}
+				}
+			}
+			for j, p := range listAt(rm, "ports") {
+				pm, ok := p.(map[string]any)
+				if !ok && p != nil {
+					return fmt.Errorf("spec.%s[%d].ports[%d]: expected object, got %s", d[0], i, j, jsonType(p))
+				}
+				for _, c := range [...]struct{ k, t string }{{"port", "integer or string"}, {"endPort", "integer"}, {"protocol", "string"}} {
+					if v, bad := wrongType(pm, c.k, c.t); bad {
+						return typeError(fmt.Sprintf("spec.%s[%d].ports[%d]", d[0], i, j), c.k, c.t, v)
+					}
 				}
 			}
 		}
 	}
-	in, ingressAny, ingressAllNS, err := netpolPeerFacts(spec, "ingress", "from", ingressOn)
+	var err error
+	f.IngressAllowAll, f.IngressAnyIP, f.IngressAllNamespaces, err = netpolPeerFacts(spec, "ingress", "from", ingressOn,
+		f.IngressAllowAll, f.IngressAnyIP, f.IngressAllNamespaces)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out, egressAny, _, err := netpolPeerFacts(spec, "egress", "to", egressOn)
+	// Egress peers matching every namespace are not facts: a scratch list.
+	f.EgressAllowAll, f.EgressAnyIP, _, err = netpolPeerFacts(spec, "egress", "to", egressOn, f.EgressAllowAll, f.EgressAnyIP, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sel := mapAt(spec, "podSelector")
-	facts := map[string]any{
-		"ingressAllowAll": in,
-		"egressAllowAll":  out,
-		// NotIn and DoesNotExist requirements select every pod but a few,
-		// which is every pod for the severity.
-		"selectsAllPods": selectsEveryPod(sel),
-		"selectsGateway": gatewaySelector(stringMap(sel["matchLabels"])),
-	}
-	facts["ingressAnyIP"], facts["egressAnyIP"], facts["ingressAllNamespaces"] = ingressAny, egressAny, ingressAllNS
-	facts["ingressEnvoyInternalPorts"] = netpolEnvoyPorts(spec, ingressOn)
-	facts["ingressOn"] = ingressOn
-	facts["ingressGatewayOpen"] = gatewayOpenPorts(spec, ingressOn)
-	return facts, nil
+	// NotIn and DoesNotExist requirements select every pod but a few, which
+	// is every pod for the severity.
+	f.SelectsAllPods = selectsEveryPod(sel)
+	f.SelectsGateway = gatewaySelector(stringMap(sel["matchLabels"]))
+	f.IngressEnvoyInternalPorts = netpolEnvoyPorts(f.IngressEnvoyInternalPorts, spec, ingressOn)
+	f.IngressOn = ingressOn
+	f.IngressGatewayOpen = gatewayOpenPorts(f.IngressGatewayOpen, spec, ingressOn)
+	return nil
 }
 
 // gatewaySelector tells which Istio gateway a NetworkPolicy's podSelector
@@ -469,13 +547,12 @@ func gatewaySelector(labels map[string]string) string {
 // failure detection, is not in its list).
 var netpolEnvoyInternal = []int64{15000, 15001, 15004, 15006, 15053}
 
-// netpolEnvoyPorts lists the ingress ports entries whose port, or
+// netpolEnvoyPorts appends to out the ingress ports entries whose port, or
 // port..endPort range, covers a pod-internal Envoy port. Named ports and
 // entries without a port are not resolved.
-func netpolEnvoyPorts(spec map[string]any, on bool) []any {
-	var out []any
+func netpolEnvoyPorts(out []NetpolEnvoyPortFacts, spec map[string]any, on bool) []NetpolEnvoyPortFacts {
 	if !on {
-		return []any{}
+		return out
 	}
 	for i, r := range listAt(spec, "ingress") {
 		for j, p := range listAt(asMap(r), "ports") {
@@ -501,13 +578,13 @@ func netpolEnvoyPorts(spec map[string]any, on bool) []any {
 			if end != port {
 				what = fmt.Sprintf("ports %d-%d", port, end)
 			}
-			out = append(out, map[string]any{
-				"at":   fmt.Sprintf("spec.ingress[%d].ports[%d]", i, j),
-				"text": fmt.Sprintf("spec.ingress[%d].ports[%d] opens %s, covering %s", i, j, what, strings.Join(hit, ", ")),
+			out = append(out, NetpolEnvoyPortFacts{
+				At:   fmt.Sprintf("spec.ingress[%d].ports[%d]", i, j),
+				Text: fmt.Sprintf("spec.ingress[%d].ports[%d] opens %s, covering %s", i, j, what, strings.Join(hit, ", ")),
 			})
 		}
 	}
-	return nonNil(out)
+	return out
 }
 
 // namespaceBinding is the $namespace binding: what is known about the object's namespace.
@@ -574,13 +651,13 @@ func netpolOptOut(labels map[string]string, old string, hadOld bool) string {
 // identity, "namespace-deletion" for the namespace controller or garbage
 // collector deleting while the namespace really terminates, else "") and
 // actorNote (why a system actor is not trusted, for the message).
-func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Request, ns Namespace) {
+func (e *engine) managedPolicyFacts(f *ManagedPolicy, obj Object, req *Request, ns Namespace) {
 	op := req.Operation
 	before := req.OldObject
 	if op == "DELETE" {
 		before = obj
 	}
-	var tamper []any
+	tamper := f.Tamper
 	managed := false
 	if before != nil && op != "CREATE" && op != "" {
 		oldMeta := mapAt(before, "metadata")
@@ -592,8 +669,12 @@ func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Reque
 			if !jsonEqual(before["spec"], obj["spec"]) {
 				tamper = append(tamper, "changes its spec")
 			}
-			tamper = append(tamper, guardedKeyChanges("label", stringMap(oldMeta["labels"]), stringMap(meta["labels"]))...)
-			tamper = append(tamper, guardedKeyChanges("annotation", stringMap(oldMeta["annotations"]), stringMap(meta["annotations"]))...)
+			for _, c := range guardedKeyChanges("label", stringMap(oldMeta["labels"]), stringMap(meta["labels"])) {
+				tamper = append(tamper, c.(string))
+			}
+			for _, c := range guardedKeyChanges("annotation", stringMap(oldMeta["annotations"]), stringMap(meta["annotations"])) {
+				tamper = append(tamper, c.(string))
+			}
 			if !jsonEqual(oldMeta["ownerReferences"], meta["ownerReferences"]) {
 				tamper = append(tamper, "changes its owner references")
 			}
@@ -612,13 +693,11 @@ func (e *engine) managedPolicyFacts(facts map[string]any, obj Object, req *Reque
 			}
 		}
 	}
-	facts["managed"] = managed
+	f.Managed = managed
 	// A quarantine's policy (meshguard quarantine): meshguard admins may
 	// remove it (meshguard release), unlike the default-deny set.
-	facts["quarantinePolicy"] = before != nil && stringMap(mapAt(before, "metadata")["labels"])[labelQuarantinePolicy] != ""
-	facts["tamper"] = nonNil(tamper)
-	facts["actor"] = actor
-	facts["actorNote"] = note
+	f.QuarantinePolicy = before != nil && stringMap(mapAt(before, "metadata")["labels"])[labelQuarantinePolicy] != ""
+	f.Tamper, f.Actor, f.ActorNote = tamper, actor, note
 }
 
 // guardedKeyChanges lists the changes of meshguard's own labels or

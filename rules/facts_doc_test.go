@@ -14,6 +14,63 @@ import (
 	"github.com/meshguard/meshguard/internal/factsdoc"
 )
 
+// factsTables are the generated facts sections of catalog/README.md and
+// their root structs (the Makefile's FACTS_TABLES).
+var factsTables = map[string]string{
+	"WORKLOAD-FACTS": "WorkloadFacts", "NAMESPACE-FACTS": "NamespaceFacts", "BINDING-FACTS": "BindingFacts",
+	"SERVICE-FACTS": "ServiceFacts", "ENDPOINTS-FACTS": "EndpointsFacts", "GATEWAY-FACTS": "GatewayFacts",
+	"PEERAUTHENTICATION-FACTS": "PeerAuthenticationFacts", "NETWORKPOLICY-FACTS": "NetworkPolicyFacts",
+	"AUTHORIZATIONPOLICY-FACTS": "AuthorizationPolicyFacts", "REQUESTAUTHENTICATION-FACTS": "RequestAuthenticationFacts",
+	"DESTINATIONRULE-FACTS": "DestinationRuleFacts", "SERVICEENTRY-FACTS": "ServiceEntryFacts",
+	"ENVOYFILTER-FACTS": "EnvoyFilterFacts", "EXTENSION-FACTS": "ExtensionFacts", "CONFIGMAP-FACTS": "ConfigMapFacts",
+}
+
+// TestNoHandWrittenFacts checks that every kind's facts in catalog/README.md
+// are a generated table: each **Kind** paragraph of "$facts by kind" holds
+// a generated section, and the Makefile generates exactly factsTables.
+func TestNoHandWrittenFacts(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("catalog", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	i := strings.Index(text, "### `$facts` by kind")
+	if i < 0 {
+		t.Fatal("catalog/README.md has no \"$facts by kind\" section")
+	}
+	text = text[i:]
+	if j := strings.Index(text[1:], "\n#"); j >= 0 {
+		text = text[:j+1]
+	}
+	kinds := 0
+	for _, part := range strings.Split(text, "\n**")[1:] {
+		kinds++
+		name, _, _ := strings.Cut(part, "**")
+		if !strings.Contains(part, "<!-- BEGIN ") {
+			t.Errorf("the facts of %s are described by hand: make them a typed struct with a generated table", name)
+		}
+	}
+	if kinds < len(factsTables)-1 {
+		t.Errorf("only %d kinds found in \"$facts by kind\"", kinds)
+	}
+	makefile, err := os.ReadFile(filepath.Join("..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)\nFACTS_TABLES = (.*?[^\\])\n`).FindStringSubmatch(string(makefile))
+	if m == nil {
+		t.Fatal("Makefile has no FACTS_TABLES")
+	}
+	listed := map[string]string{}
+	for _, f := range strings.Fields(strings.ReplaceAll(m[1], "\\", " ")) {
+		section, root, _ := strings.Cut(f, ":")
+		listed[section] = root
+	}
+	if !reflect.DeepEqual(listed, factsTables) {
+		t.Errorf("Makefile FACTS_TABLES %v, want the sections TestFactsTablesGenerated checks %v", listed, factsTables)
+	}
+}
+
 // TestFactsTablesGenerated keeps the facts tables of catalog/README.md that
 // are generated from typed facts (make docs) current.
 func TestFactsTablesGenerated(t *testing.T) {
@@ -21,11 +78,7 @@ func TestFactsTablesGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for section, root := range map[string]string{
-		"WORKLOAD-FACTS": "WorkloadFacts", "NAMESPACE-FACTS": "NamespaceFacts", "BINDING-FACTS": "BindingFacts",
-		"SERVICE-FACTS": "ServiceFacts", "ENDPOINTS-FACTS": "EndpointsFacts", "GATEWAY-FACTS": "GatewayFacts",
-		"PEERAUTHENTICATION-FACTS": "PeerAuthenticationFacts",
-	} {
+	for section, root := range factsTables {
 		begin, end := "<!-- BEGIN "+section+" -->\n", "<!-- END "+section+" -->"
 		i := strings.Index(string(readme), begin)
 		j := strings.Index(string(readme), end)
@@ -53,7 +106,9 @@ func TestTypedFactsDocumented(t *testing.T) {
 		&HostPathFacts{}, &HostPortFacts{}, &ContainerFacts{}, &CapAddFacts{}, &CaptureFacts{}, &EnvoyPortDeclFacts{},
 		&InitArgFacts{}, &ProxyImageOverrideFacts{}, &ProxyCustomizationFacts{},
 		&NamespaceFacts{}, &NamespaceNetpolFacts{}, &ServiceFacts{}, &EndpointsFacts{}, &BindingFacts{},
-		&GatewayFacts{}, &PeerAuthenticationFacts{},
+		&GatewayFacts{}, &PeerAuthenticationFacts{}, &NetworkPolicyFacts{}, &AuthorizationPolicyFacts{},
+		&RequestAuthenticationFacts{}, &DestinationRuleFacts{}, &ServiceEntryFacts{}, &EnvoyFilterFacts{},
+		&ExtensionFacts{}, &ConfigMapFacts{}, &MeshConfigFacts{}, &InjectorFacts{},
 	} {
 		declared, optional := jsonFields(reflect.TypeOf(v).Elem())
 		got := v.Map()

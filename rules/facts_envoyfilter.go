@@ -53,31 +53,38 @@ const (
 // e.g. `configPatches[0] (HTTP_FILTER REMOVE at SIDECAR_INBOUND) removes the
 // HTTP filter "envoy.filters.http.rbac", which enforces AuthorizationPolicy`.
 func (e *engine) envoyFilterFacts(obj Object, ns string) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	f := efFactsPool.Get().(*EnvoyFilterFacts)
+	defer putEnvoyFilterFacts(f)
+	if err := e.computeEnvoyFilterFacts(f, obj, ns); err != nil {
 		return nil, err
+	}
+	return f.Map(), nil
+}
+
+// computeEnvoyFilterFacts fills f (empty, its list arrays maybe reused from
+// the pool).
+func (e *engine) computeEnvoyFilterFacts(f *EnvoyFilterFacts, obj Object, ns string) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
 	}
 	spec := mapAt(obj, "spec")
 	if err := checkType(spec, "spec", "configPatches", "array"); err != nil {
-		return nil, err
+		return err
 	}
-	var weakens, highRisk []any
 	for i, raw := range listAt(spec, "configPatches") {
 		p, err := readEnvoyPatch(i, raw)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, t := range p.weakens() {
-			weakens = append(weakens, map[string]any{"patch": float64(i), "text": p.prefix() + " " + t})
+			f.Weakens = append(f.Weakens, EnvoyPatchFacts{Patch: float64(i), Text: p.prefix() + " " + t})
 		}
 		for _, t := range p.highRisk() {
-			highRisk = append(highRisk, map[string]any{"patch": float64(i), "text": p.prefix() + " " + t})
+			f.HighRisk = append(f.HighRisk, EnvoyPatchFacts{Patch: float64(i), Text: p.prefix() + " " + t})
 		}
 	}
-	return map[string]any{
-		"allowedNamespace": e.envoyFilterNamespace(ns),
-		"weakens":          nonNil(weakens),
-		"highRisk":         nonNil(highRisk),
-	}, nil
+	f.AllowedNamespace = e.envoyFilterNamespace(ns)
+	return nil
 }
 
 // envoyPatch is one configPatch, read.

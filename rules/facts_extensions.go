@@ -16,23 +16,18 @@ var extensionPhases = map[string]string{
 }
 
 // extensionFacts computes the facts of a WasmPlugin or a TrafficExtension
-// (MESH0044):
-//
-//   - allowedNamespace: the root namespace or an admin-allowed EnvoyFilter
-//     namespace, as for MESH0040;
-//   - phase: spec.phase as written ("" when absent: the control plane puts the
-//     filter last, before the router);
-//   - beforeAuthz: phase AUTHN or AUTHZ;
-//   - filter: what runs, e.g. `Wasm module "oci://…"`, `network Wasm module "…"`
-//     or `Lua code`;
-//   - target: what it applies to, e.g. `every workload in namespace "shop"`,
-//     `workloads app=web` or `targetRefs Gateway/public`;
-//   - text: the sentence for messages, e.g. `WasmPlugin runs Wasm module
-//     "oci://…" at phase AUTHN (before Istio's authentication filters) for
-//     workloads app=web`.
+// (MESH0044).
 func (e *engine) extensionFacts(obj Object, kind, ns string) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	f, err := e.extensionFactsTyped(obj, kind, ns)
+	if err != nil {
 		return nil, err
+	}
+	return f.Map(), nil
+}
+
+func (e *engine) extensionFactsTyped(obj Object, kind, ns string) (ExtensionFacts, error) {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return ExtensionFacts{}, err
 	}
 	spec := mapAt(obj, "spec")
 	type field struct{ k, t string }
@@ -44,11 +39,11 @@ func (e *engine) extensionFacts(obj Object, kind, ns string) (map[string]any, er
 	}
 	for _, f := range fields {
 		if err := checkType(spec, "spec", f.k, f.t); err != nil {
-			return nil, err
+			return ExtensionFacts{}, err
 		}
 	}
 	if err := checkType(mapAt(spec, "selector"), "spec.selector", "matchLabels", "object"); err != nil {
-		return nil, err
+		return ExtensionFacts{}, err
 	}
 
 	filter := ""
@@ -61,7 +56,7 @@ func (e *engine) extensionFacts(obj Object, kind, ns string) (map[string]any, er
 		wasm := mapAt(spec, "wasm")
 		for _, f := range []string{"url", "type"} {
 			if err := checkType(wasm, "spec.wasm", f, "string"); err != nil {
-				return nil, err
+				return ExtensionFacts{}, err
 			}
 		}
 		filter = wasmFilterText(str(wasm, "type"), str(wasm, "url"))
@@ -75,7 +70,7 @@ func (e *engine) extensionFacts(obj Object, kind, ns string) (map[string]any, er
 	for i, r := range refs {
 		rm, ok := r.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("spec.targetRefs[%d]: expected object, got %s", i, jsonType(r))
+			return ExtensionFacts{}, fmt.Errorf("spec.targetRefs[%d]: expected object, got %s", i, jsonType(r))
 		}
 		refNames = append(refNames, str(rm, "kind")+"/"+str(rm, "name"))
 	}
@@ -109,13 +104,9 @@ func (e *engine) extensionFacts(obj Object, kind, ns string) (map[string]any, er
 		text += " (" + where + ")"
 	}
 	text += " for " + target
-	return map[string]any{
-		"allowedNamespace": e.envoyFilterNamespace(ns),
-		"phase":            phase,
-		"beforeAuthz":      before,
-		"filter":           filter,
-		"target":           target,
-		"text":             text,
+	return ExtensionFacts{
+		AllowedNamespace: e.envoyFilterNamespace(ns), Phase: phase, BeforeAuthz: before, Filter: filter, Target: target,
+		Text: text,
 	}, nil
 }
 

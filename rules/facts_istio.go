@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -280,13 +281,24 @@ func wildcardMeshHost(suffix, cd string) (inMesh, meshWildcard bool, hostNS stri
 }
 
 func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	f := drFactsPool.Get().(*DestinationRuleFacts)
+	defer putDestinationRuleFacts(f)
+	if err := e.computeDestinationRuleFacts(f, obj, ns); err != nil {
 		return nil, err
 	}
+	return f.Map(), nil
+}
+
+// computeDestinationRuleFacts fills f (empty, its tls array maybe reused
+// from the pool).
+func (e *engine) computeDestinationRuleFacts(f *DestinationRuleFacts, obj Object, ns string) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
+	}
 	spec := mapAt(obj, "spec")
-	for _, f := range []struct{ k, t string }{{"host", "string"}, {"trafficPolicy", "object"}, {"subsets", "array"}, {"exportTo", "array"}} {
-		if err := checkType(spec, "spec", f.k, f.t); err != nil {
-			return nil, err
+	for _, c := range []struct{ k, t string }{{"host", "string"}, {"trafficPolicy", "object"}, {"subsets", "array"}, {"exportTo", "array"}} {
+		if err := checkType(spec, "spec", c.k, c.t); err != nil {
+			return err
 		}
 	}
 	host := str(spec, "host")
@@ -310,7 +322,7 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			exportAll = false
 		}
 	}
-	var tls []any
+	tls := f.TLS
 	addPolicy := func(tp map[string]any, where string) error {
 		if tp == nil {
 			return nil
@@ -318,8 +330,8 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 		if err := checkType(tp, where, "tls", "object"); err != nil {
 			return err
 		}
-		for _, f := range []string{"caCertificates", "credentialName"} {
-			if err := checkType(mapAt(tp, "tls"), where+".tls", f, "string"); err != nil {
+		for _, c := range []string{"caCertificates", "credentialName"} {
+			if err := checkType(mapAt(tp, "tls"), where+".tls", c, "string"); err != nil {
 				return err
 			}
 		}
@@ -335,10 +347,10 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 			} else {
 				text = at + " sets mode " + mode
 			}
-			tls = append(tls, map[string]any{
-				"at": at, "mode": mode, "effectiveMode": effective, "text": text,
-				"insecureSkipVerify": boolAt(t, "insecureSkipVerify"),
-				"noCA":               tlsNoCAText(t, effective, at, workloadSelector),
+			tls = append(tls, DestinationRuleTLSFacts{
+				At: at, Mode: mode, EffectiveMode: effective, Text: text,
+				InsecureSkipVerify: boolAt(t, "insecureSkipVerify"),
+				NoCA:               tlsNoCAText(t, effective, at, workloadSelector),
 			})
 		}
 		add(mapAt(tp, "tls"), where+".tls")
@@ -359,37 +371,31 @@ func (e *engine) destinationRuleFacts(obj Object, ns string) (map[string]any, er
 		return nil
 	}
 	if err := addPolicy(mapAt(spec, "trafficPolicy"), "spec.trafficPolicy"); err != nil {
-		return nil, err
+		return err
 	}
 	for i, s := range listAt(spec, "subsets") {
 		sm, ok := s.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("spec.subsets[%d]: expected object, got %s", i, jsonType(s))
+			return fmt.Errorf("spec.subsets[%d]: expected object, got %s", i, jsonType(s))
 		}
 		where := fmt.Sprintf("spec.subsets[%d].trafficPolicy", i)
 		if n := str(sm, "name"); n != "" {
 			where = fmt.Sprintf("spec.subsets[%s].trafficPolicy", n)
 		}
 		if err := addPolicy(mapAt(sm, "trafficPolicy"), where); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	hostMode, outside := e.hostOutsideMesh(host, ns, hostNS)
 	if outside != "" {
 		inMesh = false
 	}
-	return map[string]any{
-		"host":              host,
-		"hostNamespace":     hostNS,
-		"hostNamespaceMode": hostMode,
-		"outsideMesh":       outside,
-		"inMesh":            inMesh,
-		"inMeshVia":         inMeshVia,
-		"meshWildcard":      wildcard,
-		"exportedToAll":     exportAll,
-		"inRoot":            ns == e.cfg.RootNamespace,
-		"tls":               nonNil(tls),
-	}, nil
+	*f = DestinationRuleFacts{
+		Host: host, HostNamespace: hostNS, HostNamespaceMode: hostMode, OutsideMesh: outside, InMesh: inMesh,
+		InMeshVia: inMeshVia, MeshWildcard: wildcard, ExportedToAll: exportAll, InRoot: ns == e.cfg.RootNamespace,
+		TLS: tls,
+	}
+	return nil
 }
 
 // sourceUnconstrained reports whether an AuthorizationPolicy source admits
@@ -500,55 +506,67 @@ func apAction(spec map[string]any) string {
 	return "ALLOW"
 }
 
+// authorizationPolicyFacts returns the facts of an AuthorizationPolicy
+// without the managed-policy facts, which depend on the request.
 func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	var f AuthorizationPolicyFacts
+	if err := e.computeAuthorizationPolicyFacts(&f, obj, ns); err != nil {
 		return nil, err
+	}
+	return f.Map(), nil
+}
+
+// computeAuthorizationPolicyFacts fills f (empty, its list arrays maybe
+// reused from the pool) but for its managed-policy facts.
+func (e *engine) computeAuthorizationPolicyFacts(f *AuthorizationPolicyFacts, obj Object, ns string) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
 	}
 	spec := mapAt(obj, "spec")
 	if err := checkType(spec, "spec", "rules", "array"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkType(spec, "spec", "selector", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkType(mapAt(spec, "selector"), "spec.selector", "matchLabels", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	ml := mapAt(spec, "selector", "matchLabels")
 	for _, k := range sortedKeys(ml) {
 		if err := checkType(ml, "spec.selector.matchLabels", k, "string"); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	var allowAll, negative, notes, anyPeer, denyPositive []any
+	allowAll, negative, notes, anyPeer, denyPositive := f.MatchAllRules, f.NegativeMatches, f.MatchAllNotes, f.AnyPeerRules, f.DenyPositive
 	action := apAction(spec)
 	for i, r := range listAt(spec, "rules") {
 		rm, ok := r.(map[string]any)
 		if !ok && r != nil {
-			return nil, fmt.Errorf("spec.rules[%d]: expected object, got %s", i, jsonType(r))
+			return fmt.Errorf("spec.rules[%d]: expected object, got %s", i, jsonType(r))
 		}
-		for _, f := range []string{"from", "to", "when"} {
-			if err := checkType(rm, fmt.Sprintf("spec.rules[%d]", i), f, "array"); err != nil {
-				return nil, err
+		// The rule's path, formatted once: every check and list below names it.
+		at := "spec.rules[" + strconv.Itoa(i) + "]"
+		for _, c := range []string{"from", "to", "when"} {
+			if err := checkType(rm, at, c, "array"); err != nil {
+				return err
 			}
 		}
-		if err := checkAuthorizationRule(rm, fmt.Sprintf("spec.rules[%d]", i)); err != nil {
-			return nil, err
+		if err := checkAuthorizationRule(rm, at); err != nil {
+			return err
 		}
 		if ruleMatchesAny(rm) {
-			allowAll = append(allowAll, fmt.Sprintf("spec.rules[%d]", i))
-			for _, n := range allowAllNotes(rm, fmt.Sprintf("spec.rules[%d]", i)) {
-				notes = append(notes, n)
-			}
+			allowAll = append(allowAll, at)
+			notes = append(notes, allowAllNotes(rm, at)...)
 		}
-		negative = append(negative, negativeMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
+		negative = append(negative, negativeMatches(rm, at)...)
 		switch action {
 		case "ALLOW":
-			if t := ruleAnyPeer(rm, fmt.Sprintf("spec.rules[%d]", i)); t != "" {
+			if t := ruleAnyPeer(rm, at); t != "" {
 				anyPeer = append(anyPeer, t)
 			}
 		case "DENY":
-			denyPositive = append(denyPositive, denyPositiveMatches(rm, fmt.Sprintf("spec.rules[%d]", i))...)
+			denyPositive = append(denyPositive, denyPositiveMatches(rm, at)...)
 		}
 	}
 	scope := apScope(spec, ns, e.cfg.RootNamespace)
@@ -558,20 +576,10 @@ func (e *engine) authorizationPolicyFacts(obj Object, ns string) (map[string]any
 	} else {
 		why = ""
 	}
-	dryRun := apDryRun(obj)
-	return map[string]any{
-		"dryRun":          dryRun,
-		"dryRunRaw":       str(mapAt(obj, "metadata", "annotations"), annDryRun),
-		"action":          action,
-		"scope":           scope,
-		"scopeReason":     why,
-		"target":          target,
-		"matchAllRules":   nonNil(allowAll),
-		"matchAllNotes":   nonNil(notes),
-		"negativeMatches": nonNil(negative),
-		"anyPeerRules":    nonNil(anyPeer),
-		"denyPositive":    nonNil(denyPositive),
-	}, nil
+	f.DryRun, f.DryRunRaw = apDryRun(obj), str(mapAt(obj, "metadata", "annotations"), annDryRun)
+	f.Action, f.Scope, f.ScopeReason, f.Target = action, scope, why, target
+	f.MatchAllRules, f.MatchAllNotes, f.NegativeMatches, f.AnyPeerRules, f.DenyPositive = allowAll, notes, negative, anyPeer, denyPositive
+	return nil
 }
 
 // positiveWildcards match every value of their field, so a positive list made
@@ -586,8 +594,8 @@ var positiveWildcards = map[string]bool{"*": true, "/*": true, "0.0.0.0/0": true
 // positive list that matches everything (matchesEverything) does not narrow,
 // and an operation's not* list that excludes nothing (excludesNothing) is not
 // a negative match: it changes nothing, and MESH0020 judges the rule.
-func negativeMatches(rule map[string]any, at string) []any {
-	var out []any
+func negativeMatches(rule map[string]any, at string) []string {
+	var out []string
 	check := func(m map[string]any, where, condKey string) {
 		for _, k := range sortedKeys(m) {
 			if !strings.HasPrefix(k, "not") || len(k) < 4 {
@@ -766,13 +774,24 @@ func sortedSet(m map[string]bool) []string {
 // Policies in dry-run are not enforced and do not count. A root-namespace
 // policy with a selector applies to matching workloads in every namespace.
 func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]any, error) {
-	if err := checkType(obj, "", "spec", "object"); err != nil {
+	f := raFactsPool.Get().(*RequestAuthenticationFacts)
+	defer putRequestAuthenticationFacts(f)
+	if err := e.computeRequestAuthenticationFacts(f, obj, ns); err != nil {
 		return nil, err
 	}
+	return f.Map(), nil
+}
+
+// computeRequestAuthenticationFacts fills f (empty, its list arrays maybe
+// reused from the pool).
+func (e *engine) computeRequestAuthenticationFacts(f *RequestAuthenticationFacts, obj Object, ns string) error {
+	if err := checkType(obj, "", "spec", "object"); err != nil {
+		return err
+	}
 	spec := mapAt(obj, "spec")
-	plaintext, leaks, err := jwtRuleFacts(spec)
+	plaintext, leaks, err := jwtRuleFacts(spec, f.JwksPlaintext, f.TokenLeaks)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	root := e.cfg.RootNamespace
 	raLabels := selectorLabels(spec)
@@ -783,7 +802,7 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 		policies = append(policies, e.ctx.AuthorizationPolicies(root)...)
 	}
 	allowCovering, denyRequires := 0, false
-	tokenless := []any{}
+	tokenless := f.TokenlessAllowRules
 	for _, ap := range policies {
 		if apDryRun(ap) {
 			continue
@@ -829,14 +848,10 @@ func (e *engine) requestAuthenticationFacts(obj Object, ns string) (map[string]a
 			}
 		}
 	}
-	return map[string]any{
-		"tokenRequired":         denyRequires || allowCovering > 0 && len(tokenless) == 0,
-		"allowPoliciesCovering": float64(allowCovering),
-		"tokenlessAllowRules":   tokenless,
-		"target":                policyTarget(spec, ns, root),
-		"jwksPlaintext":         plaintext,
-		"tokenLeaks":            leaks,
-	}, nil
+	f.TokenRequired = denyRequires || allowCovering > 0 && len(tokenless) == 0
+	f.AllowPoliciesCovering, f.TokenlessAllowRules, f.Target = float64(allowCovering), tokenless, policyTarget(spec, ns, root)
+	f.JwksPlaintext, f.TokenLeaks = plaintext, leaks
+	return nil
 }
 
 // annDryRun is istio.io/dry-run on authorization policies.

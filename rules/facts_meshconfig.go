@@ -29,7 +29,6 @@ var (
 	outboundModeNames     = map[int64]string{0: "REGISTRY_ONLY", 1: "ALLOW_ANY", 3: "ALLOW_ANY_DYNAMIC_DNS"}
 	normalizationNames    = map[int64]string{0: "DEFAULT", 1: "NONE", 2: "BASE", 3: "MERGE_SLASHES", 4: "DECODE_AND_MERGE_SLASHES"}
 	interceptionModeNames = map[int64]string{0: "REDIRECT", 1: "TPROXY", 2: "NONE"}
-	emptyConfigMapFacts   = map[string]any{"mesh": nil, "injector": nil}
 )
 
 // configMapFacts computes the facts of a ConfigMap: only Istio's mesh
@@ -37,44 +36,53 @@ var (
 // root namespace) have any; every other ConfigMap gets the same empty facts
 // without its data being read.
 func (e *engine) configMapFacts(obj Object) (map[string]any, error) {
+	var f ConfigMapFacts
+	read, err := e.computeConfigMapFacts(&f, obj)
+	if err != nil {
+		return nil, err
+	}
+	if !read {
+		return emptyConfigMapFacts, nil
+	}
+	return f.Map(), nil
+}
+
+// computeConfigMapFacts fills f, reporting whether the ConfigMap is one of
+// Istio's that are read.
+func (e *engine) computeConfigMapFacts(f *ConfigMapFacts, obj Object) (bool, error) {
 	meta := mapAt(obj, "metadata")
 	name, ns := str(meta, "name"), str(meta, "namespace")
 	if !strings.HasPrefix(name, meshConfigMapName) || !(e.cfg.controlPlane[ns] || ns == e.cfg.RootNamespace) {
-		return emptyConfigMapFacts, nil
+		return false, nil
 	}
 	if err := checkType(obj, "", "data", "object"); err != nil {
-		return nil, err
+		return true, err
 	}
 	data := mapAt(obj, "data")
-	facts := map[string]any{"mesh": nil, "injector": nil}
 	if raw, ok := data[meshConfigKey]; ok && (name == meshConfigMapName || strings.HasPrefix(name, meshConfigMapName+"-")) {
 		doc, err := embeddedDocument(name, ns, meshConfigKey, raw, "YAML", func(b []byte, v any) error { return yaml.Unmarshal(b, v) })
 		if err != nil {
-			return nil, err
+			return true, err
 		}
-		facts["mesh"] = meshConfigFacts(doc, ns, e.cfg.RootNamespace)
+		f.Mesh = meshConfigFacts(doc, ns, e.cfg.RootNamespace)
 	}
 	if raw, ok := data[injectorValuesKey]; ok && (name == injectorConfigMapName || strings.HasPrefix(name, injectorConfigMapName+"-")) {
 		doc, err := embeddedDocument(name, ns, injectorValuesKey, raw, "JSON", json.Unmarshal)
 		if err != nil {
-			return nil, err
+			return true, err
 		}
-		facts["injector"] = injectorValuesFacts(doc)
+		f.Injector = injectorValuesFacts(doc)
 	}
 	if raw, ok := data[injectorConfigKey]; ok && (name == injectorConfigMapName || strings.HasPrefix(name, injectorConfigMapName+"-")) {
 		policy, err := injectionPolicy(name, ns, raw)
 		if err != nil {
-			return nil, err
+			return true, err
 		}
-		inj, _ := facts["injector"].(map[string]any)
-		if inj == nil {
-			inj = map[string]any{"proxyPrivileged": false}
-			facts["injector"] = inj
-		}
-		inj["policy"] = policy
-		inj["policyKnown"] = policy == "enabled" || policy == "disabled"
+		f.Injector.Read = true
+		f.Injector.Policy = OptString{Value: policy, Set: true}
+		f.Injector.PolicyKnown = OptBool{Value: policy == "enabled" || policy == "disabled", Set: true}
 	}
-	return facts, nil
+	return true, nil
 }
 
 // injectionPolicy reads the injector's policy from its config (YAML) as
@@ -119,7 +127,7 @@ func embeddedDocument(name, ns, key string, raw any, format string, unmarshal fu
 // meshConfigFacts reads the MeshConfig settings rules judge, with Istio's
 // defaults for absent fields (outboundTrafficPolicy.mode ALLOW_ANY,
 // enableAutoMtls true, rootNamespace istiod's own namespace).
-func meshConfigFacts(mesh map[string]any, ns, expectedRoot string) map[string]any {
+func meshConfigFacts(mesh map[string]any, ns, expectedRoot string) MeshConfigFacts {
 	outbound := enumName(mapAt(mesh, "outboundTrafficPolicy")["mode"], outboundModeNames)
 	outboundSet := outbound != ""
 	if !outboundSet {
@@ -134,20 +142,16 @@ func meshConfigFacts(mesh map[string]any, ns, expectedRoot string) map[string]an
 	if root == "" {
 		root, rootSet = ns, false
 	}
-	return map[string]any{
-		"outboundMode":          outbound,
-		"outboundModeSet":       outboundSet,
-		"enableAutoMtls":        autoMtls,
-		"pathNormalization":     enumName(mapAt(mesh, "pathNormalization")["normalization"], normalizationNames),
-		"interceptionMode":      enumName(mapAt(mesh, "defaultConfig")["interceptionMode"], interceptionModeNames),
-		"rootNamespace":         root,
-		"rootNamespaceSet":      rootSet,
-		"expectedRootNamespace": expectedRoot,
+	return MeshConfigFacts{
+		Read: true, OutboundMode: outbound, OutboundModeSet: outboundSet, EnableAutoMtls: autoMtls,
+		PathNormalization: enumName(mapAt(mesh, "pathNormalization")["normalization"], normalizationNames),
+		InterceptionMode:  enumName(mapAt(mesh, "defaultConfig")["interceptionMode"], interceptionModeNames),
+		RootNamespace:     root, RootNamespaceSet: rootSet, ExpectedRootNamespace: expectedRoot,
 	}
 }
 
 // injectorValuesFacts reads the injector values rules judge.
-func injectorValuesFacts(values map[string]any) map[string]any {
+func injectorValuesFacts(values map[string]any) InjectorFacts {
 	privileged := false
 	// The injection template prints the value as text, so the string "true"
 	// renders the same as the boolean.
@@ -157,7 +161,7 @@ func injectorValuesFacts(values map[string]any) map[string]any {
 	case string:
 		privileged = strings.EqualFold(v, "true")
 	}
-	return map[string]any{"proxyPrivileged": privileged}
+	return InjectorFacts{Read: true, ProxyPrivileged: privileged}
 }
 
 // enumName returns an enum's name from its name or number ("" when absent

@@ -125,7 +125,7 @@ func TestNegativeMatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := netJSON(nonNil(negativeMatches(decode(t, tt.rule), "spec.rules[0]"))); got != tt.want {
+			if got := netJSON(nonNilStrings(negativeMatches(decode(t, tt.rule), "spec.rules[0]"))); got != tt.want {
 				t.Errorf("got %s\nwant %s", got, tt.want)
 			}
 		})

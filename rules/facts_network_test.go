@@ -129,6 +129,29 @@ func TestServiceFactsRejectsWrongTypes(t *testing.T) {
 	}
 }
 
+// A Service field of the wrong type is an error naming it, as the API
+// server's typed decoding names it, not a port read as 0 or a targetPort as
+// absent.
+func TestServiceWrongTypeNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"ports: [{port: \"15000\"}]", "spec.ports[0].port: expected integer, got string"},
+		{"ports: [{port: 80, targetPort: 9080}, {port: 81, targetPort: true}]", "spec.ports[1].targetPort: expected integer or string, got boolean"},
+		{"ports: [{port: 80, targetPort: 15000.5}]", "spec.ports[0].targetPort: expected integer or string, got number"},
+		{"ports: [{port: 80, protocol: [TCP]}]", "spec.ports[0].protocol: expected string, got array"},
+		{"type: [NodePort]", "spec.type: expected string, got array"},
+		{"selector: app=web", "spec.selector: expected object, got string"},
+	} {
+		_, err := serviceFacts(netObject(t, "kind: Service\nspec:\n  "+tc.spec))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("spec %q: error %v, want %q", tc.spec, err, tc.want)
+		}
+	}
+	f, err := serviceFacts(netObject(t, "kind: Service\nspec:\n  ports: [{port: 80, targetPort: http, protocol: TCP}, {port: 15000, targetPort: null}]"))
+	if err != nil || len(f["envoyInternalPorts"].([]any)) != 1 {
+		t.Errorf("a named targetPort and a null one are valid: facts %v, error %v", f, err)
+	}
+}
+
 func TestNetworkPolicyFacts(t *testing.T) {
 	tests := []struct {
 		name           string
@@ -256,10 +279,68 @@ func TestNetworkPolicyFactsRejectsWrongTypes(t *testing.T) {
 	}
 }
 
+// A field of the wrong type is an error naming it, as the API server's
+// typed decoding names it, not a value read as absent.
+func TestNetworkPolicyWrongTypeNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ spec, want string }{
+		{"ingress: [{ports: [{port: true}]}]", "spec.ingress[0].ports[0].port: expected integer or string, got boolean"},
+		{"ingress: [{ports: [{port: 80.5}]}]", "spec.ingress[0].ports[0].port: expected integer or string, got number"},
+		{"ingress: [{ports: [{port: [80]}]}]", "spec.ingress[0].ports[0].port: expected integer or string, got array"},
+		{"egress: [{ports: [{port: 53}, {port: 32000, endPort: \"32768\"}]}]", "spec.egress[0].ports[1].endPort: expected integer, got string"},
+		{"ingress: [{ports: [{port: 80, protocol: 6}]}]", "spec.ingress[0].ports[0].protocol: expected string, got number"},
+		{"ingress: [{ports: [80]}]", "spec.ingress[0].ports[0]: expected object, got number"},
+		{"ingress: [{from: [{ipBlock: 0.0.0.0/0}]}]", "spec.ingress[0].from[0].ipBlock: expected object, got string"},
+		{"ingress: [{from: [{ipBlock: {cidr: [10.0.0.0/8]}}]}]", "spec.ingress[0].from[0].ipBlock.cidr: expected string, got array"},
+		{"podSelector: [app]", "spec.podSelector: expected object, got array"},
+		// Checked whether or not the direction is in effect.
+		{"policyTypes: [Ingress]\n  egress: [{to: [{namespaceSelector: all}]}]", "spec.egress[0].to[0].namespaceSelector: expected object, got string"},
+	} {
+		_, err := networkPolicyFacts(netObject(t, "kind: NetworkPolicy\nspec:\n  "+tc.spec))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("spec %q: error %v, want %q", tc.spec, err, tc.want)
+		}
+	}
+	// Named ports, port ranges, an explicit null and well-formed peers stay valid.
+	for _, spec := range []string{
+		"ingress: [{ports: [{port: http, protocol: TCP}, {port: 8000, endPort: 9000}, {port: null}]}]",
+		"ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}, {namespaceSelector: {}, podSelector: {}}]}]",
+	} {
+		if _, err := networkPolicyFacts(netObject(t, "kind: NetworkPolicy\nspec:\n  "+spec)); err != nil {
+			t.Errorf("spec %q: %v", spec, err)
+		}
+	}
+}
+
 func toAnyList(s []string) []any {
 	out := []any{}
 	for _, v := range s {
 		out = append(out, v)
 	}
 	return out
+}
+
+// An Endpoints or EndpointSlice port of the wrong type is an error naming
+// it, not a port read as absent; well-formed ports are judged as before.
+func TestEndpointsWrongTypeNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ kind, doc, want string }{
+		{"EndpointSlice", `ports: [{port: "15000"}]`, `ports[0].port: expected integer, got string`},
+		{"EndpointSlice", `ports: [{port: 80}, 15000]`, `ports[1]: expected object, got number`},
+		{"Endpoints", `subsets: [{ports: [{port: 80}, {port: 15000, protocol: 6}]}]`, `subsets[0].ports[1].protocol: expected string, got number`},
+		{"Endpoints", `subsets: [{ports: {port: 15000}}]`, `subsets[0].ports: expected array, got object`},
+		{"Endpoints", `subsets: [web]`, `subsets[0]: expected object, got string`},
+	} {
+		_, err := endpointsFacts(netObject(t, "kind: "+tc.kind+"\n"+tc.doc), tc.kind, nil)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s %q: error %v, want %q", tc.kind, tc.doc, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ kind, doc, want string }{
+		{"EndpointSlice", `ports: [{port: 80}, {port: 15000, protocol: TCP}, {port: null}]`, `ports[1] sends port 15000 (Envoy admin) straight to the endpoints' pods`},
+		{"Endpoints", `subsets: [{ports: [{port: 80}]}, {ports: [{port: 15006}]}]`, `subsets[1].ports[0] sends port 15006 (inbound capture) straight to the endpoints' pods`},
+	} {
+		f, err := endpointsFactsTyped(netObject(t, "kind: "+tc.kind+"\n"+tc.doc), tc.kind, nil)
+		if err != nil || len(f.EnvoyInternalPorts) != 1 || f.EnvoyInternalPorts[0].Text != tc.want {
+			t.Errorf("%s %q: facts %+v, error %v; want one port %q", tc.kind, tc.doc, f, err, tc.want)
+		}
+	}
 }

@@ -213,8 +213,8 @@ func ruleAnyPeer(rule map[string]any, at string) string {
 // way (`//admin`, `/admin%2F`, another case or port in the Host) may escape a
 // positive DENY match. A list that matches everything ("*", "/*") escapes
 // nothing.
-func denyPositiveMatches(rule map[string]any, at string) []any {
-	var out []any
+func denyPositiveMatches(rule map[string]any, at string) []string {
+	var out []string
 	for j, t := range listAt(rule, "to") {
 		op := mapAt(asMap(t), "operation")
 		for _, f := range []string{"paths", "hosts"} {
@@ -228,14 +228,14 @@ func denyPositiveMatches(rule map[string]any, at string) []any {
 	return out
 }
 
-// jwtRuleFacts judges the jwtRules of a RequestAuthentication: where istiod
+// jwtRuleFacts judges, appending to plaintext and leaks, the jwtRules of a RequestAuthentication: where istiod
 // (or Envoy, with PILOT_JWT_ENABLE_REMOTE_JWKS) fetches the keys over plain
 // HTTP (MESH0031), and where the token or its claims travel on or sit in a
 // URL (MESH0032). jwksUri has the alias jwks_uri in the CRD. Without jwksUri
 // and jwks, istiod discovers the keys from <issuer>/.well-known/openid-configuration
 // (jwks_resolver.go), so an http:// issuer is fetched over HTTP too. The CRD
 // admits only one of jwksUri and jwks.
-func jwtRuleFacts(spec map[string]any) (plaintext, leaks []any, err error) {
+func jwtRuleFacts(spec map[string]any, plaintext, leaks []string) ([]string, []string, error) {
 	if err := checkType(spec, "spec", "jwtRules", "array"); err != nil {
 		return nil, nil, err
 	}
@@ -282,7 +282,7 @@ func jwtRuleFacts(spec map[string]any) (plaintext, leaks []any, err error) {
 			leaks = append(leaks, fmt.Sprintf("%s reads the token from query parameters %s, which end up in access logs", who, quoted(params)))
 		}
 	}
-	return nonNil(plaintext), nonNil(leaks), nil
+	return plaintext, leaks, nil
 }
 
 // httpURL reports whether a URL's scheme is http (any case, as the CRD's

@@ -201,7 +201,7 @@ func TestJWTRuleFacts(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, l, err := jwtRuleFacts(decode(t, tc.spec))
+			p, l, err := jwtRuleFacts(decode(t, tc.spec), nil, nil)
 			if tc.err != "" {
 				if err == nil || err.Error() != tc.err {
 					t.Fatalf("err = %v, want %q", err, tc.err)

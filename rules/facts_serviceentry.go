@@ -5,23 +5,23 @@ import (
 	"strings"
 )
 
-// serviceEntryFacts lists the endpoints of a ServiceEntry that resolve, by
+// serviceEntryFacts fills f (empty, its list arrays maybe reused from the
+// pool) with the hosts of a ServiceEntry and the endpoints of a ServiceEntry that resolve, by
 // DNS, to an in-mesh Service (MESH0066). Istio sends traffic for such a
 // ServiceEntry's hosts to the addresses DNS returns, as endpoints without
 // Istio's tlsMode metadata, so auto mTLS does not apply: the client's proxy
 // speaks plaintext to meshed pods unless a DestinationRule for the
 // ServiceEntry's host sets ISTIO_MUTUAL (and a DISABLE one makes it explicit).
 // Endpoints chosen by workloadSelector are mesh workloads and keep mTLS.
-func (e *engine) serviceEntryFacts(obj Object, ns string) (map[string]any, error) {
+func (e *engine) serviceEntryFacts(f *ServiceEntryFacts, obj Object, ns string) error {
 	if err := checkType(obj, "", "spec", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	spec := mapAt(obj, "spec")
 	if err := checkType(spec, "spec", "endpoints", "array"); err != nil {
-		return nil, err
+		return err
 	}
 	resolution := str(spec, "resolution")
-	var aliases []any
 	if resolution == "DNS" || resolution == "DNS_ROUND_ROBIN" {
 		for i, ep := range listAt(spec, "endpoints") {
 			// A fully qualified name may end with the root's dot.
@@ -32,19 +32,19 @@ func (e *engine) serviceEntryFacts(obj Object, ns string) (map[string]any, error
 			if !inMesh || hostNS == "" || addr == hostNS || !strings.Contains(addr, ".") {
 				continue
 			}
-			aliases = append(aliases, map[string]any{
-				"address": addr,
-				"text":    fmt.Sprintf("spec.endpoints[%d].address %s is the in-mesh Service of namespace %s", i, quote(addr), quote(hostNS)),
+			f.InMeshDNSAliases = append(f.InMeshDNSAliases, ServiceEntryAliasFacts{
+				Address: addr,
+				Text:    fmt.Sprintf("spec.endpoints[%d].address %s is the in-mesh Service of namespace %s", i, quote(addr), quote(hostNS)),
 			})
 		}
 	}
-	var hosts []any
 	for _, h := range listAt(spec, "hosts") {
-		hosts = append(hosts, fmt.Sprint(h))
+		s, ok := h.(string)
+		if !ok {
+			s = fmt.Sprint(h)
+		}
+		f.Hosts = append(f.Hosts, s)
 	}
-	return map[string]any{
-		"resolution":       resolution,
-		"hosts":            nonNil(hosts),
-		"inMeshDNSAliases": nonNil(aliases),
-	}, nil
+	f.Resolution = resolution
+	return nil
 }

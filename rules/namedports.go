@@ -160,8 +160,7 @@ func hitText(h namedPortHit) string {
 
 // netpolNamedEnvoyPorts lists the ingress port entries whose name resolves,
 // on a pod the policy selects, to a pod-internal Envoy port (MESH0214).
-func netpolNamedEnvoyPorts(spec map[string]any, pods []Object) []any {
-	var out []any
+func netpolNamedEnvoyPorts(out []NetpolEnvoyPortFacts, spec map[string]any, pods []Object) []NetpolEnvoyPortFacts {
 	matches := labelSelectorMatch(mapAt(spec, "podSelector"))
 	for i, r := range listAt(spec, "ingress") {
 		for j, p := range listAt(asMap(r), "ports") {
@@ -182,9 +181,9 @@ func netpolNamedEnvoyPorts(spec map[string]any, pods []Object) []any {
 			for _, h := range hit {
 				what = append(what, fmt.Sprintf("%s (%s)", hitText(h), envoyInternalPorts[h.port]))
 			}
-			out = append(out, map[string]any{
-				"at":   fmt.Sprintf("spec.ingress[%d].ports[%d]", i, j),
-				"text": fmt.Sprintf("spec.ingress[%d].ports[%d] opens port %s, which is %s", i, j, quote(name), strings.Join(what, ", ")),
+			out = append(out, NetpolEnvoyPortFacts{
+				At:   fmt.Sprintf("spec.ingress[%d].ports[%d]", i, j),
+				Text: fmt.Sprintf("spec.ingress[%d].ports[%d] opens port %s, which is %s", i, j, quote(name), strings.Join(what, ", ")),
 			})
 		}
 	}

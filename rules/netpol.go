@@ -242,12 +242,11 @@ func selectsIngressGateway(labels map[string]string) bool {
 		labels["gateway.networking.k8s.io/gateway-name"] != ""
 }
 
-// gatewayOpenPorts lists, for a NetworkPolicy selecting ingress gateway
+// gatewayOpenPorts appends to out, for a NetworkPolicy selecting ingress gateway
 // pods, the ingress rules that let sources outside the cluster (no `from`,
 // or an ipBlock) reach pod ports other than the serving ports (MESH0216).
 // Named ports are not judged: they resolve per pod.
-func gatewayOpenPorts(spec map[string]any, ingressOn bool) []any {
-	out := []any{}
+func gatewayOpenPorts(out []GatewayOpenFacts, spec map[string]any, ingressOn bool) []GatewayOpenFacts {
 	if !ingressOn || !selectsIngressGateway(stringMap(mapAt(spec, "podSelector")["matchLabels"])) {
 		return out
 	}
@@ -270,7 +269,7 @@ func gatewayOpenPorts(spec map[string]any, ingressOn bool) []any {
 		}
 		ports := listAt(rm, "ports")
 		if len(ports) == 0 {
-			out = append(out, map[string]any{"text": fmt.Sprintf("%s allows %s to every port", at, source)})
+			out = append(out, GatewayOpenFacts{Text: fmt.Sprintf("%s allows %s to every port", at, source)})
 			continue
 		}
 		for j, p := range ports {
@@ -278,7 +277,7 @@ func gatewayOpenPorts(spec map[string]any, ingressOn bool) []any {
 			port, ok := intAt(pm, "port")
 			if !ok {
 				if _, named := pm["port"].(string); !named {
-					out = append(out, map[string]any{"text": fmt.Sprintf("%s allows %s to every port (%s.ports[%d] has no port)", at, source, at, j)})
+					out = append(out, GatewayOpenFacts{Text: fmt.Sprintf("%s allows %s to every port (%s.ports[%d] has no port)", at, source, at, j)})
 				}
 				continue
 			}
@@ -297,7 +296,7 @@ func gatewayOpenPorts(spec map[string]any, ingressOn bool) []any {
 			if end > port {
 				what = fmt.Sprintf("ports %d-%d", port, end)
 			}
-			out = append(out, map[string]any{"text": fmt.Sprintf("%s allows %s to %s, beyond the serving ports", at, source, what)})
+			out = append(out, GatewayOpenFacts{Text: fmt.Sprintf("%s allows %s to %s, beyond the serving ports", at, source, what)})
 		}
 	}
 	return out

@@ -29,8 +29,8 @@ func TestGatewayOpenPorts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, it := range gatewayOpenPorts(decode(t, tc.spec), tc.on) {
-				got = append(got, it.(map[string]any)["text"].(string))
+			for _, it := range gatewayOpenPorts(nil, decode(t, tc.spec), tc.on) {
+				got = append(got, it.Text)
 			}
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Errorf("gatewayOpenPorts = %q, want %q", got, tc.want)

@@ -208,15 +208,15 @@ func selectorMatchesAll(sel map[string]any, namespaces bool) (bool, string) {
 	return true, strings.Join(why, ", ")
 }
 
-// netpolPeerFacts lists, for one direction in effect: the rules that admit
+// netpolPeerFacts appends, for one direction in effect: the rules that admit
 // every source (or destination) on every port, the ipBlock peers whose union
 // covers every address, and the peers that admit every pod of every
 // namespace.
-func netpolPeerFacts(spec map[string]any, dir, peers string, on bool) (allowAll, anyIP, allNS []any, err error) {
-	allowAll, anyIP, allNS = []any{}, []any{}, []any{}
+func netpolPeerFacts(spec map[string]any, dir, peers string, on bool, allowAll, anyIP, allNS []string) ([]string, []string, []string, error) {
 	if !on {
 		return allowAll, anyIP, allNS, nil
 	}
+	anyIPFrom := len(anyIP)
 	var union []addrRange
 	var pieces []string
 	for i, r := range listAt(spec, dir) {
@@ -291,7 +291,7 @@ func netpolPeerFacts(spec map[string]any, dir, peers string, on bool) (allowAll,
 	}
 	// Pieces that only together cover every address (a literal /0 is
 	// already listed as it is).
-	if len(anyIP) == 0 {
+	if len(anyIP) == anyIPFrom {
 		if every := everyAddress(union); every != "" {
 			anyIP = append(anyIP, fmt.Sprintf("%s (together %s)", strings.Join(pieces, " with "), every))
 		}

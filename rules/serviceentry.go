@@ -146,7 +146,7 @@ type DestinationRules interface {
 	DestinationRules() []Object
 }
 
-// serviceEntryAliasFacts adds to a ServiceEntry's facts (serviceEntryFacts)
+// serviceEntryAliasFacts adds to a ServiceEntry's facts f (serviceEntryFacts)
 // the judgement of a ServiceEntry that sends its hosts to in-mesh
 // workloads (serviceEntryInMesh) against the DestinationRules of the context
 // whose host is not in-mesh by its spelling (those were judged on their own)
@@ -156,29 +156,27 @@ type DestinationRules interface {
 // alias second"; the DestinationRule side is destinationRuleFacts. Only at
 // admission (a request with a user): offline, every DestinationRule is judged
 // with every ServiceEntry in its context, and carries the finding itself.
-func (e *engine) serviceEntryAliasFacts(facts map[string]any, obj Object, req *Request, ns string) (map[string]any, error) {
+func (e *engine) serviceEntryAliasFacts(f *ServiceEntryFacts, obj Object, req *Request, ns string) error {
 	if err := checkType(obj, "", "spec", "object"); err != nil {
-		return nil, err
+		return err
 	}
 	spec := mapAt(obj, "spec")
-	for _, f := range []struct{ k, t string }{{"hosts", "array"}, {"endpoints", "array"}, {"exportTo", "array"}, {"workloadSelector", "object"}} {
-		if err := checkType(spec, "spec", f.k, f.t); err != nil {
-			return nil, err
+	for _, c := range []struct{ k, t string }{{"hosts", "array"}, {"endpoints", "array"}, {"exportTo", "array"}, {"workloadSelector", "object"}} {
+		if err := checkType(spec, "spec", c.k, c.t); err != nil {
+			return err
 		}
 	}
-	disable, origination := []any{}, []any{}
-	facts["aliasedTLSDisable"], facts["aliasedTLSOrigination"] = disable, origination
 	view := obj
 	if str(mapAt(obj, "metadata"), "namespace") == "" {
 		view = Object{"metadata": map[string]any{"name": str(mapAt(obj, "metadata"), "name"), "namespace": ns}, "spec": spec}
 	}
 	dl, ok := e.ctx.(DestinationRules)
 	if !ok || req == nil || req.User == nil {
-		return facts, nil
+		return nil
 	}
 	to, targetNS, in := e.serviceEntryInMesh(view)
 	if !in {
-		return facts, nil
+		return nil
 	}
 	outsideMesh := false
 	if targetNS != "" {
@@ -208,24 +206,24 @@ func (e *engine) serviceEntryAliasFacts(facts map[string]any, obj Object, req *R
 		if !matched {
 			continue
 		}
-		df, err := e.destinationRuleFacts(dr, drNS)
-		if err != nil {
+		df := drFactsPool.Get().(*DestinationRuleFacts)
+		if err := e.computeDestinationRuleFacts(df, dr, drNS); err != nil {
+			putDestinationRuleFacts(df)
 			continue // a malformed DestinationRule was refused or reported on its own
 		}
-		for _, t := range df["tls"].([]any) {
-			tm := t.(map[string]any)
-			item := map[string]any{"text": fmt.Sprintf("DestinationRule %s/%s: %s towards %s, which this ServiceEntry sends to %s",
-				drNS, str(meta, "name"), tm["text"], quote(host), to)}
-			switch tm["effectiveMode"] {
+		for _, t := range df.TLS {
+			item := AliasedTLSFacts{Text: fmt.Sprintf("DestinationRule %s/%s: %s towards %s, which this ServiceEntry sends to %s",
+				drNS, str(meta, "name"), t.Text, quote(host), to)}
+			switch t.EffectiveMode {
 			case "DISABLE":
-				disable = append(disable, item)
+				f.AliasedTLSDisable = append(f.AliasedTLSDisable, item)
 			case "SIMPLE", "MUTUAL":
 				if !outsideMesh {
-					origination = append(origination, item)
+					f.AliasedTLSOrigination = append(f.AliasedTLSOrigination, item)
 				}
 			}
 		}
+		putDestinationRuleFacts(df)
 	}
-	facts["aliasedTLSDisable"], facts["aliasedTLSOrigination"] = disable, origination
-	return facts, nil
+	return nil
 }

@@ -125,6 +125,10 @@ func wrongType(m map[string]any, key string, want string) (any, bool) {
 		_, okType = v.(bool)
 	case "integer":
 		_, okType = intValue(v)
+	case "integer or string":
+		if _, okType = v.(string); !okType {
+			_, okType = intValue(v)
+		}
 	}
 	return v, !okType
 }

@@ -169,6 +169,8 @@ func (g *gen) typeOf(e ast.Expr, path string) (string, func(string) string) {
 			return "string or null", plain
 		case "OptString":
 			return "string", plain
+		case "OptBool":
+			return "boolean", plain
 		}
 		if _, ok := g.types[t.Name]; ok {
 			g.queue = append(g.queue, nested{path: path, typ: t.Name})
