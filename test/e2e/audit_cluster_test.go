@@ -98,26 +98,6 @@ spec:
   - name: app
     image: registry.example.com/app:1.0
 ---
-# istiod 1.26 (its image tag; no injector webhook configuration labels the
-# revision): "False" is an injection opt-out there.
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: istiod
-  namespace: istio-system
-  labels: {app: istiod, istio: pilot}
-spec:
-  replicas: 0
-  selector:
-    matchLabels: {app: istiod}
-  template:
-    metadata:
-      labels: {app: istiod, istio: pilot}
-    spec:
-      containers:
-      - name: discovery
-        image: docker.io/istio/pilot:1.26.3
----
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -137,6 +117,9 @@ spec:
           runAsUser: 1000
           allowPrivilegeEscalation: false
 `, nsSidecar, nsAmbient, framework.LabelDataplaneMode)
+	// istiod 1.26 (its image tag; no injector webhook configuration labels
+	// the revision): "False" is an injection opt-out there.
+	fmt.Fprintf(&b, "---\n"+istiod126, "istio-system")
 	for i := range extraServices {
 		fmt.Fprintf(&b, `---
 apiVersion: v1

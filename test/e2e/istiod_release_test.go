@@ -2,7 +2,7 @@ package e2e_test
 
 import (
 	"context"
-	"strings"
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,9 +58,9 @@ func TestIstioReleaseFromIstiod(t *testing.T) {
 		t.Fatalf("newest semantics (no istiod): \"False\" is the namespace default and admitted, got:\n%s", res)
 	}
 	// A tenant's look-alike does not count.
-	mustKubectl(t, ctx, env, strings.Replace(istiod126, "%s", ns, 1), "apply", "-f", "-")
+	mustKubectl(t, ctx, env, fmt.Sprintf(istiod126, ns), "apply", "-f", "-")
 	// istiod 1.26 in istio-system does.
-	mustKubectl(t, ctx, env, strings.Replace(istiod126, "%s", "istio-system", 1), "apply", "-f", "-")
+	mustKubectl(t, ctx, env, fmt.Sprintf(istiod126, "istio-system"), "apply", "-f", "-")
 	var last framework.KubectlResult
 	if !poll(60*time.Second, 200*time.Millisecond, func() bool {
 		last = try()
