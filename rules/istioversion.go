@@ -339,7 +339,9 @@ func injectorVersions(cfg *compiledConfig, ctx Context) map[string]string {
 				trusted = append(trusted, d)
 			}
 		}
-		istiods = VersionsFromIstiod(trusted)
+		if len(trusted) > 0 {
+			istiods = VersionsFromIstiod(trusted)
+		}
 	}
 	return MergeInjectorVersions(webhooks, istiods)
 }

@@ -2,11 +2,13 @@ package webhook
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -26,6 +28,8 @@ import (
 type istiodDeployments struct {
 	cache  cache.Cache
 	synced atomic.Bool
+	mu     sync.Mutex // serializes prepare
+	objs   atomic.Pointer[[]rules.Object]
 }
 
 // newIstiodDeployments builds the cache from the manager's configuration,
@@ -63,28 +67,41 @@ func newIstiodDeployments(mgr manager.Manager, namespaces []string) (*istiodDepl
 // NeedLeaderElection: every replica judges requests.
 func (d *istiodDeployments) NeedLeaderElection() bool { return false }
 
-// Start runs the cache until ctx ends and marks it synced once it is.
+// Start runs the cache until ctx ends. The objects the rules read are
+// prepared once after the cache has synced and again on every change, so a
+// request never lists or converts them.
 func (d *istiodDeployments) Start(ctx context.Context) error {
-	if _, err := d.cache.GetInformer(ctx, &appsv1.Deployment{}, cache.BlockUntilSynced(false)); err != nil {
+	inf, err := d.cache.GetInformer(ctx, &appsv1.Deployment{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return err
+	}
+	changed := func(any) {
+		if d.synced.Load() {
+			d.prepare(ctx)
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: changed, DeleteFunc: changed, UpdateFunc: func(_, n any) { changed(n) },
+	}); err != nil {
 		return err
 	}
 	go func() {
 		if d.cache.WaitForCacheSync(ctx) {
 			d.synced.Store(true)
+			d.prepare(ctx)
 		}
 	}()
 	return d.cache.Start(ctx)
 }
 
-// objects returns istiod's Deployments as the rules read them (labels,
-// namespace, containers' names and images); nil until the cache has synced.
-func (d *istiodDeployments) objects() []rules.Object {
-	if d == nil || !d.synced.Load() {
-		return nil
-	}
+// prepare converts the cached Deployments into what the rules read
+// (labels, namespace, containers' names and images).
+func (d *istiodDeployments) prepare(ctx context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var l appsv1.DeploymentList
-	if err := d.cache.List(context.Background(), &l); err != nil {
-		return nil
+	if err := d.cache.List(ctx, &l); err != nil {
+		return // the last prepared set stays
 	}
 	objs := make([]rules.Object, 0, len(l.Items))
 	for i := range l.Items {
@@ -100,5 +117,17 @@ func (d *istiodDeployments) objects() []rules.Object {
 		objs = append(objs, rules.Object{"kind": "Deployment", "metadata": map[string]any{"labels": lm, "namespace": dep.Namespace, "name": dep.Name},
 			"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"containers": cs}}}})
 	}
-	return objs
+	d.objs.Store(&objs)
+}
+
+// objects returns istiod's Deployments as prepared; nil until the cache has
+// synced. The slice is shared and must not be modified.
+func (d *istiodDeployments) objects() []rules.Object {
+	if d == nil {
+		return nil
+	}
+	if p := d.objs.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
