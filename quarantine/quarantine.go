@@ -26,8 +26,6 @@ package quarantine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -116,14 +114,7 @@ func (t Target) String() string { return t.Kind + "/" + t.Name + " in namespace 
 // ID is the quarantine's ID: "<kind>-<name>", or, when that is longer than
 // a label value's 63 characters, its first 52 characters and 10 hex digits
 // of its SHA-256, so two long names never share an ID.
-func (t Target) ID() string {
-	id := t.Kind + "-" + t.Name
-	if len(id) <= 63 {
-		return id
-	}
-	sum := sha256.Sum256([]byte(id))
-	return strings.TrimRight(id[:52], "-.") + "-" + hex.EncodeToString(sum[:])[:10]
-}
+func (t Target) ID() string { return netpol.BoundedName(t.Kind+"-"+t.Name, 63) }
 
 // Options of a quarantine or release.
 type Options struct {

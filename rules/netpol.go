@@ -315,7 +315,13 @@ const (
 // NetpolDerived reports whether a managed policy's name is one the
 // controller derives or a quarantine's, outside every profile's set.
 func NetpolDerived(name string) bool {
-	for _, p := range []string{NetpolPrefixGatewayAllow, NetpolPrefixAuthzTo, NetpolPrefixAuthzFrom, NetpolPrefixQuarantine} {
+	return NetpolIntentDerived(name) || strings.HasPrefix(name, NetpolPrefixQuarantine)
+}
+
+// NetpolIntentDerived reports whether a managed policy's name is one the
+// controller derives from the mesh's intent (routes, AuthorizationPolicies).
+func NetpolIntentDerived(name string) bool {
+	for _, p := range []string{NetpolPrefixGatewayAllow, NetpolPrefixAuthzTo, NetpolPrefixAuthzFrom} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

@@ -30,9 +30,7 @@ const (
 // Derived reports whether a managed policy name is one the controller
 // derives from the mesh's intent (routes, AuthorizationPolicies) rather than
 // one of a profile's fixed set.
-func Derived(name string) bool {
-	return strings.HasPrefix(name, PrefixGatewayAllow) || strings.HasPrefix(name, PrefixAuthzTo) || strings.HasPrefix(name, PrefixAuthzFrom)
-}
+func Derived(name string) bool { return rules.NetpolIntentDerived(name) }
 
 // IntentOptions say how the intent is computed.
 type IntentOptions struct {
@@ -364,10 +362,12 @@ func (c *Config) renderAuthzAllows(g *graph.Graph, objs []rules.Object, profiles
 		nsNotes[ns][n] = true
 	}
 	acc := func(ns, prefix string, n *graph.Node, egress bool) *authzAcc {
-		name := prefix + n.Name
+		// Workload names may be as long as a policy name may: bounded, so a
+		// long name never makes a policy the API server refuses.
+		name := BoundedName(prefix+n.Name, MaxPolicyName)
 		key := ns + "/" + name
 		if owner, ok := names[key]; ok && owner != n.ID {
-			name = prefix + strings.ToLower(n.Workload) + "-" + n.Name
+			name = BoundedName(prefix+strings.ToLower(n.Workload)+"-"+n.Name, MaxPolicyName)
 			key = ns + "/" + name
 		}
 		names[key] = n.ID

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/meshguard/meshguard/audit"
 	"github.com/meshguard/meshguard/graph"
@@ -477,5 +478,51 @@ func TestIntentCutListBounded(t *testing.T) {
 	}
 	if l := in.Cut["app-000"]; len(l) != MaxListedEdges || !slices.IsSorted(l) {
 		t.Errorf("Cut lists %d edges (sorted %v), want %d", len(l), slices.IsSorted(l), MaxListedEdges)
+	}
+}
+
+// TestIntentLongWorkloadName: a workload whose name is as long as a policy
+// name may be still gets valid, distinct policy names.
+func TestIntentLongWorkloadName(t *testing.T) {
+	long := func(c string) string { return strings.Repeat(c, 240) }
+	stream := `apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {istio-injection: enabled}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  rules: [{from: [{source: {principals: ["cluster.local/ns/shop/sa/caller"]}}]}]`
+	for _, w := range []struct{ name, app, sa string }{{long("a") + "-x", "api", "api"}, {long("a") + "-y", "caller", "caller"}} {
+		stream += fmt.Sprintf(`
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %s, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {app: %s}}
+    spec:
+      serviceAccountName: %s
+      containers: [{name: app, image: example/app:1, ports: [{containerPort: 8080}]}]`, w.name, w.app, w.sa)
+	}
+	c := NewConfig()
+	c.FromAuthz = true
+	in, err := c.Intent(parseObjects(t, stream), IntentOptions{Engine: testEngine(t), FromAuthz: c.FromAuthzEnabled()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Policies) != 2 {
+		t.Fatalf("derived %d policies, want the pair", len(in.Policies))
+	}
+	for _, np := range in.Policies {
+		if errs := validation.IsDNS1123Subdomain(np.Name); len(errs) > 0 {
+			t.Errorf("%s: %v", np.Name, errs)
+		}
+	}
+	if in.Policies[0].Name == in.Policies[1].Name {
+		t.Error("two policies share a name")
 	}
 }
