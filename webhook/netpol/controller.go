@@ -264,9 +264,7 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			// but not part of any profile: `meshguard release` removes it.
 			continue
 		}
-		if Derived(name) && c.engine != nil && !intentReady && profile != ProfileNone {
-			// Not derived yet since this replica became leader: keep what an
-			// earlier run derived, so a restart never cuts an edge.
+		if c.engine != nil && profile != ProfileNone && keepUnderived(name, intent, intentReady) {
 			continue
 		}
 		remove = append(remove, name)
@@ -343,6 +341,21 @@ func (c *Controller) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	c.remember(ns.Name, profile)
 	c.warnCut(&ns, cut, cutCount, skipped)
 	return reconcile.Result{}, nil
+}
+
+// keepUnderived says whether a managed policy the current derivation does
+// not produce is kept rather than removed: every derived one until the first
+// derivation since this replica became leader (a restart never cuts an
+// edge), and the AuthorizationPolicy-derived ones while the graph is over its
+// bound (those were not derived this time, not found unwanted).
+func keepUnderived(name string, in *Intent, ready bool) bool {
+	if !Derived(name) {
+		return false
+	}
+	if !ready {
+		return true
+	}
+	return in.Skipped != "" && (strings.HasPrefix(name, PrefixAuthzTo) || strings.HasPrefix(name, PrefixAuthzFrom))
 }
 
 // warnCut warns, once per change, that enforce mode cuts edges the mesh

@@ -46,3 +46,31 @@ func TestRepairOps(t *testing.T) {
 		t.Errorf("absent map: %v", ops)
 	}
 }
+
+// TestKeepUnderived: derived policies survive a restart until the first
+// derivation, and the AuthorizationPolicy-derived ones survive a derivation
+// over the workload bound; the profile set and gone routes do not.
+func TestKeepUnderived(t *testing.T) {
+	derived := &Intent{}
+	skipped := &Intent{Skipped: "2001 workloads exceed the bound of 2000"}
+	for _, tc := range []struct {
+		name  string
+		in    *Intent
+		ready bool
+		keep  bool
+	}{
+		{PrefixAuthzTo + "api", nil, false, true},
+		{PrefixGatewayAllow + "web", nil, false, true},
+		{NameDefaultDeny, nil, false, false},
+		{PrefixAuthzTo + "api", derived, true, false},
+		{PrefixGatewayAllow + "web", derived, true, false},
+		{PrefixAuthzTo + "api", skipped, true, true},
+		{PrefixAuthzFrom + "web", skipped, true, true},
+		{PrefixGatewayAllow + "web", skipped, true, false},
+		{"someone-elses", skipped, true, false},
+	} {
+		if got := keepUnderived(tc.name, tc.in, tc.ready); got != tc.keep {
+			t.Errorf("keepUnderived(%s, ready %v, skipped %v) = %v, want %v", tc.name, tc.ready, tc.in != nil && tc.in.Skipped != "", got, tc.keep)
+		}
+	}
+}
